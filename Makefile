@@ -1,0 +1,260 @@
+# muxring build.  GNU make; Linux; needs liburing (and cmocka for tests).
+#
+#   make                 libmuxring.a, libmuxring.so, tools/*, muxbench
+#   make test            deps, then everything under ASan+UBSan, run all tests
+#                        (make test T="frame session" runs only those)
+#   make bench           deps, then build and run build/muxbench (BENCH_ARGS=...)
+#   make deps            apt-get install what is missing (quiet when nothing is)
+#   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR
+#   make uninstall | clean
+#
+# Sources are found by wildcard, so a new file needs no edit here:
+#   src/*.c              the library
+#   tools/NAME.c         one program each -> build/NAME (each must have main)
+#   bench/*.c            linked together  -> build/muxbench
+#   tests/test_NAME.c    one cmocka binary each -> build/test/test_NAME,
+#                        linked with every tests/support/*.c
+#
+# Tests run with the repository root as working directory and with
+# MUXRING_BUILD_DIR set to the absolute path of the sanitizer tree
+# (build/asan), where the sanitizer builds of the tools live, e.g.
+# $MUXRING_BUILD_DIR/muxcat.  Tests link the static library, so they can
+# reach internal (hidden) functions as well as the public API.
+#
+# V=1 shows full command lines.
+
+VERSION    := 0.1.0
+SOVERSION  := 0
+
+BUILD      ?= build
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+PKG_CONFIG ?= pkg-config
+CFLAGS     ?= -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow \
+              -Wstrict-prototypes -Wmissing-prototypes
+# Appended after CFLAGS, so the later -O1 wins over -O2.
+SANFLAGS   ?= -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=all
+SAN_CFLAGS := $(CFLAGS) $(SANFLAGS) -O1 -g
+BENCH_ARGS ?=
+TEST_TIMEOUT ?= 300
+
+# pkg-config when it knows the package; plain -l otherwise (the headers
+# live in /usr/include on Debian, so no -I is needed in the fallback).
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pc_libs   = $(or $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null),$(2))
+URING_CFLAGS  := $(call pc_cflags,liburing)
+URING_LIBS    := $(call pc_libs,liburing,-luring)
+CMOCKA_CFLAGS := $(call pc_cflags,cmocka)
+CMOCKA_LIBS   := $(call pc_libs,cmocka,-lcmocka)
+
+# Flags the build depends on; not meant to be overridden.
+CPPFLAGS_ALL := -Iinclude -Isrc $(URING_CFLAGS) $(CPPFLAGS)
+DEPFLAGS     := -MMD -MP
+# One PIC object set serves both libraries; hidden by default so that only
+# MUXRING_API declarations reach the .so's dynamic symbol table.
+LIBOBJ_FLAGS := -fPIC -fvisibility=hidden
+TEST_CPPFLAGS := -Itests -Itests/support $(CMOCKA_CFLAGS)
+
+LIB_SRCS     := $(sort $(wildcard src/*.c))
+TOOL_SRCS    := $(sort $(wildcard tools/*.c))
+BENCH_SRCS   := $(sort $(wildcard bench/*.c))
+TEST_SRCS    := $(sort $(wildcard tests/test_*.c))
+SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
+
+OBJ  := $(BUILD)/obj
+SAN  := $(BUILD)/asan
+SOBJ := $(SAN)/obj
+
+LIB_OBJS   := $(LIB_SRCS:%.c=$(OBJ)/%.o)
+TOOL_OBJS  := $(TOOL_SRCS:%.c=$(OBJ)/%.o)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(OBJ)/%.o)
+
+LIB_A       := $(BUILD)/libmuxring.a
+LIB_SO_REAL := libmuxring.so.$(VERSION)
+LIB_SONAME  := libmuxring.so.$(SOVERSION)
+LIB_SO      := $(BUILD)/$(LIB_SO_REAL)
+LIB_LINKS   := $(BUILD)/$(LIB_SONAME) $(BUILD)/libmuxring.so
+TOOL_BINS   := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+BENCH_BIN   := $(if $(BENCH_SRCS),$(BUILD)/muxbench)
+
+SAN_LIB_OBJS  := $(LIB_SRCS:%.c=$(SOBJ)/%.o)
+SAN_TOOL_OBJS := $(TOOL_SRCS:%.c=$(SOBJ)/%.o)
+SAN_SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(SOBJ)/%.o)
+SAN_TEST_OBJS := $(TEST_SRCS:%.c=$(SOBJ)/%.o)
+SAN_LIB_A     := $(SAN)/libmuxring.a
+SAN_TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(SAN)/%)
+TEST_BINS     := $(TEST_SRCS:tests/%.c=$(BUILD)/test/%)
+RUN_TESTS     := $(if $(T),$(filter $(addprefix $(BUILD)/test/test_,$(T)),$(TEST_BINS)),$(TEST_BINS))
+
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2);
+endif
+
+.SUFFIXES:
+.DELETE_ON_ERROR:
+.PHONY: all libs tools test check bench deps install uninstall clean help FORCE
+
+all: libs tools $(BENCH_BIN)
+libs: $(LIB_A) $(LIB_SO) $(LIB_LINKS)
+tools: $(TOOL_BINS)
+
+# --- release tree --------------------------------------------------------
+
+# Rebuild everything when the compiler or flags change (CC=clang make after
+# a gcc build must really compile with clang).  The file is rewritten only
+# when its content differs, so its mtime marks the last change.
+$(BUILD)/.flags: FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(subst ','\'',$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(LDFLAGS) $(LDLIBS))' \
+	  | cmp -s - $@ || printf '%s\n' '$(subst ','\'',$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(LDFLAGS) $(LDLIBS))' > $@
+
+$(LIB_OBJS): EXTRA_CFLAGS := $(LIBOBJ_FLAGS)
+
+$(OBJ)/%.o: %.c $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(EXTRA_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(LIB_A): $(LIB_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+# -z defs: an unresolved symbol is a link error now, not a load error later.
+$(LIB_SO): $(LIB_OBJS)
+	$(call say,LD,$@)$(CC) -shared -Wl,-soname,$(LIB_SONAME) -Wl,-z,defs $(LDFLAGS) \
+	  -o $@ $^ $(URING_LIBS) -lpthread $(LDLIBS)
+
+$(BUILD)/$(LIB_SONAME): $(LIB_SO)
+	$(Q)ln -sf $(LIB_SO_REAL) $@
+$(BUILD)/libmuxring.so: $(BUILD)/$(LIB_SONAME)
+	$(Q)ln -sf $(LIB_SONAME) $@
+
+# Programs link the static library: no LD_LIBRARY_PATH needed to run them
+# from the build tree.
+$(TOOL_BINS): $(BUILD)/%: $(OBJ)/tools/%.o $(LIB_A)
+	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
+
+$(BUILD)/muxbench: $(BENCH_OBJS) $(LIB_A)
+	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(LIB_A) \
+	  $(URING_LIBS) -lpthread -lm $(LDLIBS)
+
+# --- sanitizer tree (tests) ----------------------------------------------
+
+$(SAN)/.flags: FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(subst ','\'',$(CC) $(CPPFLAGS_ALL) $(TEST_CPPFLAGS) $(SAN_CFLAGS) $(LDFLAGS) $(LDLIBS))' \
+	  | cmp -s - $@ || printf '%s\n' '$(subst ','\'',$(CC) $(CPPFLAGS_ALL) $(TEST_CPPFLAGS) $(SAN_CFLAGS) $(LDFLAGS) $(LDLIBS))' > $@
+
+$(SAN_LIB_OBJS): EXTRA_CFLAGS := $(LIBOBJ_FLAGS)
+$(SAN_SUPPORT_OBJS) $(SAN_TEST_OBJS): EXTRA_CFLAGS := $(TEST_CPPFLAGS)
+
+$(SOBJ)/%.o: %.c $(SAN)/.flags
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(CC) $(CPPFLAGS_ALL) $(SAN_CFLAGS) $(EXTRA_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(SAN_LIB_A): $(SAN_LIB_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+$(SAN_TOOL_BINS): $(SAN)/%: $(SOBJ)/tools/%.o $(SAN_LIB_A)
+	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
+
+$(TEST_BINS): $(BUILD)/test/%: $(SOBJ)/tests/%.o $(SAN_SUPPORT_OBJS) $(SAN_LIB_A)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_SUPPORT_OBJS) $(SAN_LIB_A) \
+	  $(CMOCKA_LIBS) $(URING_LIBS) -lpthread -lm $(LDLIBS)
+
+# --- running -------------------------------------------------------------
+
+# A sub-make, so that pkg-config is asked again after deps installed things.
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory check
+
+# Release build too: -O2 finds warnings -O1 does not, and -Werror holds.
+# Every binary runs even after one fails; the last line is the tally.
+check: all $(SAN_TOOL_BINS) $(RUN_TESTS)
+	@if [ -n '$(T)' ] && [ -z '$(RUN_TESTS)' ]; then \
+	  echo "no test matches T=$(T)" >&2; exit 1; fi; \
+	pass=0; fail=0; failed=; \
+	for t in $(RUN_TESTS); do \
+	  echo "=== $$t"; \
+	  if MUXRING_BUILD_DIR='$(abspath $(SAN))' \
+	     ASAN_OPTIONS=detect_leaks=1 \
+	     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	     timeout $(TEST_TIMEOUT) $$t; then \
+	    pass=$$((pass + 1)); \
+	  else \
+	    rc=$$?; fail=$$((fail + 1)); failed="$$failed $${t##*/}"; \
+	    if [ $$rc -eq 124 ]; then why="timed out after $(TEST_TIMEOUT)s"; else why="exit $$rc"; fi; \
+	    echo "*** FAILED: $$t ($$why)"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; fi; \
+	echo "tests: $$pass passed, $$fail failed"; \
+	[ $$fail -eq 0 ]
+
+bench:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory $(BUILD)/muxbench
+	$(BUILD)/muxbench $(BENCH_ARGS)
+
+# Header checks rather than dpkg, so a non-Debian host with the headers
+# passes; apt-get only runs when something is really missing.
+deps:
+	@missing=; \
+	has_header() { [ -f /usr/include/$$1 ] || \
+	  echo "#include <$$1>" | $(CC) -E -x c - >/dev/null 2>&1; }; \
+	has_header liburing.h || missing="$$missing liburing-dev"; \
+	has_header cmocka.h || missing="$$missing libcmocka-dev"; \
+	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	[ -n "$$missing" ] || exit 0; \
+	echo "deps: missing:$$missing"; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "deps: not root and no sudo; install$$missing by hand" >&2; exit 1; fi; \
+	command -v apt-get >/dev/null 2>&1 || \
+	  { echo "deps: no apt-get; install$$missing by hand" >&2; exit 1; }; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
+
+# --- install -------------------------------------------------------------
+
+# Requires.private needs liburing.pc on the user's machine; without one,
+# name the library directly instead.
+PC_REQUIRES := $(if $(shell $(PKG_CONFIG) --exists liburing 2>/dev/null && echo y),liburing)
+PC_LIBS     := $(if $(PC_REQUIRES),,-luring )-lpthread
+
+install: libs
+	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+	install -m 644 include/muxring.h '$(DESTDIR)$(INCLUDEDIR)/'
+	install -m 644 $(LIB_A) '$(DESTDIR)$(LIBDIR)/'
+	install -m 755 $(LIB_SO) '$(DESTDIR)$(LIBDIR)/'
+	ln -sf $(LIB_SO_REAL) '$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)'
+	ln -sf $(LIB_SONAME) '$(DESTDIR)$(LIBDIR)/libmuxring.so'
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|g' -e 's|@LIBS_PRIVATE@|$(PC_LIBS)|g' \
+	    muxring.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/muxring.pc'
+	chmod 644 '$(DESTDIR)$(PKGCONFIGDIR)/muxring.pc'
+
+uninstall:
+	rm -f '$(DESTDIR)$(INCLUDEDIR)/muxring.h' \
+	      '$(DESTDIR)$(LIBDIR)/libmuxring.a' \
+	      '$(DESTDIR)$(LIBDIR)/$(LIB_SO_REAL)' \
+	      '$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)' \
+	      '$(DESTDIR)$(LIBDIR)/libmuxring.so' \
+	      '$(DESTDIR)$(PKGCONFIGDIR)/muxring.pc'
+
+clean:
+	rm -rf $(BUILD)
+
+help:
+	@sed -n '1,/^$$/s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+
+-include $(wildcard $(OBJ)/*/*.d $(SOBJ)/*/*.d $(SOBJ)/tests/support/*.d)

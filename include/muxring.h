@@ -1,0 +1,676 @@
+/*
+ * muxring.h - the muxado stream-multiplexing protocol over io_uring.
+ *
+ * This is the only header a muxring user includes. Every public name starts
+ * with muxring_ (functions, types) or MUXRING_ (constants).
+ *
+ * Errors are values. Functions return 0 or a non-negative count on success
+ * and a negative number on failure, which is one of:
+ *   -errno                 a system error (-ENOMEM, -ECONNRESET, ...);
+ *   MUXRING_ERR(code)      a muxado error code (enum muxring_code), encoded
+ *                          below -MUXRING_ERR_BASE so it never collides with
+ *                          an errno value. muxring_err_code() decodes it.
+ * muxring_strerror() describes either kind.
+ */
+#ifndef MUXRING_H
+#define MUXRING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MUXRING_API __attribute__((visibility("default")))
+
+/* The muxado error codes carried by RST and GOAWAY frames (PROTOCOL.md),
+ * also used locally to say why an operation failed. */
+enum muxring_code {
+	MUXRING_NO_ERROR = 0,
+	MUXRING_PROTOCOL_ERROR = 1,
+	MUXRING_INTERNAL_ERROR = 2,
+	MUXRING_FLOW_CONTROL_ERROR = 3,
+	MUXRING_STREAM_CLOSED = 4,
+	MUXRING_STREAM_REFUSED = 5,
+	MUXRING_STREAM_CANCELLED = 6,
+	MUXRING_STREAM_RESET = 7,
+	MUXRING_FRAME_SIZE_ERROR = 8,
+	MUXRING_ACCEPT_QUEUE_FULL = 9,
+	MUXRING_ENHANCE_YOUR_CALM = 10,
+	MUXRING_REMOTE_GONE_AWAY = 11,
+	MUXRING_STREAMS_EXHAUSTED = 12,
+	MUXRING_WRITE_TIMEOUT = 13,
+	MUXRING_SESSION_CLOSED = 14,
+	MUXRING_PEER_EOF = 15,
+	MUXRING_ERROR_UNKNOWN = 0xFF,
+};
+
+#define MUXRING_ERR_BASE 0x10000
+
+/* The negative return value that stands for muxado code `code`. Codes above
+ * 0xFFFF (a peer may send any 32-bit value) are reported as
+ * MUXRING_ERROR_UNKNOWN; entries that carry a peer's code keep it whole. */
+static inline int MUXRING_ERR(uint32_t code)
+{
+	return -(MUXRING_ERR_BASE + (int)(code > 0xFFFF ? MUXRING_ERROR_UNKNOWN
+							: code));
+}
+
+/* True when err (a negative return value) carries a muxado code. */
+static inline bool muxring_is_code(int err)
+{
+	return err <= -MUXRING_ERR_BASE && err > -2 * MUXRING_ERR_BASE;
+}
+
+/* The muxado code carried by err, or MUXRING_ERROR_UNKNOWN when err is an
+ * errno value. */
+static inline uint32_t muxring_err_code(int err)
+{
+	return muxring_is_code(err) ? (uint32_t)(-err - MUXRING_ERR_BASE)
+				    : MUXRING_ERROR_UNKNOWN;
+}
+
+/* The name of a muxado code ("ProtocolError", ...), or "Unknown". */
+MUXRING_API const char *muxring_code_name(uint32_t code);
+
+/* A human-readable description of a negative return value: a muxado code's
+ * meaning or strerror()'s text for an errno value. Never NULL; the string is
+ * static (but for errno values it may be shared with strerror). */
+MUXRING_API const char *muxring_strerror(int err);
+
+/* ======================================================================
+ * Overview
+ *
+ * A loop (struct muxring_loop) owns one io_uring and is used from one
+ * thread. It drives any number of sessions: a session is muxado over one
+ * connected socket, carrying any number of streams. Nothing happens in the
+ * background: work is queued by the calls below and carried out, in one
+ * io_uring_enter per step, by muxring_submit_and_wait(); what finished comes
+ * back as completion entries (struct muxring_cqe) in the loop's completion
+ * queue, in the manner of liburing:
+ *
+ *	for (;;) {
+ *		struct muxring_cqe *cqes[64];
+ *		unsigned i, n;
+ *
+ *		muxring_submit_and_wait(loop, 1, -1);
+ *		n = muxring_peek_batch_cqe(loop, cqes, 64);
+ *		for (i = 0; i < n; i++)
+ *			handle(cqes[i]);     // may write, close, open, ...
+ *		muxring_cq_advance(loop, n);
+ *	}
+ *
+ * Lifetimes, in one place:
+ * - A session handle is valid from its creation until the application
+ *   advances past its MUXRING_CQE_SESSION_ENDED entry. Every session gets
+ *   exactly one SESSION_READY entry first and exactly one SESSION_ENDED
+ *   entry last (none after it for the session or its streams).
+ * - A stream handle is valid from muxring_stream_open() (or its
+ *   STREAM_ACCEPTED entry) until the application advances past its
+ *   MUXRING_CQE_STREAM_CLOSED entry, which every stream gets exactly once,
+ *   as its last entry.
+ * - A listener handle is valid until the application advances past its
+ *   MUXRING_CQE_LISTENER_CLOSED entry.
+ * - A DATA entry's view belongs to the application from the moment it is
+ *   peeked, and must be released exactly once with muxring_view_release(),
+ *   before or after advancing (copy the struct muxring_view to keep it).
+ *   Releasing it gives the bytes back to the receive-buffer ring and credits
+ *   the stream's receive window: a view that is never released stops its
+ *   stream once the window is used up (the other streams go on).
+ * - Entry pointers from muxring_peek_batch_cqe() are valid until
+ *   muxring_cq_advance() passes them or the next muxring_submit_and_wait()
+ *   (which may move entries not yet advanced).
+ * - All views must be released before muxring_loop_destroy(), or their
+ *   memory is freed only when they are.
+ * ====================================================================== */
+
+struct muxring_loop;
+struct muxring_session;
+struct muxring_stream;
+struct muxring_listener;
+
+/* ---------------------------------------------------------------------- */
+/* Loop                                                                    */
+/* ---------------------------------------------------------------------- */
+
+/* Kernel features the loop can use (muxring_loop_features()), and that
+ * muxring_loop_opts.disable can turn off to force the fallback path. */
+#define MUXRING_FEAT_SINGLE_ISSUER   (1u << 0) /* IORING_SETUP_SINGLE_ISSUER */
+#define MUXRING_FEAT_DEFER_TASKRUN   (1u << 1) /* IORING_SETUP_DEFER_TASKRUN */
+#define MUXRING_FEAT_COOP_TASKRUN    (1u << 2) /* IORING_SETUP_COOP_TASKRUN */
+#define MUXRING_FEAT_RECV_MULTISHOT  (1u << 3) /* else one recv at a time */
+#define MUXRING_FEAT_ACCEPT_MULTISHOT (1u << 4) /* else one accept at a time */
+#define MUXRING_FEAT_EXT_ARG         (1u << 5) /* wait timeouts in io_uring_enter */
+#define MUXRING_FEAT_SEND_ARENA_REG  (1u << 6) /* send arena registered */
+
+/*
+ * Options of muxring_loop_create(). Every field left 0 takes its default;
+ * a NULL options pointer means all defaults.
+ */
+struct muxring_loop_opts {
+	/* Submission queue entries (default 256). The completion queue is
+	 * made four times larger, since multishot receives post many. */
+	unsigned sq_entries;
+	/* Receive buffers in the provided-buffer ring shared by every
+	 * session of the loop (default 256; rounded up to a power of two,
+	 * at most 32768), and the size of each (default 32 KiB). The ring is
+	 * one arena of recv_buffers * recv_buffer_size bytes. */
+	unsigned recv_buffers;
+	unsigned recv_buffer_size;
+	/* Free ring buffers below which received payloads are copied to the
+	 * heap instead of being handed up as views into the ring (default
+	 * recv_buffers / 4, at least 1, below recv_buffers). See "Memory" in
+	 * the README: views held by the application can never pin more than
+	 * recv_buffers - recv_low_water ring buffers. */
+	unsigned recv_low_water;
+	/* The registered send arena (muxring_buf_get()): total bytes (default
+	 * 4 MiB) and the size of each buffer in it (default 64 KiB). */
+	size_t send_arena_size;
+	unsigned send_buffer_size;
+	/* Completion entries allocated at first (default 1024); the queue
+	 * doubles when full, never shrinks. */
+	unsigned cq_entries;
+	/* How long a closing session waits for the peer's end-of-file after
+	 * shutting its sending direction down, in milliseconds (default 1000).
+	 */
+	unsigned linger_ms;
+	/* MUXRING_FEAT_* bits not to use even if the kernel has them (tests
+	 * and benchmarks of the fallback paths). The environment variable
+	 * MUXRING_DISABLE_FEATURES (a number, 0x... allowed) adds bits. */
+	unsigned disable;
+};
+
+/*
+ * Creates a loop: sets up the io_uring (with SINGLE_ISSUER and
+ * DEFER_TASKRUN when the kernel has them), probes the kernel's features,
+ * registers the receive-buffer ring and the send arena. opts may be NULL.
+ * On success *loopp is set and 0 returned. The loop must be used from one
+ * thread at a time (the one that created it, with SINGLE_ISSUER).
+ *
+ * Errors: -ENOSYS (the kernel has no io_uring, or a seccomp profile hides
+ * it), -EPERM (io_uring is disabled by sysctl kernel.io_uring_disabled, or
+ * forbidden by a seccomp/LSM profile, or restricted to a group this process
+ * is not in), -ENOMEM, -EINVAL (an option out of range), -EOPNOTSUPP (the
+ * kernel is too old: provided-buffer rings need Linux 5.19). In every case
+ * muxring_loop_create_error() then returns a sentence naming the cause and
+ * what to do about it.
+ */
+MUXRING_API int muxring_loop_create(struct muxring_loop **loopp,
+				    const struct muxring_loop_opts *opts);
+
+/*
+ * Why the last muxring_loop_create() of the calling thread failed, as one
+ * human-readable sentence (e.g. "io_uring is disabled by sysctl
+ * kernel.io_uring_disabled=2; set it to 0 ..."). "" after a success. The
+ * string is thread-local and valid until the next muxring_loop_create() in
+ * this thread.
+ */
+MUXRING_API const char *muxring_loop_create_error(void);
+
+/*
+ * Destroys the loop and everything it owns at once: every session's socket
+ * is closed without lingering (no GOAWAY is sent; close sessions first for a
+ * clean end), every listener is closed, entries not yet advanced are
+ * dropped (their views released), the io_uring is torn down. Handles of the
+ * loop's sessions, streams and listeners become invalid. Views the
+ * application still holds stay readable until released. NULL is ignored.
+ */
+MUXRING_API void muxring_loop_destroy(struct muxring_loop *loop);
+
+/* The MUXRING_FEAT_* bits in use on this loop. */
+MUXRING_API unsigned muxring_loop_features(const struct muxring_loop *loop);
+
+/* CLOCK_MONOTONIC now, in nanoseconds: the clock of deadlines. */
+MUXRING_API uint64_t muxring_now_ns(void);
+
+/* ---------------------------------------------------------------------- */
+/* Completion queue                                                        */
+/* ---------------------------------------------------------------------- */
+
+enum muxring_cqe_type {
+	/* The session is ready: connected (muxring_connect), accepted (from
+	 * a listener: `listener` is set), or created on an fd. res 0; for a
+	 * connect that failed, res is the negative error and SESSION_ENDED
+	 * follows. user_data: the session's. */
+	MUXRING_CQE_SESSION_READY = 1,
+	/* The peer opened `stream`. code: its type on a typed session.
+	 * user_data: the session's (the stream has none yet; set one with
+	 * muxring_stream_set_data()). */
+	MUXRING_CQE_STREAM_ACCEPTED,
+	/* Bytes arrived on `stream`: `view` holds them (res = view.len > 0).
+	 * Release the view with muxring_view_release(). */
+	MUXRING_CQE_DATA,
+	/* The peer half-closed `stream`: no more DATA will come. res 0. */
+	MUXRING_CQE_EOF,
+	/* A write finished: res is its length, or a negative error
+	 * (MUXRING_ERR(code) when the stream was reset or closed, the session
+	 * ended, or the write deadline passed: MUXRING_WRITE_TIMEOUT).
+	 * user_data: the write's. */
+	MUXRING_CQE_WRITE_DONE,
+	/* A deadline of `stream` passed; code: MUXRING_DEADLINE_READ or
+	 * MUXRING_DEADLINE_WRITE. The stream stays open; its pending writes
+	 * failed (WriteTimeout) when it was the write deadline. Set a new
+	 * deadline to go on waiting. */
+	MUXRING_CQE_DEADLINE,
+	/* The last entry of `stream`: code is MUXRING_NO_ERROR when both
+	 * directions ended cleanly or it was closed locally, else why it
+	 * ended (the peer's RST code with MUXRING_CQE_F_REMOTE, a local
+	 * reset's code, or the session's error). res: 0, or
+	 * MUXRING_ERR(code). The handle is invalid once advanced past. */
+	MUXRING_CQE_STREAM_CLOSED,
+	/* The peer's GOAWAY arrived (the session may go on: streams the peer
+	 * already accepted continue, new opens fail with RemoteGoneAway).
+	 * code: its error code; view: its debug text (no release needed,
+	 * valid until advanced past). */
+	MUXRING_CQE_GOAWAY,
+	/* The last entry of the session: its transport is closed. res: the
+	 * local error, negative (MUXRING_ERR(MUXRING_SESSION_CLOSED) after
+	 * muxring_session_close(), MUXRING_ERR(MUXRING_PEER_EOF) when the peer
+	 * closed the transport, MUXRING_ERR(code) of a protocol failure, or
+	 * -errno of the transport). With MUXRING_CQE_F_REMOTE the peer sent a
+	 * GOAWAY: code is its code and view its debug text (no release
+	 * needed, valid until advanced past). user_data: the session's. */
+	MUXRING_CQE_SESSION_ENDED,
+	/* The listener is closed: res 0 after muxring_listener_close(), or the
+	 * negative error that stopped it. user_data: the listener's. */
+	MUXRING_CQE_LISTENER_CLOSED,
+};
+
+/* muxring_cqe.flags */
+#define MUXRING_CQE_F_REMOTE 0x1u /* STREAM_CLOSED: reset by the peer;
+				     SESSION_ENDED: the peer sent GOAWAY */
+
+/* muxring_cqe.code of MUXRING_CQE_DEADLINE; bits for
+ * muxring_stream_set_deadline(). */
+#define MUXRING_DEADLINE_READ  0x1u
+#define MUXRING_DEADLINE_WRITE 0x2u
+
+/* Bytes handed to the application. `data` and `len` are the bytes; the rest
+ * is what the view holds (a receive buffer and the stream), given back by
+ * muxring_view_release(). A view may be copied by value; release one copy
+ * exactly once. */
+struct muxring_view {
+	const uint8_t *data;
+	size_t len;
+	void *priv_[2];
+};
+
+/* One completion entry. Fields not listed for a type are 0/NULL. */
+struct muxring_cqe {
+	uint64_t user_data;   /* see each type */
+	int64_t res;          /* bytes, or a negative error (see top of file) */
+	uint16_t type;        /* enum muxring_cqe_type */
+	uint16_t flags;       /* MUXRING_CQE_F_* */
+	uint32_t code;        /* muxado code, stream type or deadline kind */
+	struct muxring_session *session;   /* every type but LISTENER_CLOSED */
+	struct muxring_stream *stream;     /* stream entries */
+	struct muxring_listener *listener; /* SESSION_READY of an accepted
+					      session; LISTENER_CLOSED */
+	struct muxring_view view;          /* DATA; GOAWAY/SESSION_ENDED debug */
+};
+
+/* The user_data of an entry as a pointer (it was given as one). */
+static inline void *muxring_cqe_get_data(const struct muxring_cqe *cqe)
+{
+	return (void *)(uintptr_t)cqe->user_data;
+}
+
+/*
+ * Carries out one or more turns of the loop: submits everything queued by
+ * earlier calls (sends of every session with pending frames, receives to
+ * re-arm, timers) in one io_uring_enter, processes what the kernel
+ * completed and turns it into entries, and repeats until at least
+ * min_entries entries are ready (not yet advanced past) or timeout_ns
+ * nanoseconds have passed. timeout_ns < 0 waits without limit; 0 never
+ * blocks (one enter that only submits and reaps). min_entries 0 never
+ * blocks either.
+ *
+ * Returns the number of entries ready, which is below min_entries only when
+ * the timeout passed or a signal interrupted the wait (then it returns
+ * -EINTR if no entry is ready, so the caller can check its signal flags).
+ * Other errors: -errno of io_uring_enter (e.g. -ENOMEM).
+ */
+MUXRING_API int muxring_submit_and_wait(struct muxring_loop *loop,
+					unsigned min_entries,
+					int64_t timeout_ns);
+
+/* Submits without waiting; same as muxring_submit_and_wait(loop, 0, 0). */
+MUXRING_API int muxring_submit(struct muxring_loop *loop);
+
+/* Entries ready to be peeked (not yet advanced past). */
+MUXRING_API unsigned muxring_cq_ready(const struct muxring_loop *loop);
+
+/*
+ * Fills cqes with pointers to up to `count` ready entries, oldest first,
+ * and returns how many. Does not consume them: muxring_cq_advance() does.
+ * Never enters the kernel.
+ */
+MUXRING_API unsigned muxring_peek_batch_cqe(struct muxring_loop *loop,
+					    struct muxring_cqe **cqes,
+					    unsigned count);
+
+/* The oldest ready entry in *cqe and 0, or -EAGAIN when there is none. */
+MUXRING_API int muxring_peek_cqe(struct muxring_loop *loop,
+				 struct muxring_cqe **cqe);
+
+/*
+ * Waits (as muxring_submit_and_wait(loop, 1, timeout_ns)) and then peeks
+ * the oldest entry. Returns 0 with *cqe set, -ETIME when the timeout
+ * passed, -EINTR, or another error of muxring_submit_and_wait.
+ */
+MUXRING_API int muxring_wait_cqe(struct muxring_loop *loop,
+				 struct muxring_cqe **cqe, int64_t timeout_ns);
+
+/*
+ * Consumes the `nr` oldest entries. Advancing past an entry is when its
+ * handle ends (STREAM_CLOSED: the stream; SESSION_ENDED: the session;
+ * LISTENER_CLOSED: the listener) and when an accepted stream leaves the
+ * session's accept backlog (STREAM_ACCEPTED). DATA views are not released
+ * by this. nr above muxring_cq_ready() is clamped.
+ */
+MUXRING_API void muxring_cq_advance(struct muxring_loop *loop, unsigned nr);
+
+/* Consumes one entry, which must be the oldest (liburing's cqe_seen). */
+MUXRING_API void muxring_cqe_seen(struct muxring_loop *loop,
+				  struct muxring_cqe *cqe);
+
+/*
+ * Gives back the bytes of a DATA entry's view: the receive buffer goes back
+ * to the ring when its last view is released, and the stream's receive
+ * window is credited (a WNDINC goes out once a quarter of the window was
+ * consumed). Works after the stream closed and after the session ended.
+ * Releasing an empty view (len 0, as the debug text of GOAWAY and
+ * SESSION_ENDED entries) does nothing. The view is zeroed.
+ */
+MUXRING_API void muxring_view_release(struct muxring_view *view);
+
+/* ---------------------------------------------------------------------- */
+/* Sessions                                                                */
+/* ---------------------------------------------------------------------- */
+
+enum muxring_role {
+	MUXRING_CLIENT, /* the side that dialled: opens odd stream ids */
+	MUXRING_SERVER, /* the side that accepted: opens even stream ids */
+};
+
+/* muxring_session_opts.flags */
+#define MUXRING_SESSION_TYPED 0x1u /* typed streams: every stream starts with
+				      a 4-byte type (PROTOCOL.md) */
+
+/* Per-session configuration. 0 in a field means its default; NULL means
+ * all defaults. */
+struct muxring_session_opts {
+	/* Receive window per stream in bytes (default and minimum 256 KiB;
+	 * more is granted to the peer with an extra WNDINC). */
+	uint32_t window;
+	/* Streams the peer opened that the application has not yet advanced
+	 * past (STREAM_ACCEPTED); a new one beyond it is refused with
+	 * RST AcceptQueueFull (default 128). */
+	uint32_t accept_backlog;
+	/* Concurrent streams, both directions together (default 4096). */
+	uint32_t max_streams;
+	/* Largest DATA payload sent in one frame (default 64 KiB). */
+	uint32_t max_frame_payload;
+	/* MUXRING_SESSION_* bits. */
+	uint32_t flags;
+};
+
+/*
+ * Starts a session on an already connected stream socket `fd` (TCP, Unix,
+ * socketpair) in the given role. The loop owns fd from now on (it closes it
+ * when the session ends, also when this call fails). A SESSION_READY entry
+ * (res 0) is queued at once; streams may be opened right away.
+ * user_data comes back in the session's entries. *sessp is set on success.
+ *
+ * Errors: -EINVAL (bad fd or option), -ENOMEM.
+ */
+MUXRING_API int muxring_session_create(struct muxring_loop *loop, int fd,
+				       enum muxring_role role,
+				       const struct muxring_session_opts *opts,
+				       uint64_t user_data,
+				       struct muxring_session **sessp);
+
+/*
+ * Dials host:port over TCP as a client session. The name is resolved now,
+ * synchronously, with getaddrinfo (use a numeric address where blocking is
+ * unwelcome); the connect itself runs on the ring, trying each address in
+ * turn. *sessp is set at once: streams may be opened and written at once,
+ * their frames leave when the connection is up. SESSION_READY follows with
+ * res 0, or with the connect error (then SESSION_ENDED with it too).
+ *
+ * Errors (of this call; the session is not created): -EINVAL, -ENOMEM,
+ * -EHOSTUNREACH when the name does not resolve, -errno of socket().
+ */
+MUXRING_API int muxring_connect(struct muxring_loop *loop, const char *host,
+				const char *port,
+				const struct muxring_session_opts *opts,
+				uint64_t user_data,
+				struct muxring_session **sessp);
+
+/*
+ * Sends GOAWAY(code, debug): the peer may open no more streams (this side
+ * refuses them with RST StreamRefused); streams already open go on.
+ * debug NULL sends the description of `code` (muxring_strerror).
+ * Errors: MUXRING_ERR(MUXRING_SESSION_CLOSED) after the session ended,
+ * -EINVAL for debug text of 16 MiB or more, -ENOMEM.
+ */
+MUXRING_API int muxring_session_goaway(struct muxring_session *sess,
+				       uint32_t code, const char *debug,
+				       size_t debug_len);
+
+/*
+ * Closes the session as PROTOCOL.md says: GOAWAY(code, debug) (use
+ * MUXRING_NO_ERROR and NULL for "no error"), every stream closes with
+ * SessionClosed, then the transport's sending side is shut down, what the
+ * peer still sends is read and dropped until its end-of-file (or the
+ * linger time), and the socket is closed; SESSION_ENDED comes last.
+ * Calling it again, or after the session ended, does nothing and returns 0.
+ * Errors: -EINVAL (debug text too long), -ENOMEM (the session still ends).
+ */
+MUXRING_API int muxring_session_close(struct muxring_session *sess,
+				      uint32_t code, const char *debug,
+				      size_t debug_len);
+
+/* The user_data of the session's entries. */
+MUXRING_API void muxring_session_set_data(struct muxring_session *sess,
+					  uint64_t user_data);
+MUXRING_API uint64_t muxring_session_data(const struct muxring_session *sess);
+
+/* The session's socket (still owned by the loop), or -1 once closed. */
+MUXRING_API int muxring_session_fd(const struct muxring_session *sess);
+
+/* ---------------------------------------------------------------------- */
+/* Listeners                                                               */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Listens on host:port over TCP (host NULL: 127.0.0.1; port "0": any free
+ * port, see muxring_listener_port()) with multishot accept, where the
+ * kernel has it. Every connection accepted becomes a server session with
+ * `opts`: a SESSION_READY entry with `session` set, `listener` set and
+ * `user_data` = the listener's user_data (also the new session's
+ * user_data until changed). backlog <= 0 means SOMAXCONN.
+ *
+ * Errors: -EINVAL, -ENOMEM, -EHOSTUNREACH when host does not resolve,
+ * -errno of socket(), bind() (e.g. -EADDRINUSE) or listen().
+ */
+MUXRING_API int muxring_listen(struct muxring_loop *loop, const char *host,
+			       const char *port, int backlog,
+			       const struct muxring_session_opts *opts,
+			       uint64_t user_data,
+			       struct muxring_listener **listenerp);
+
+/*
+ * The same on a socket already bound and listening (any stream family, e.g.
+ * AF_UNIX); the loop owns fd from now on, also when this call fails.
+ * Errors: -EINVAL, -ENOMEM.
+ */
+MUXRING_API int muxring_listen_fd(struct muxring_loop *loop, int fd,
+				  const struct muxring_session_opts *opts,
+				  uint64_t user_data,
+				  struct muxring_listener **listenerp);
+
+/* The local port the listener is bound to (host order), or -errno. */
+MUXRING_API int muxring_listener_port(const struct muxring_listener *l);
+
+/*
+ * Stops accepting and closes the listening socket; sessions already
+ * accepted go on. A LISTENER_CLOSED entry (res 0) follows; the handle is
+ * valid until then. Calling it again does nothing. Returns 0.
+ */
+MUXRING_API int muxring_listener_close(struct muxring_listener *l);
+
+/* ---------------------------------------------------------------------- */
+/* Streams                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Opens a stream on the session; *streamp gets its handle. Nothing is sent
+ * until the first write or close-write (the SYN rides on it). user_data
+ * comes back in the stream's entries (but WRITE_DONE, which carries the
+ * write's). On a typed session, use muxring_stream_open_typed().
+ *
+ * Errors: MUXRING_ERR(MUXRING_REMOTE_GONE_AWAY) after the peer's GOAWAY,
+ * MUXRING_ERR(MUXRING_STREAMS_EXHAUSTED) when stream ids ran out,
+ * MUXRING_ERR(MUXRING_SESSION_CLOSED) once the session is closing or ended,
+ * MUXRING_ERR(MUXRING_STREAM_REFUSED) at max_streams, -ENOMEM.
+ */
+MUXRING_API int muxring_stream_open(struct muxring_session *sess,
+				    uint64_t user_data,
+				    struct muxring_stream **streamp);
+
+/* The same with a stream type, on a session with MUXRING_SESSION_TYPED
+ * (the type goes out with the SYN at once). Same errors, and -EINVAL on an
+ * untyped session. */
+MUXRING_API int muxring_stream_open_typed(struct muxring_session *sess,
+					  uint32_t stream_type,
+					  uint64_t user_data,
+					  struct muxring_stream **streamp);
+
+/* The stream's id (odd when the client opened it, even for the server). */
+MUXRING_API uint32_t muxring_stream_id(const struct muxring_stream *stream);
+
+/* The stream's session. */
+MUXRING_API struct muxring_session *
+muxring_stream_session(const struct muxring_stream *stream);
+
+/* The user_data of the stream's entries. On a 32-bit system only the low
+ * 32 bits are kept (it is stored as a pointer). */
+MUXRING_API void muxring_stream_set_data(struct muxring_stream *stream,
+					 uint64_t user_data);
+MUXRING_API uint64_t muxring_stream_data(const struct muxring_stream *stream);
+
+/*
+ * Writes a copy of `len` bytes at `data` on the stream (the caller may
+ * reuse its memory at once). The bytes leave in DATA frames as the peer's
+ * window allows; WRITE_DONE (res = len, user_data) follows once the kernel
+ * took the last of them, or with an error. len 0 is allowed.
+ *
+ * Errors (of this call; no WRITE_DONE follows): -ENOMEM,
+ * MUXRING_ERR(MUXRING_STREAM_CLOSED) after close-write or close, the
+ * stream's reset code as MUXRING_ERR(code),
+ * MUXRING_ERR(MUXRING_SESSION_CLOSED) once the session ended.
+ */
+MUXRING_API int muxring_stream_write(struct muxring_stream *stream,
+				     const void *data, size_t len,
+				     uint64_t user_data);
+
+/*
+ * Takes a buffer of at least `len` bytes from the loop's registered send
+ * arena, for muxring_stream_write_zc(). Returns NULL when len is above
+ * muxring_buf_size() or every arena buffer is in use (errno set to
+ * EMSGSIZE or ENOBUFS). O(1), no system call.
+ */
+MUXRING_API void *muxring_buf_get(struct muxring_loop *loop, size_t len);
+
+/* Gives a buffer of muxring_buf_get() back without writing it. */
+MUXRING_API void muxring_buf_put(struct muxring_loop *loop, void *buf);
+
+/* The size of each send arena buffer. */
+MUXRING_API size_t muxring_buf_size(const struct muxring_loop *loop);
+
+/*
+ * Writes `len` bytes at `data`, which lie inside one buffer from
+ * muxring_buf_get(), without copying them anywhere in user space: the
+ * frames' iovecs point into the buffer. The buffer belongs to the write from
+ * now on, whatever the result, and goes back to the arena by itself when
+ * the kernel no longer needs it (then WRITE_DONE comes); do not touch or
+ * put it. Errors: as muxring_stream_write(), and -EINVAL when data is not in
+ * the arena.
+ */
+MUXRING_API int muxring_stream_write_zc(struct muxring_stream *stream,
+					void *data, size_t len,
+					uint64_t user_data);
+
+/* Half-closes: FIN after every queued write; the peer sees end-of-file,
+ * this side can still read. Idempotent. Errors: the stream's reset code,
+ * MUXRING_ERR(MUXRING_SESSION_CLOSED). */
+MUXRING_API int muxring_stream_close_write(struct muxring_stream *stream);
+
+/*
+ * Closes both directions, like closing a socket: FIN if not yet sent, and
+ * data still arriving is dropped and answered with RST StreamClosed. Queued
+ * writes still go out; STREAM_CLOSED (NoError) follows once they are sent.
+ * Errors: as muxring_stream_close_write().
+ */
+MUXRING_API int muxring_stream_close(struct muxring_stream *stream);
+
+/* Resets the stream: RST(code) goes out, queued writes fail with the code,
+ * STREAM_CLOSED (code) follows. Errors: as muxring_stream_close_write(). */
+MUXRING_API int muxring_stream_reset(struct muxring_stream *stream,
+				     uint32_t code);
+
+/*
+ * Sets the read and/or write deadline (`which`: MUXRING_DEADLINE_READ |
+ * MUXRING_DEADLINE_WRITE) to `when_ns`, an absolute time of
+ * muxring_now_ns(); 0 clears it. When it passes, a DEADLINE entry comes;
+ * a write deadline also fails the stream's pending writes (including those
+ * waiting for window) with MUXRING_ERR(MUXRING_WRITE_TIMEOUT). The deadline
+ * fires once. Timers run on the loop's ring. Errors: -EINVAL (bad `which`).
+ */
+MUXRING_API int muxring_stream_set_deadline(struct muxring_stream *stream,
+					    unsigned which, uint64_t when_ns);
+
+/* ---------------------------------------------------------------------- */
+/* Stats                                                                   */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Counters since creation. For a loop: over every session it ever had
+ * (ended sessions included) plus the loop's own counters; for a session:
+ * its own (enters is 0).
+ */
+struct muxring_stats {
+	uint64_t frames_in, frames_out;   /* muxado frames */
+	uint64_t bytes_in, bytes_out;     /* transport bytes */
+	uint64_t streams_opened;          /* by this side */
+	uint64_t streams_accepted;        /* opened by the peer */
+	uint64_t enters;                  /* io_uring_enter calls */
+	uint64_t sends;                   /* send operations submitted */
+	uint64_t recv_completions;        /* receive completions with data */
+	uint64_t recv_enobufs;            /* buffer ring ran dry (-ENOBUFS) */
+	uint64_t recv_copied;             /* completions handled by copying
+					     payloads out (ring was low) */
+	uint64_t recv_rearms;             /* receives (re)armed */
+	uint64_t sessions;                /* sessions created (loop only) */
+	uint64_t recv_buffers_held;       /* ring buffers held by views or
+					     being processed, now (loop) */
+	uint64_t recv_buffers_held_max;   /* its high-water mark (loop) */
+};
+
+/* Reads the loop's counters into *out. Returns 0. */
+MUXRING_API int muxring_loop_stats(const struct muxring_loop *loop,
+				   struct muxring_stats *out);
+
+/* Reads one session's counters into *out. Returns 0. */
+MUXRING_API int muxring_session_stats(const struct muxring_session *sess,
+				      struct muxring_stats *out);
+
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

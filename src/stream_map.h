@@ -1,0 +1,46 @@
+/*
+ * stream_map.h - stream id to stream lookup for one session.
+ *
+ * Every inbound DATA, WNDINC and RST frame looks its stream up, so the map
+ * is an open-addressing table of (id, pointer) pairs: one cache line probe
+ * in the common case, 16 bytes per live stream at most twice over.
+ */
+#ifndef MUXRING_STREAM_MAP_H
+#define MUXRING_STREAM_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mr_stream;
+
+struct mr_stream_map_slot {
+	uint32_t id; /* 0 marks an empty slot: stream ids are never 0 */
+	struct mr_stream *stream;
+};
+
+struct mr_stream_map {
+	struct mr_stream_map_slot *slots;
+	uint32_t mask;  /* capacity - 1; capacity is a power of two */
+	uint32_t count; /* live entries */
+};
+
+void mr_stream_map_init(struct mr_stream_map *map);
+void mr_stream_map_free(struct mr_stream_map *map);
+
+/* NULL when id is not in the map. */
+struct mr_stream *mr_stream_map_get(const struct mr_stream_map *map,
+				    uint32_t id);
+
+/* Adds id (which must not be present). Returns 0 or -ENOMEM. */
+int mr_stream_map_put(struct mr_stream_map *map, uint32_t id,
+		      struct mr_stream *stream);
+
+/* Removes id if present. */
+void mr_stream_map_del(struct mr_stream_map *map, uint32_t id);
+
+/* Calls fn on every stream; fn must not change the map. */
+void mr_stream_map_each(const struct mr_stream_map *map,
+			void (*fn)(struct mr_stream *stream, void *arg),
+			void *arg);
+
+#endif

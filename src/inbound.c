@@ -31,6 +31,18 @@ static int reply_rst(struct mr_session *sess, uint32_t id, uint32_t code)
 	return 0;
 }
 
+/* Ends one stream over the peer's misbehaviour and tells the peer why. */
+static int reset_stream(struct mr_session *sess, struct mr_stream *stream,
+			uint32_t code)
+{
+	int err = reply_rst(sess, stream->id, code);
+
+	if (!err)
+		mr_stream_finish(stream, code, MUXRING_ERR(code),
+				 MR_CLOSE_LOCAL_RESET);
+	return err;
+}
+
 static void expect_header(struct mr_session *sess)
 {
 	sess->rx_state = MR_RX_HEADER;
@@ -121,15 +133,8 @@ static int find_data_stream(struct mr_session *sess,
 	}
 	if (empty_fin)
 		return 0;
-	if (stream && stream->recv_state == MR_RECV_FIN) {
-		/* Data after the peer's own FIN. */
-		int err = reply_rst(sess, hdr->stream_id, MUXRING_STREAM_CLOSED);
-
-		if (!err)
-			mr_stream_finish(stream, MUXRING_STREAM_CLOSED,
-					 MUXRING_ERR(MUXRING_STREAM_CLOSED));
-		return err;
-	}
+	if (stream && stream->recv_state == MR_RECV_FIN) /* after its FIN */
+		return reset_stream(sess, stream, MUXRING_STREAM_CLOSED);
 	return reply_rst(sess, hdr->stream_id, MUXRING_STREAM_CLOSED);
 }
 
@@ -148,10 +153,7 @@ static int on_data_header(struct mr_session *sess)
 		return err;
 	}
 	if (hdr->length > stream->recv_window) {
-		err = reply_rst(sess, stream->id, MUXRING_FLOW_CONTROL_ERROR);
-		if (!err)
-			mr_stream_finish(stream, MUXRING_FLOW_CONTROL_ERROR,
-					 MUXRING_ERR(MUXRING_FLOW_CONTROL_ERROR));
+		err = reset_stream(sess, stream, MUXRING_FLOW_CONTROL_ERROR);
 		skip_body(sess);
 		return err;
 	}
@@ -174,11 +176,33 @@ static size_t take_type_bytes(struct mr_stream *stream, const uint8_t *data,
 		stream->type_have++;
 	}
 	mr_stream_credit(stream, (uint32_t)n);
-	if (stream->type_have == 4) {
-		stream->flags &= ~MR_STREAM_TYPE_PENDING;
+	if (stream->type_have < 4)
+		return n;
+	stream->flags &= ~MR_STREAM_TYPE_PENDING;
+	if (stream->stream_type == MR_HEARTBEAT_TYPE) {
+		/* The engine answers heartbeats; the app never sees them. */
+		stream->flags |= MR_STREAM_HEARTBEAT | MR_STREAM_URGENT;
+		stream->session->accept_pending--;
+	} else {
 		announce_stream(stream);
 	}
 	return n;
+}
+
+/* Heartbeat payload is consumed here, 4 bytes at a time. */
+static void take_heartbeat_bytes(struct mr_stream *stream,
+				 const uint8_t *data, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && !(stream->flags & MR_STREAM_FINISHED); i++) {
+		stream->echo_word = stream->echo_word << 8 | data[i];
+		if (++stream->echo_have == 4) {
+			stream->echo_have = 0;
+			mr_heartbeat_on_word(stream, stream->echo_word);
+		}
+	}
+	mr_stream_credit(stream, (uint32_t)len);
 }
 
 static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
@@ -196,6 +220,10 @@ static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
 	if (!len || stream->recv_state != MR_RECV_OPEN ||
 	    (stream->flags & MR_STREAM_FINISHED))
 		return;
+	if (stream->flags & MR_STREAM_HEARTBEAT) {
+		take_heartbeat_bytes(stream, data, len);
+		return;
+	}
 	if (flags & MR_RECV_COPY) {
 		buf = mr_buf_new_copy(data, len);
 		if (!buf) {
@@ -223,9 +251,7 @@ static void end_data_frame(struct mr_session *sess)
 	    !(stream->flags & MR_STREAM_FINISHED)) {
 		if (stream->flags & MR_STREAM_TYPE_PENDING) {
 			/* Ended before saying its type: nobody can serve it. */
-			if (!reply_rst(sess, stream->id, MUXRING_PROTOCOL_ERROR))
-				mr_stream_finish(stream, MUXRING_PROTOCOL_ERROR,
-						 MUXRING_ERR(MUXRING_PROTOCOL_ERROR));
+			reset_stream(sess, stream, MUXRING_PROTOCOL_ERROR);
 		} else {
 			mr_stream_recv_fin(stream);
 		}
@@ -240,7 +266,8 @@ static int on_rst(struct mr_session *sess, uint32_t code)
 
 	if (stream)
 		mr_stream_finish(stream, code,
-				 MUXRING_ERR(code ? code : MUXRING_STREAM_RESET));
+				 MUXRING_ERR(code ? code : MUXRING_STREAM_RESET),
+				 MR_CLOSE_PEER_RESET);
 	return 0;
 }
 
@@ -254,15 +281,8 @@ static int on_wndinc(struct mr_session *sess, uint32_t increment)
 	stream = mr_stream_map_get(&sess->streams, sess->rx_hdr.stream_id);
 	if (!stream || (stream->flags & MR_STREAM_FINISHED))
 		return 0;
-	if (increment > MR_WNDINC_MASK - stream->send_window) {
-		int err = reply_rst(sess, stream->id,
-				    MUXRING_FLOW_CONTROL_ERROR);
-
-		if (!err)
-			mr_stream_finish(stream, MUXRING_FLOW_CONTROL_ERROR,
-					 MUXRING_ERR(MUXRING_FLOW_CONTROL_ERROR));
-		return err;
-	}
+	if (increment > MR_WNDINC_MASK - stream->send_window)
+		return reset_stream(sess, stream, MUXRING_FLOW_CONTROL_ERROR);
 	stream->send_window += increment;
 	mr_stream_update_ready(stream);
 	return 0;
@@ -345,10 +365,13 @@ static int on_goaway(struct mr_session *sess)
 	struct mr_stream **all, **cursor;
 	uint32_t i, count = sess->streams.count;
 
+	struct mr_event ev = {.type = MR_EV_GOAWAY, .code = sess->goaway_code};
+
 	expect_header(sess);
 	sess->result.remote_goaway = true;
 	sess->result.remote_code = sess->goaway_code;
 	sess->result.remote_last_id = sess->goaway_last_id;
+	mr_session_emit(sess, &ev);
 	if (!count)
 		return 0;
 	all = malloc(count * sizeof(*all));
@@ -365,7 +388,8 @@ static int on_goaway(struct mr_session *sess)
 		if ((stream->flags & MR_STREAM_LOCAL) &&
 		    stream->id > sess->goaway_last_id)
 			mr_stream_finish(stream, MUXRING_REMOTE_GONE_AWAY,
-					 MUXRING_ERR(MUXRING_REMOTE_GONE_AWAY));
+					 MUXRING_ERR(MUXRING_REMOTE_GONE_AWAY),
+					 MR_CLOSE_GONE_AWAY);
 		mr_stream_unref(stream);
 	}
 	free(all);

@@ -168,13 +168,27 @@ int mr_outbound_goaway(struct mr_session *sess, uint32_t code,
 	return 0;
 }
 
+static void push_ready_front(struct mr_session *sess, struct mr_stream *stream)
+{
+	stream->flags |= MR_STREAM_READY;
+	stream->ready_next = sess->ready_head;
+	sess->ready_head = stream;
+	if (!sess->ready_tail)
+		sess->ready_tail = stream;
+}
+
+/* Urgent streams (heartbeats) go to the head, everything else to the tail. */
 void mr_outbound_schedule(struct mr_session *sess, struct mr_stream *stream)
 {
 	if (stream->flags & MR_STREAM_READY)
 		return;
+	mr_stream_ref(stream);
+	if (stream->flags & MR_STREAM_URGENT) {
+		push_ready_front(sess, stream);
+		return;
+	}
 	stream->flags |= MR_STREAM_READY;
 	stream->ready_next = NULL;
-	mr_stream_ref(stream);
 	if (sess->ready_tail)
 		sess->ready_tail->ready_next = stream;
 	else
@@ -202,15 +216,6 @@ static struct mr_stream *pop_ready(struct mr_session *sess)
 	stream->ready_next = NULL;
 	stream->flags &= ~MR_STREAM_READY;
 	return stream;
-}
-
-static void push_ready_front(struct mr_session *sess, struct mr_stream *stream)
-{
-	stream->flags |= MR_STREAM_READY;
-	stream->ready_next = sess->ready_head;
-	sess->ready_head = stream;
-	if (!sess->ready_tail)
-		sess->ready_tail = stream;
 }
 
 static uint32_t ring_free(const struct mr_session *sess)

@@ -109,6 +109,7 @@ void mr_session_free(struct mr_session *sess)
 {
 	if (!sess)
 		return;
+	mr_heartbeat_free(sess);
 	mr_stream_map_each(&sess->streams, detach_stream, NULL);
 	mr_outbound_free(sess);
 	mr_evq_free(&sess->events);
@@ -146,7 +147,7 @@ void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code)
 	mr_outbound_drop_pending(sess);
 	all = snapshot_streams(sess, &count);
 	for (i = 0; i < count; i++) {
-		mr_stream_finish(all[i], stream_code, err);
+		mr_stream_finish(all[i], stream_code, err, MR_CLOSE_SESSION_ENDED);
 		mr_stream_unref(all[i]);
 	}
 	free(all);
@@ -236,6 +237,16 @@ int mr_session_open(struct mr_session *sess, uint32_t stream_type,
 	return 0;
 }
 
+void mr_session_set_user(struct mr_session *sess, void *user)
+{
+	sess->user = user;
+}
+
+void *mr_session_user(const struct mr_session *sess)
+{
+	return sess->user;
+}
+
 void mr_session_set_next_stream_id(struct mr_session *sess, uint32_t id)
 {
 	sess->next_local_id = id;
@@ -303,16 +314,23 @@ static void expire_stream(struct mr_stream *stream, uint64_t now)
 	mr_stream_update_deadline_list(stream);
 }
 
+void mr_session_set_now(struct mr_session *sess, uint64_t now)
+{
+	sess->now = now;
+}
+
 uint64_t mr_session_expire(struct mr_session *sess, uint64_t now)
 {
 	struct mr_stream *stream = sess->deadlines;
 
+	sess->now = now;
 	while (stream) {
 		struct mr_stream *next = stream->deadline_next;
 
 		expire_stream(stream, now);
 		stream = next;
 	}
+	mr_heartbeat_expire(sess);
 	return mr_session_next_deadline(sess);
 }
 
@@ -328,7 +346,7 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 uint64_t mr_session_next_deadline(const struct mr_session *sess)
 {
 	const struct mr_stream *stream;
-	uint64_t next = 0;
+	uint64_t next = mr_heartbeat_next_due(sess);
 
 	for (stream = sess->deadlines; stream; stream = stream->deadline_next)
 		next = earliest(next, earliest(stream->read_deadline,

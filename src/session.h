@@ -99,9 +99,28 @@ enum mr_event_type {
 	 * (MUXRING_ERR(code), or -errno when the transport failed). Holds a
 	 * stream reference until mr_event_done(). */
 	MR_EV_STREAM_CLOSED,
+	/* A heartbeat's echo came back: `result` is the round-trip time in
+	 * the driver's clock units (nanoseconds). */
+	MR_EV_HEARTBEAT,
+	/* No echo came within interval + tolerance. Beats go on; another
+	 * failure is reported after another interval + tolerance of silence. */
+	MR_EV_HEARTBEAT_FAILED,
+	/* The peer sent GOAWAY (`code`); the session goes on, but opens now
+	 * fail. Last id and debug text are in mr_session_result(). */
+	MR_EV_GOAWAY,
 	/* The session is over; see mr_session_result(). Always the very last
 	 * event. */
 	MR_EV_SESSION_ENDED,
+};
+
+/* Who ended a stream (MR_EV_STREAM_CLOSED). */
+enum mr_close_reason {
+	MR_CLOSE_CLEAN,         /* FIN both ways, or closed locally */
+	MR_CLOSE_LOCAL_RESET,   /* this side sent RST (the app, or the engine
+				   over a flow-control or protocol fault) */
+	MR_CLOSE_PEER_RESET,    /* the peer's RST */
+	MR_CLOSE_GONE_AWAY,     /* above the last id of the peer's GOAWAY */
+	MR_CLOSE_SESSION_ENDED, /* the whole session ended */
 };
 
 enum mr_deadline_kind {
@@ -126,7 +145,8 @@ struct mr_event {
 	int64_t result;           /* MR_EV_WRITE_DONE: bytes or error;
 				     MR_EV_STREAM_CLOSED: 0 or the error */
 	uint64_t user_data;       /* MR_EV_WRITE_DONE */
-	uint32_t code;            /* MR_EV_STREAM_CLOSED */
+	uint32_t code;            /* MR_EV_STREAM_CLOSED, MR_EV_GOAWAY */
+	enum mr_close_reason close_reason; /* MR_EV_STREAM_CLOSED */
 	uint32_t stream_type;     /* MR_EV_STREAM_ACCEPTED on typed sessions */
 	enum mr_deadline_kind deadline; /* MR_EV_DEADLINE */
 };
@@ -203,7 +223,9 @@ bool mr_session_tx_pending(const struct mr_session *sess);
 /*
  * True once the session has ended and everything it still had to say
  * (typically a GOAWAY) is sent: the driver may now shut the transport down
- * (SHUT_WR, drain, close).
+ * (SHUT_WR, drain, close). After a transport failure the queued bytes can
+ * never leave: the driver then waits only for its send in flight, whose
+ * iovecs point into the engine's memory, before freeing the session.
  */
 bool mr_session_done(const struct mr_session *sess);
 
@@ -273,6 +295,39 @@ uint64_t mr_session_expire(struct mr_session *sess, uint64_t now);
 /* The earliest deadline set, or 0 when none. */
 uint64_t mr_session_next_deadline(const struct mr_session *sess);
 
+/*
+ * Tells the engine the time (the clock of mr_session_expire, ns). The
+ * driver calls it once per loop turn before feeding input, so that
+ * heartbeat echoes are timed without the engine reading a clock.
+ */
+void mr_session_set_now(struct mr_session *sess, uint64_t now);
+
+/* The stream type reserved for heartbeats (PROTOCOL.md). */
+#define MR_HEARTBEAT_TYPE 0xFFFFFFFFu
+
+/*
+ * Starts this side's heartbeat on a typed session: opens the heartbeat
+ * stream (type MR_HEARTBEAT_TYPE) at once and, every `interval` ns from
+ * now, writes a random 32-bit value that the peer echoes (MR_EV_HEARTBEAT
+ * with the round-trip time); MR_EV_HEARTBEAT_FAILED when no echo comes for
+ * interval + tolerance. `seed` feeds the value generator. Heartbeat frames
+ * jump ahead of stream data. Whatever side started it, echoing the peer's
+ * heartbeat stream is always on for typed sessions.
+ * Errors: -EINVAL on an untyped session or a zero interval, -EALREADY when
+ * already started, the errors of mr_session_open.
+ */
+int mr_session_heartbeat_start(struct mr_session *sess, uint64_t interval,
+			       uint64_t tolerance, uint64_t seed);
+
+/* Changes interval and tolerance of a running heartbeat; the next beat is
+ * due one new interval after the last. -EINVAL if not started or zero. */
+int mr_session_heartbeat_configure(struct mr_session *sess, uint64_t interval,
+				   uint64_t tolerance);
+
+/* Sends one beat now (its echo is reported like any other). -EINVAL if the
+ * heartbeat was not started, -ENOMEM. */
+int mr_session_heartbeat_beat(struct mr_session *sess);
+
 /* Counters of what crossed the transport. */
 struct mr_session_stats {
 	uint64_t frames_in, frames_out;
@@ -311,6 +366,10 @@ int mr_stream_reset(struct mr_stream *stream, uint32_t code);
 /* Absolute deadlines in the clock of mr_session_expire; 0 clears. */
 void mr_stream_set_deadline(struct mr_stream *stream,
 			    enum mr_deadline_kind kind, uint64_t when);
+
+/* The driver's pointer for the session. */
+void mr_session_set_user(struct mr_session *sess, void *user);
+void *mr_session_user(const struct mr_session *sess);
 
 uint32_t mr_stream_id(const struct mr_stream *stream);
 void mr_stream_set_user(struct mr_stream *stream, void *user);

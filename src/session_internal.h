@@ -64,6 +64,9 @@ enum mr_stream_flag {
 	MR_STREAM_TYPE_PENDING = 1u << 4, /* accepted, type bytes not all in */
 	MR_STREAM_ACCEPTED = 1u << 5,     /* STREAM_ACCEPTED emitted */
 	MR_STREAM_ON_DEADLINES = 1u << 6, /* on the session's deadline list */
+	MR_STREAM_HEARTBEAT = 1u << 7,    /* carries heartbeats; the engine
+					     serves it, the app never sees it */
+	MR_STREAM_URGENT = 1u << 8,       /* jumps the ready list */
 };
 
 struct mr_stream {
@@ -73,7 +76,9 @@ struct mr_stream {
 	uint8_t send_state;        /* enum mr_send_state */
 	uint8_t recv_state;        /* enum mr_recv_state */
 	uint8_t type_have;         /* type bytes received so far */
-	uint8_t flags;             /* enum mr_stream_flag */
+	uint8_t echo_have;         /* heartbeat bytes of echo_word received */
+	uint16_t flags;            /* enum mr_stream_flag */
+	uint32_t echo_word;        /* heartbeat value being received */
 	uint32_t stream_type;      /* sent or received type (typed sessions) */
 	uint32_t end_code;         /* why it finished (valid once FINISHED) */
 	int end_error;             /* 0, or the error later calls return */
@@ -115,6 +120,7 @@ struct mr_session {
 	bool goaway_sent;          /* we refuse new peer streams */
 	bool ended;                /* SESSION_ENDED queued */
 	bool out_of_memory;        /* an event was lost; the session fails */
+	void *user;                /* the driver's */
 	struct mr_session_result result;
 	uint8_t *remote_debug;     /* heap copy behind result.remote_debug */
 
@@ -141,6 +147,8 @@ struct mr_session {
 	struct mr_stream *ready_head, *ready_tail;
 
 	struct mr_stream *deadlines; /* streams with a deadline set */
+	struct mr_heartbeat *heartbeat; /* NULL until started */
+	uint64_t now;              /* the driver's clock, as last told */
 
 	struct mr_session_stats stats;
 };
@@ -166,7 +174,8 @@ bool mr_stream_wants_send(const struct mr_stream *stream);
 void mr_stream_fail_writes(struct mr_stream *stream, int err);
 /* Ends the stream: fails writes with err, leaves the session, queues
  * STREAM_CLOSED with `code` and `err` (0 for a clean end). Idempotent. */
-void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err);
+void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err,
+		      enum mr_close_reason reason);
 /* Finishes the stream if both directions are done. */
 void mr_stream_check_done(struct mr_stream *stream);
 /* The peer's FIN arrived. */
@@ -202,6 +211,14 @@ void mr_outbound_schedule(struct mr_session *sess, struct mr_stream *stream);
 void mr_outbound_unschedule(struct mr_session *sess, struct mr_stream *stream);
 /* Forgets every frame not yet committed to the ring. */
 void mr_outbound_drop_pending(struct mr_session *sess);
+
+/* heartbeat.c */
+/* 4 bytes of a heartbeat stream arrived as `word`. */
+void mr_heartbeat_on_word(struct mr_stream *stream, uint32_t word);
+/* Beats and failures due at sess->now; returns the next due time or 0. */
+uint64_t mr_heartbeat_expire(struct mr_session *sess);
+uint64_t mr_heartbeat_next_due(const struct mr_session *sess);
+void mr_heartbeat_free(struct mr_session *sess);
 
 /* session.c */
 /* Queues an event; memory exhaustion there ends the session. */

@@ -65,7 +65,7 @@ static void emit_write_done(struct mr_stream *stream, struct mr_write *write,
 		.user_data = write->user_data,
 	};
 
-	if (stream->session)
+	if (stream->session && !(stream->flags & MR_STREAM_HEARTBEAT))
 		mr_session_emit(stream->session, &ev);
 }
 
@@ -225,10 +225,12 @@ void mr_stream_update_deadline_list(struct mr_stream *stream)
  * STREAM_ACCEPTED event). */
 static bool visible_to_app(const struct mr_stream *stream)
 {
-	return stream->flags & (MR_STREAM_LOCAL | MR_STREAM_ACCEPTED);
+	return (stream->flags & (MR_STREAM_LOCAL | MR_STREAM_ACCEPTED)) &&
+	       !(stream->flags & MR_STREAM_HEARTBEAT);
 }
 
-void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err)
+void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err,
+		      enum mr_close_reason reason)
 {
 	struct mr_session *sess = stream->session;
 
@@ -250,6 +252,7 @@ void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err)
 			.stream = stream,
 			.code = code,
 			.result = err,
+			.close_reason = reason,
 		};
 
 		mr_stream_ref(stream);
@@ -263,7 +266,7 @@ void mr_stream_check_done(struct mr_stream *stream)
 {
 	if (stream->send_state == MR_SEND_FIN_SENT &&
 	    stream->recv_state != MR_RECV_OPEN)
-		mr_stream_finish(stream, MUXRING_NO_ERROR, 0);
+		mr_stream_finish(stream, MUXRING_NO_ERROR, 0, MR_CLOSE_CLEAN);
 }
 
 void mr_stream_recv_fin(struct mr_stream *stream)
@@ -360,7 +363,8 @@ int mr_stream_reset(struct mr_stream *stream, uint32_t code)
 		if (err)
 			return err;
 	}
-	mr_stream_finish(stream, code, MUXRING_ERR(MUXRING_STREAM_RESET));
+	mr_stream_finish(stream, code, MUXRING_ERR(MUXRING_STREAM_RESET),
+			 MR_CLOSE_LOCAL_RESET);
 	return 0;
 }
 

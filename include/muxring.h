@@ -276,6 +276,12 @@ enum muxring_cqe_type {
 	/* The listener is closed: res 0 after muxring_listener_close(), or the
 	 * negative error that stopped it. user_data: the listener's. */
 	MUXRING_CQE_LISTENER_CLOSED,
+	/* A heartbeat echo came back (muxring_session_heartbeat()): res is
+	 * the round-trip time in nanoseconds. user_data: the session's. */
+	MUXRING_CQE_HEARTBEAT,
+	/* No heartbeat echo came within interval + tolerance: res is
+	 * -ETIMEDOUT. Beats go on; the session is not ended by this. */
+	MUXRING_CQE_HEARTBEAT_FAILED,
 };
 
 /* muxring_cqe.flags */
@@ -407,7 +413,9 @@ struct muxring_session_opts {
 	uint32_t window;
 	/* Streams the peer opened that the application has not yet advanced
 	 * past (STREAM_ACCEPTED); a new one beyond it is refused with
-	 * RST AcceptQueueFull (default 128). */
+	 * RST AcceptQueueFull (default 128). Every SYN that arrives in one
+	 * turn of the loop is queued before the application sees the first,
+	 * so size it to the burst of streams the peer may open at once. */
 	uint32_t accept_backlog;
 	/* Concurrent streams, both directions together (default 4096). */
 	uint32_t max_streams;
@@ -472,6 +480,21 @@ MUXRING_API int muxring_session_goaway(struct muxring_session *sess,
 MUXRING_API int muxring_session_close(struct muxring_session *sess,
 				      uint32_t code, const char *debug,
 				      size_t debug_len);
+
+/*
+ * Starts the heartbeat on a typed session (MUXRING_SESSION_TYPED), or
+ * changes its timing when it runs: every interval_ns (0: 10 s) a 4-byte
+ * value goes out on the heartbeat stream (type 0xFFFFFFFF), and its echo
+ * comes back as a HEARTBEAT entry with the round-trip time; when no echo
+ * came within interval + tolerance_ns (0: 15 s), HEARTBEAT_FAILED. Echoing
+ * the peer's heartbeat is always on for typed sessions (such streams never
+ * reach the application). Timers run on the loop's ring.
+ * Errors: -EINVAL on an untyped session, MUXRING_ERR(MUXRING_SESSION_CLOSED)
+ * after the session ended, the errors of muxring_stream_open().
+ */
+MUXRING_API int muxring_session_heartbeat(struct muxring_session *sess,
+					  uint64_t interval_ns,
+					  uint64_t tolerance_ns);
 
 /* The user_data of the session's entries. */
 MUXRING_API void muxring_session_set_data(struct muxring_session *sess,

@@ -49,11 +49,12 @@ static int open_heartbeat_stream(struct mr_session *sess,
 				 struct mr_heartbeat *hb)
 {
 	struct mr_stream *stream;
-	int err = mr_session_open(sess, MR_HEARTBEAT_TYPE, &stream);
+	int err = mr_session_open_flagged(sess, MR_HEARTBEAT_TYPE,
+					  MR_STREAM_HEARTBEAT | MR_STREAM_URGENT,
+					  &stream);
 
 	if (err)
 		return err;
-	stream->flags |= MR_STREAM_HEARTBEAT | MR_STREAM_URGENT;
 	mr_stream_ref(stream);
 	hb->stream = stream;
 	return 0;

@@ -216,6 +216,12 @@ void mr_view_release(struct mr_view *view)
 int mr_session_open(struct mr_session *sess, uint32_t stream_type,
 		    struct mr_stream **out)
 {
+	return mr_session_open_flagged(sess, stream_type, 0, out);
+}
+
+int mr_session_open_flagged(struct mr_session *sess, uint32_t stream_type,
+			    uint16_t flags, struct mr_stream **out)
+{
 	struct mr_stream *stream;
 
 	if (sess->ended)
@@ -230,6 +236,7 @@ int mr_session_open(struct mr_session *sess, uint32_t stream_type,
 	if (!stream)
 		return -ENOMEM;
 	stream->stream_type = stream_type;
+	stream->flags |= flags;
 	sess->next_local_id += 2;
 	sess->stats.streams_opened++;
 	mr_stream_update_ready(stream);

@@ -221,6 +221,10 @@ uint64_t mr_heartbeat_next_due(const struct mr_session *sess);
 void mr_heartbeat_free(struct mr_session *sess);
 
 /* session.c */
+/* mr_session_open, with enum mr_stream_flag bits set before the stream is
+ * first scheduled (an urgent stream must enter the ready list urgent). */
+int mr_session_open_flagged(struct mr_session *sess, uint32_t stream_type,
+			    uint16_t flags, struct mr_stream **out);
 /* Queues an event; memory exhaustion there ends the session. */
 void mr_session_emit(struct mr_session *sess, const struct mr_event *ev);
 /* Fails the session with a muxado code: GOAWAY(code, debug), every stream

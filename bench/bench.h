@@ -19,6 +19,10 @@
  * thread, each with its own event loop, over 127.0.0.1 only), measures,
  * stops and joins every thread, closes every descriptor, frees every
  * allocation and returns.  Nothing survives from one cell to the next.
+ * The muxring impl supports every workload: one TCP connection (made with
+ * bench_listen() / bench_connect() below, or muxring's own listen and
+ * connect) carries the cell's N streams between a client loop thread and
+ * a server loop thread.
  *
  * ---------------------------------------------------------------------
  * The workloads: what run() must do and measure
@@ -43,8 +47,8 @@
  * BENCH_OPEN (size = 64).  N workers; each request on a NEW stream: open,
  * write `size` bytes, half-close (FIN), read the `size`-byte reply and the
  * peer's FIN, close.  The server accepts, reads to FIN, replies `size`
- * bytes, closes.  Latency = open .. close.  (Pools: a new TCP connection
- * per request, `connect .. close`.)
+ * bytes (the pools echo the request), closes.  Latency = open .. close.
+ * (Pools: a new TCP connection per request, `connect .. close`.)
  *   -> ops_per_s (streams/s), p50_us, p99_us.
  *
  * BENCH_BULK (size = payload: 1, 1 KiB, 1 MiB, 32 MiB).  The Go reference's
@@ -66,7 +70,7 @@
  * per stream over the number actually opened and say so on stderr.
  *   -> bytes_per_stream; ops = the number of streams it was measured over.
  *
- * BENCH_HEARTBEAT (streams = 8, size = write chunk, 256 KiB by default).
+ * BENCH_HEARTBEAT (streams = 8, size = write chunk, 64 KiB by default).
  * N streams write continuously (chunks of `size` bytes, the server reads
  * and discards) for cell->seconds, saturating the connection; meanwhile
  * the heartbeat measures its round-trip time every

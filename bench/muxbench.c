@@ -318,37 +318,46 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 
 /* ---- running ----------------------------------------------------------- */
 
-static void results_dir(char *buf, size_t len)
+/*
+ * The source tree this binary was built in: build/muxbench ->
+ * <repo>/bench exists.  Fills repo (or leaves it "") so that results land
+ * in <repo>/bench/results wherever muxbench runs from.
+ */
+static void find_repo(char *repo, size_t len)
 {
-	const char *env = getenv("MUXBENCH_RESULTS_DIR");
 	char exe[PATH_MAX], probe[PATH_MAX + 32];
 	struct stat st;
-	ssize_t n;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash, *real;
 
-	if (env && *env) {
-		snprintf(buf, len, "%s", env);
+	repo[0] = 0;
+	if (n <= 0)
 		return;
-	}
-	/* build/muxbench -> <repo>/bench/results, wherever we run from */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash, *real;
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	snprintf(probe, sizeof(probe), "%s/..", exe);
+	real = realpath(probe, NULL);
+	if (!real)
+		return;
+	snprintf(probe, sizeof(probe), "%s/bench/bench.h", real);
+	if (stat(probe, &st) == 0 && S_ISREG(st.st_mode))
+		snprintf(repo, len, "%s", real);
+	free(real);
+}
 
-		exe[n] = 0;
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = 0;
-			snprintf(probe, sizeof(probe), "%s/../bench", exe);
-			real = realpath(probe, NULL);
-			if (real && stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
-				snprintf(buf, len, "%s/results", real);
-				free(real);
-				return;
-			}
-			free(real);
-		}
-	}
-	snprintf(buf, len, "bench/results");
+static void results_dir(const char *repo, char *buf, size_t len)
+{
+	const char *env = getenv("MUXBENCH_RESULTS_DIR");
+
+	if (env && *env)
+		snprintf(buf, len, "%s", env);
+	else if (repo[0])
+		snprintf(buf, len, "%s/bench/results", repo);
+	else
+		snprintf(buf, len, "bench/results");
 }
 
 static void record_args(struct bench_meta *m, int argc, char **argv)
@@ -408,7 +417,7 @@ int main(int argc, char **argv)
 	struct options o;
 	struct bench_cell cells[MAX_CELLS];
 	struct bench_session s = { 0 };
-	char dir[PATH_MAX + 16], line[256];
+	char repo[PATH_MAX], dir[PATH_MAX + 16], line[256];
 	size_t ncells, failed = 0;
 	int status = 0;
 
@@ -434,15 +443,19 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
-	report_meta_init(&s.meta);
+	find_repo(repo, sizeof(repo));
+	report_meta_init(&s.meta, repo[0] ? repo : NULL);
 	s.meta.mode = o.full ? "full" : "quick";
 	if (o.workload >= 0 || o.streams || o.size || o.seconds)
 		s.meta.mode = "custom";
 	record_args(&s.meta, argc, argv);
-	results_dir(dir, sizeof(dir));
+	results_dir(repo, dir, sizeof(dir));
 
 	fprintf(stderr, "muxbench: %s run, %zu measurements, about %.0f s; results in %s/\n",
 		s.meta.mode, s.nruns, estimate_seconds(s.runs, s.nruns), dir);
+	if (s.meta.loadavg > 0.5)
+		fprintf(stderr, "muxbench: note: load average %.2f on %ld CPUs at start: if other work is running, expect noisy figures\n",
+			s.meta.loadavg, s.meta.cpus);
 	for (size_t i = 0; i < s.nruns; i++) {
 		struct bench_run *r = &s.runs[i];
 		uint64_t t0 = bench_now_ns();

@@ -12,6 +12,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,7 +387,16 @@ void report_table(FILE *f, const struct bench_session *s)
 		for (size_t j = i; j < s->nruns; j++)
 			if (same_cell(&s->runs[j].cell, cell))
 				printed[j] = true;
-		for (enum report_metric mt = 0; mt < M_COUNT; mt++) {
+		for (size_t mi = 0; mi < M_COUNT; mi++) {
+			/* the workload's headline figure first */
+			static const enum report_metric rate_first[M_COUNT] = {
+				M_OPS, M_MB, M_P50, M_P99, M_BPS,
+			};
+			static const enum report_metric bytes_first[M_COUNT] = {
+				M_MB, M_OPS, M_P50, M_P99, M_BPS,
+			};
+			enum report_metric mt = cell->workload == BENCH_BULK ?
+							bytes_first[mi] : rate_first[mi];
 			const struct bench_run *ref =
 				mux ? report_find(s, cell, BENCH_REFERENCE_IMPL) : NULL;
 			bool any = false;
@@ -506,12 +516,12 @@ static void command_line_out(const char *cmd, char *buf, size_t len)
 	pclose(p);
 }
 
-void report_meta_init(struct bench_meta *m)
+void report_meta_init(struct bench_meta *m, const char *repo)
 {
 	struct utsname u;
 	time_t now = time(NULL);
 	struct tm tm;
-	char dirty[8];
+	char dirty[8], git[PATH_MAX + 64], cmd[PATH_MAX + 192];
 
 	gmtime_r(&now, &tm);
 	strftime(m->date, sizeof(m->date), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -522,11 +532,20 @@ void report_meta_init(struct bench_meta *m)
 		snprintf(m->arch, sizeof(m->arch), "%s", u.machine);
 	}
 	m->mem_bytes = read_mem_total();
-	command_line_out("git rev-parse --short HEAD 2>/dev/null", m->commit,
-			 sizeof(m->commit) - 8);
+	if (getloadavg(&m->loadavg, 1) != 1)
+		m->loadavg = NAN;
+	/* a path with a quote in it is not worth quoting: use the cwd */
+	if (repo && !strchr(repo, '\''))
+		snprintf(git, sizeof(git), "git -C '%s'", repo);
+	else
+		snprintf(git, sizeof(git), "git");
+	snprintf(cmd, sizeof(cmd), "%s rev-parse --short HEAD 2>/dev/null", git);
+	command_line_out(cmd, m->commit, sizeof(m->commit) - 8);
 	if (m->commit[0]) {
-		command_line_out("git status --porcelain --untracked-files=no 2>/dev/null | head -n 1",
-				 dirty, sizeof(dirty));
+		snprintf(cmd, sizeof(cmd),
+			 "%s status --porcelain --untracked-files=no 2>/dev/null | head -n 1",
+			 git);
+		command_line_out(cmd, dirty, sizeof(dirty));
 		if (dirty[0])
 			strcat(m->commit, "-dirty");
 	}
@@ -588,7 +607,9 @@ int report_write_json(const struct bench_session *s, const char *dir)
 	json_str(f, m->cpu);
 	fprintf(f, ", \"cpus\": %ld, \"arch\": ", m->cpus);
 	json_str(f, m->arch);
-	fprintf(f, ", \"memory_bytes\": %llu},\n  \"kernel\": ", m->mem_bytes);
+	fprintf(f, ", \"memory_bytes\": %llu, \"loadavg_at_start\": ", m->mem_bytes);
+	json_num(f, m->loadavg);
+	fprintf(f, "},\n  \"kernel\": ");
 	json_str(f, m->kernel);
 	fprintf(f, ",\n  \"commit\": ");
 	if (m->commit[0])

@@ -29,6 +29,7 @@ struct bench_meta {
 	char arch[72];
 	char kernel[136];	/* uname -r */
 	unsigned long long mem_bytes;	/* MemTotal */
+	double loadavg;		/* 1-minute load average at start; NAN if unknown */
 	char commit[64];	/* git rev-parse --short HEAD[-dirty], or "" */
 	const char *mode;	/* "quick", "full" or "custom" */
 	char args[512];		/* the command line, for the record */
@@ -43,8 +44,9 @@ struct bench_session {
 	size_t nimpls;
 };
 
-/* Fills date, machine, kernel and commit. */
-void report_meta_init(struct bench_meta *m);
+/* Fills date, machine, kernel and commit (of the git work tree at
+ * repo, or of the current directory when repo is NULL). */
+void report_meta_init(struct bench_meta *m, const char *repo);
 
 /* "47.5k req/s  p50 19.3 us  p99 69.1 us" for the progress line. */
 void report_format_run(const struct bench_run *run, char *buf, size_t len);

@@ -43,6 +43,10 @@ struct panel {
 	double target;		/* dashed line at this value, or NAN */
 	const char *target_label;
 	const char *baseline;	/* ratio in the subtitle against this impl */
+	unsigned ratio_n;	/* ...at this N if present (the target's), else
+				 * at the largest N both have */
+	bool log_y;		/* latency across N spans decades */
+	const char *skip_impl;	/* not drawn here (named in the subtitle) */
 };
 
 static const char *impl_color(const char *name, size_t index)
@@ -113,10 +117,13 @@ static size_t plan_panels(const struct bench_session *s, struct panel *out)
 			p.m = M_OPS;
 			p.better = "higher is better";
 			p.baseline = "tcp-epoll";
+			p.ratio_n = 64;
 			snprintf(p.title, sizeof(p.title), "rpc: requests/s (%s messages)", sz);
 			out[n++] = p;
 			p.m = M_P50;
-			p.better = "lower is better";
+			p.better = "lower is better; log scale";
+			p.ratio_n = 1;
+			p.log_y = true;
 			snprintf(p.title, sizeof(p.title), "rpc: p50 latency, us (%s)", sz);
 			out[n++] = p;
 			break;
@@ -126,6 +133,7 @@ static size_t plan_panels(const struct bench_session *s, struct panel *out)
 			p.m = M_OPS;
 			p.better = "higher is better";
 			p.baseline = "tcp-epoll";
+			p.ratio_n = 64;
 			snprintf(p.title, sizeof(p.title), "open: new streams/s");
 			out[n++] = p;
 			break;
@@ -134,7 +142,19 @@ static size_t plan_panels(const struct bench_session *s, struct panel *out)
 				continue;
 			p.m = M_MB;
 			p.better = "higher is better";
-			p.baseline = c->size >= (32u << 20) ? "tcp-raw" : "tcp-epoll";
+			if (c->size >= (32u << 20)) {
+				p.baseline = "tcp-raw";
+				p.ratio_n = 1;
+			} else {
+				p.baseline = "tcp-epoll";
+				p.ratio_n = 64;
+			}
+			if (c->size < (1u << 20)) {
+				/* its rounds batch N tiny payloads into one write:
+				 * a ceiling, not a pool; it would flatten the rest */
+				p.skip_impl = "tcp-raw";
+				p.better = "higher is better; tcp-raw (batched) in the table only";
+			}
 			snprintf(p.title, sizeof(p.title), "bulk: MB/s, %s payloads", sz);
 			out[n++] = p;
 			break;
@@ -171,6 +191,8 @@ static size_t plan_panels(const struct bench_session *s, struct panel *out)
 static bool run_in_panel(const struct bench_run *r, const struct panel *p)
 {
 	if (r->failed || r->cell.workload != p->w)
+		return false;
+	if (p->skip_impl && strcmp(r->impl->name, p->skip_impl) == 0)
 		return false;
 	if (p->w != BENCH_IDLE && r->cell.size != p->size)
 		return false;
@@ -243,7 +265,7 @@ static double nice_top(double v, double *step)
 static void fmt_value(const struct panel *p, double v, char *buf, size_t len)
 {
 	if (p->m == M_P50 || p->m == M_P99 || p->m == M_BPS) {
-		if (v >= 10000)
+		if (v >= 100000)
 			report_si(v, buf, len);
 		else
 			snprintf(buf, len, v >= 100 ? "%.0f" : "%.1f", v);
@@ -262,9 +284,11 @@ static void panel_ratio(const struct bench_session *s, const struct panel *p,
 	buf[0] = 0;
 	if (!p->baseline)
 		return;
-	for (size_t i = nn; i-- > 0;) {
-		const struct bench_run *a = panel_run(s, p, BENCH_REFERENCE_IMPL, ns[i]);
-		const struct bench_run *b = panel_run(s, p, p->baseline, ns[i]);
+	for (size_t i = nn + 1; i-- > 0;) {
+		/* i == nn: the target's N first */
+		unsigned n = i == nn ? p->ratio_n : ns[i];
+		const struct bench_run *a = panel_run(s, p, BENCH_REFERENCE_IMPL, n);
+		const struct bench_run *b = panel_run(s, p, p->baseline, n);
 		double va, vb;
 
 		if (!a || !b)
@@ -273,7 +297,7 @@ static void panel_ratio(const struct bench_session *s, const struct panel *p,
 		vb = report_metric(&b->result, p->m);
 		if (vb > 0)
 			snprintf(buf, len, "muxring = %.2fx %s at N=%u", va / vb,
-				 p->baseline, ns[i]);
+				 p->baseline, n);
 		return;
 	}
 }
@@ -322,23 +346,56 @@ static void draw_target(FILE *f, const struct panel *p, double x0, double y0,
 		x0, y, x0 + w, y);
 }
 
+/* Log-scale y axis from decade lo to decade hi: gridline per decade. */
+static void draw_log_axis(FILE *f, double x0, double y0, double w, double h,
+			  double lo, double hi)
+{
+	for (double v = lo; v <= hi * 1.0001; v *= 10) {
+		double y = y0 + h - (log10(v) - log10(lo)) / (log10(hi) - log10(lo)) * h;
+		char lab[32];
+
+		tick_label(v, lab, sizeof(lab));
+		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
+			x0, y, x0 + w, y);
+		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\" fill=\"#555\">%s</text>\n",
+			x0 - 6, y + 4, lab);
+	}
+	fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\"/>\n",
+		x0, y0 + h, x0 + w, y0 + h);
+}
+
 static void draw_lines(FILE *f, const struct bench_session *s,
 		       const struct panel *p, double x0, double y0, double w,
 		       double h, const unsigned *ns, size_t nn)
 {
 	double lo = log2(ns[0]), hi = log2(ns[nn - 1]), top, step, max = 0;
+	double min = INFINITY, ylo = 1, yhi = 10;
 
 	for (size_t k = 0; k < s->nimpls; k++)
 		for (size_t i = 0; i < nn; i++) {
 			const struct bench_run *r = panel_run(s, p, s->impls[k]->name, ns[i]);
+			double v = r ? report_metric(&r->result, p->m) : NAN;
 
-			if (r && report_metric(&r->result, p->m) > max)
-				max = report_metric(&r->result, p->m);
+			if (v > max)
+				max = v;
+			if (v > 0 && v < min)
+				min = v;
 		}
 	if (!isnan(p->target) && p->target > max)
 		max = p->target;
 	top = nice_top(max * 1.05, &step);
-	draw_y_axis(f, x0, y0, w, h, top, step);
+	if (p->log_y && max > 0) {
+		ylo = pow(10, floor(log10(min)));
+		yhi = pow(10, ceil(log10(max)));
+		if (yhi <= ylo)
+			yhi = ylo * 10;
+		draw_log_axis(f, x0, y0, w, h, ylo, yhi);
+	} else {
+		draw_y_axis(f, x0, y0, w, h, top, step);
+	}
+#define YPOS(v) (p->log_y ? y0 + h - (log10((v) > ylo ? (v) : ylo) - log10(ylo)) / \
+				(log10(yhi) - log10(ylo)) * h : \
+			    y0 + h - (v) / top * h)
 #define XPOS(n) (x0 + 12 + (log2(n) - lo) / (hi - lo) * (w - 24))
 	for (size_t i = 0; i < nn; i++)
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">%u</text>\n",
@@ -364,7 +421,7 @@ static void draw_lines(FILE *f, const struct bench_session *s,
 				if (!r)
 					continue;
 				fprintf(f, "%s%.1f,%.1f", started ? " " : "", XPOS(ns[i]),
-					y0 + h - report_metric(&r->result, p->m) / top * h);
+					YPOS(report_metric(&r->result, p->m)));
 				started = true;
 			}
 			fputs("\"/>\n", f);
@@ -378,13 +435,15 @@ static void draw_lines(FILE *f, const struct bench_session *s,
 				v = report_metric(&r->result, p->m);
 				fmt_value(p, v, lab, sizeof(lab));
 				fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"><title>",
-					XPOS(ns[i]), y0 + h - v / top * h, mux ? 4.5 : 3.5, col);
+					XPOS(ns[i]), YPOS(v), mux ? 4.5 : 3.5, col);
 				xml_text(f, name);
 				fprintf(f, " N=%u: %s</title></circle>\n", ns[i], lab);
 			}
 		}
 #undef XPOS
-	draw_target(f, p, x0, y0, w, h, top);
+#undef YPOS
+	if (!p->log_y)
+		draw_target(f, p, x0, y0, w, h, top);
 }
 
 static void draw_bars(FILE *f, const struct bench_session *s,
@@ -446,8 +505,17 @@ static void draw_bars(FILE *f, const struct bench_session *s,
 		xml_text(f, names[i]);
 		fputs("</text>\n", f);
 	}
-	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">N = %u</text>\n",
+	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">N = %u",
 		x0 + w / 2, y0 + h + 32, streams);
+	for (size_t i = 0; p->w == BENCH_IDLE && i < n; i++) {
+		/* the pools may have been held back by the descriptor limit */
+		if (runs[i]->result.ops && runs[i]->result.ops != streams) {
+			fprintf(f, " (TCP pools: measured over %llu)",
+				(unsigned long long)runs[i]->result.ops);
+			break;
+		}
+	}
+	fputs("</text>\n", f);
 	draw_target(f, p, x0, y0, w, h, top);
 }
 
@@ -467,12 +535,20 @@ static void draw_panel(FILE *f, const struct bench_session *s,
 	xml_text(f, p->title);
 	fputs("</text>\n", f);
 	panel_ratio(s, p, ns, nn, ratio, sizeof(ratio));
-	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#666\">%s%s%s</text>\n",
-		px + 12, py + 36, p->better, p->target_label ? " | dashed: " : "",
-		p->target_label ? p->target_label : "");
-	if (ratio[0])
-		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" font-weight=\"bold\" fill=\"#d62728\">%s</text>\n",
-			px + 12, py + 53, ratio);
+	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#666\">",
+		px + 12, py + 36);
+	xml_text(f, p->better);
+	if (p->target_label) {
+		fputs(" | dashed: ", f);
+		xml_text(f, p->target_label);
+	}
+	fputs("</text>\n", f);
+	if (ratio[0]) {
+		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" font-weight=\"bold\" fill=\"#d62728\">",
+			px + 12, py + 53);
+		xml_text(f, ratio);
+		fputs("</text>\n", f);
+	}
 	if (nn == 0)
 		return;
 	if (nn == 1 || p->kind == PANEL_BARS)
@@ -522,7 +598,8 @@ int report_write_svg(const struct bench_session *s, const char *dir)
 {
 	struct panel panels[MAX_PANELS];
 	size_t n = plan_panels(s, panels);
-	size_t cols = n < COLS ? (n ? n : 1) : COLS;
+	/* 7 or 8 panels (the quick run) fit two rows of four */
+	size_t cols = n <= COLS ? (n ? n : 1) : n == 7 || n == 8 ? 4 : COLS;
 	size_t rows = (n + cols - 1) / cols;
 	double width = MARGIN * 2 + (double)cols * PANEL_W;
 	double height = HEADER_H + (double)(rows ? rows : 1) * PANEL_H + MARGIN;

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define NAME "tcp-raw"
-#define SCRATCH (1024 * 1024)
+#define SCRATCH (256 * 1024)	/* as the pools' server */
 /* Blocking calls give up after this long: a hung peer is an error. */
 #define IO_TIMEOUT_S 10
 

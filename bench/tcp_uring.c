@@ -369,7 +369,8 @@ static int server_loop(struct server *s)
 		unsigned head, seen = 0;
 		int ret = io_uring_submit_and_wait(&s->ring, 1);
 
-		if (ret < 0 && ret != -EINTR)
+		/* EINTR: a signal; EBUSY/EAGAIN: completions to reap first */
+		if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN)
 			return bench_error(NAME, "io_uring_submit_and_wait: %s",
 					   strerror(-ret));
 		io_uring_for_each_cqe(&s->ring, head, cqe) {
@@ -633,7 +634,8 @@ static int client_loop(struct client *cl)
 							   &wait, NULL);
 		uint64_t now = bench_now_ns();
 
-		if (ret < 0 && ret != -ETIME && ret != -EINTR)
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY &&
+		    ret != -EAGAIN)
 			return bench_error(NAME, "io_uring_submit_and_wait: %s",
 					   strerror(-ret));
 		if (atomic_load(&cl->p->server_failed))

@@ -144,6 +144,20 @@ struct muxring_listener;
 #define MUXRING_FEAT_ACCEPT_MULTISHOT (1u << 4) /* else one accept at a time */
 #define MUXRING_FEAT_EXT_ARG         (1u << 5) /* wait timeouts in io_uring_enter */
 #define MUXRING_FEAT_SEND_ARENA_REG  (1u << 6) /* send arena registered */
+#define MUXRING_FEAT_SEND_ZC         (1u << 7) /* large batches leave with
+						  IORING_OP_SENDMSG_ZC (only
+						  when asked for with
+						  MUXRING_LOOP_SEND_ZC) */
+
+/* muxring_loop_opts.flags */
+#define MUXRING_LOOP_SEND_ZC 0x1u /* send large batches with kernel
+				     zero-copy (SENDMSG_ZC, Linux 6.1): the
+				     pages are handed to the NIC instead of
+				     copied; the send completes only when the
+				     kernel lets go of them (for TCP, once
+				     the peer acknowledged the data), so it
+				     pays off for big transfers over real
+				     networks, not on loopback */
 
 /*
  * Options of muxring_loop_create(). Every field left 0 takes its default;
@@ -154,8 +168,9 @@ struct muxring_loop_opts {
 	 * made four times larger, since multishot receives post many. */
 	unsigned sq_entries;
 	/* Receive buffers in the provided-buffer ring shared by every
-	 * session of the loop (default 256; rounded up to a power of two,
-	 * at most 32768), and the size of each (default 32 KiB). The ring is
+	 * session of the loop (default 256; at least 2, rounded up to a
+	 * power of two, at most 32768), and the size of each (default
+	 * 32 KiB). The ring is
 	 * one arena of recv_buffers * recv_buffer_size bytes. */
 	unsigned recv_buffers;
 	unsigned recv_buffer_size;
@@ -180,6 +195,8 @@ struct muxring_loop_opts {
 	 * and benchmarks of the fallback paths). The environment variable
 	 * MUXRING_DISABLE_FEATURES (a number, 0x... allowed) adds bits. */
 	unsigned disable;
+	/* MUXRING_LOOP_* bits: features to ask for that are off by default. */
+	unsigned flags;
 };
 
 /*
@@ -282,6 +299,11 @@ enum muxring_cqe_type {
 	/* No heartbeat echo came within interval + tolerance: res is
 	 * -ETIMEDOUT. Beats go on; the session is not ended by this. */
 	MUXRING_CQE_HEARTBEAT_FAILED,
+	/* A descriptor watched with muxring_poll_fd() is ready: res is the
+	 * poll mask that happened (POLLIN, POLLOUT, POLLHUP, ...) or a
+	 * negative error (-ECANCELED at loop destroy). user_data: the
+	 * call's. session and stream are NULL. */
+	MUXRING_CQE_POLL,
 };
 
 /* muxring_cqe.flags */
@@ -655,6 +677,22 @@ MUXRING_API int muxring_stream_reset(struct muxring_stream *stream,
  */
 MUXRING_API int muxring_stream_set_deadline(struct muxring_stream *stream,
 					    unsigned which, uint64_t when_ns);
+
+/* ---------------------------------------------------------------------- */
+/* Other descriptors                                                       */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Watches fd (any pollable descriptor the caller owns: stdin, a pipe, an
+ * eventfd, a signalfd) on the loop's ring, once: a MUXRING_CQE_POLL entry
+ * with user_data comes when one of poll_mask's events (POLLIN, POLLOUT,
+ * ...) happens. Call again to keep watching. This lets a program wait for
+ * its own descriptors and its sessions in the same muxring_submit_and_wait.
+ * The loop does not own fd; do not close it while watched.
+ * Errors: -EINVAL, -ENOMEM.
+ */
+MUXRING_API int muxring_poll_fd(struct muxring_loop *loop, int fd,
+				unsigned poll_mask, uint64_t user_data);
 
 /* ---------------------------------------------------------------------- */
 /* Stats                                                                   */

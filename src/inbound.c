@@ -89,10 +89,13 @@ static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 	if (is_local_id(sess, id))
 		return mr_session_fail(sess, MUXRING_PROTOCOL_ERROR,
 				       "SYN carries a stream id of the receiver's parity");
-	if (id <= sess->last_remote_id)
+	/* SYNs ride on first writes, so a peer's streams may announce
+	 * themselves out of id order; only a live id is certainly reused. */
+	if (mr_stream_map_get(&sess->streams, id))
 		return mr_session_fail(sess, MUXRING_PROTOCOL_ERROR,
-				       "SYN reuses a stream id");
-	sess->last_remote_id = id;
+				       "SYN for a stream that is already open");
+	if (id > sess->last_remote_id)
+		sess->last_remote_id = id;
 	if (sess->streams.count >= sess->cfg.max_streams)
 		return reply_rst(sess, id, MUXRING_STREAM_REFUSED);
 	if (sess->accept_pending >= sess->cfg.accept_backlog)

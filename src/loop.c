@@ -174,6 +174,39 @@ struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop)
 	return sqe;
 }
 
+/* ---- watched descriptors ------------------------------------------------ */
+
+int muxring_poll_fd(struct muxring_loop *loop, int fd, unsigned poll_mask,
+		    uint64_t user_data)
+{
+	struct io_uring_sqe *sqe;
+	struct mr_poll_req *req;
+
+	if (!loop || fd < 0 || !poll_mask || loop->destroying)
+		return -EINVAL;
+	req = malloc(sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	req->user_data = user_data;
+	sqe = mr_loop_sqe(loop);
+	io_uring_prep_poll_add(sqe, fd, poll_mask);
+	io_uring_sqe_set_data64(sqe, mr_op_data(req, MR_OP_LOOP));
+	return 0;
+}
+
+static void poll_complete(struct muxring_loop *loop, struct mr_poll_req *req,
+			  int res)
+{
+	struct muxring_cqe *cqe;
+
+	if (!loop->destroying && (cqe = mr_cq_push(&loop->cq))) {
+		cqe->type = MUXRING_CQE_POLL;
+		cqe->res = res;
+		cqe->user_data = req->user_data;
+	}
+	free(req);
+}
+
 /* One kernel completion, to the object its user_data names. */
 static void dispatch(struct muxring_loop *loop, const struct io_uring_cqe *cqe)
 {
@@ -195,8 +228,12 @@ static void dispatch(struct muxring_loop *loop, const struct io_uring_cqe *cqe)
 	case MR_OP_LISTEN_AUX:
 		mr_listener_complete(obj, tag, cqe);
 		break;
-	case MR_OP_TIMER:
-		mr_timers_complete(loop, obj, cqe->res);
+	case MR_OP_LOOP:
+		if (obj == &loop->timers.ts || obj == &loop->timers.upd_ts ||
+		    obj == loop)
+			mr_timers_complete(loop, obj, cqe->res);
+		else
+			poll_complete(loop, obj, cqe->res);
 		break;
 	}
 }
@@ -274,6 +311,10 @@ static void loop_prepare(struct muxring_loop *loop)
  * ready entries is right. SQEs this prepares go out with the next enter. */
 static void loop_gather(struct muxring_loop *loop)
 {
+	uint64_t next = mr_timers_next(&loop->timers);
+
+	if (next && next <= loop->now)
+		mr_timers_run(loop, loop->now);
 	if (mr_bufring_flush(loop->bufring) && loop->starved.head)
 		wake_starved(loop);
 	step_dirty(loop);
@@ -476,13 +517,13 @@ static int fill_opts(const struct muxring_loop_opts *in,
 		o->linger_ms = DEFAULT_LINGER_MS;
 	if (o->recv_buffers > 32768 || o->sq_entries > 32768)
 		return -EINVAL;
-	o->recv_buffers = round_pow2(o->recv_buffers);
+	/* At least two buffers and a low water of at least one: then views
+	 * can never pin every buffer, and one always cycles. */
+	o->recv_buffers = round_pow2(o->recv_buffers < 2 ? 2 : o->recv_buffers);
 	if (!o->recv_low_water)
 		o->recv_low_water = o->recv_buffers / 4 ? o->recv_buffers / 4 : 1;
-	if (o->recv_low_water >= o->recv_buffers && o->recv_buffers > 1)
+	if (o->recv_low_water >= o->recv_buffers)
 		return -EINVAL;
-	if (o->recv_buffers == 1)
-		o->recv_low_water = 0; /* nothing can be held: always copy */
 	if (o->send_arena_size < o->send_buffer_size)
 		return -EINVAL;
 	return 0;
@@ -565,6 +606,8 @@ int muxring_loop_create(struct muxring_loop **loopp,
 	}
 	if (loop->arena->registered)
 		loop->features |= MUXRING_FEAT_SEND_ARENA_REG;
+	if (!(o.flags & MUXRING_LOOP_SEND_ZC))
+		loop->features &= ~MUXRING_FEAT_SEND_ZC;
 	*loopp = loop;
 	return 0;
 }
@@ -583,7 +626,7 @@ static void cancel_all(struct muxring_loop *loop)
 		return;
 	sqe = mr_loop_sqe(loop);
 	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-	io_uring_sqe_set_data64(sqe, mr_op_data(loop, MR_OP_TIMER));
+	io_uring_sqe_set_data64(sqe, mr_op_data(loop, MR_OP_LOOP));
 	while (loop->inflight && muxring_now_ns() < until) {
 		loop_enter(loop, 1, &ts);
 		loop_reap(loop);

@@ -30,7 +30,10 @@ enum mr_op_tag {
 	MR_OP_SESS_AUX = 4,  /* session: shutdown, cancel, timeout removal */
 	MR_OP_ACCEPT = 5,    /* listener: accept (multishot or single) */
 	MR_OP_LISTEN_AUX = 6, /* listener: cancel; retry timer */
-	MR_OP_TIMER = 7,     /* loop: the deadline timeout and its updates */
+	MR_OP_LOOP = 7,      /* loop: the deadline timeout and its updates
+				(obj: &timers.ts, &timers.upd_ts), cancels
+				(obj: the loop), watched fds (obj: a
+				struct mr_poll_req) */
 };
 #define MR_OP_TAG_MASK 7u
 
@@ -53,6 +56,10 @@ static inline enum mr_op_tag mr_op_tag_of(uint64_t user_data)
 #define MR_SEND_IOV 256u
 /* Bytes asked of the engine per sendmsg. */
 #define MR_SEND_MAX_BYTES (4u << 20)
+/* Batches from this size leave with SENDMSG_ZC when the loop uses it;
+ * below it, pinning pages and waiting for the notification cost more than
+ * the copy saves. */
+#define MR_SEND_ZC_MIN (64u << 10)
 /* The receive-buffer group of every loop. */
 #define MR_BGID 0
 
@@ -100,6 +107,11 @@ struct muxring_loop {
  * consumes every SQE it is given).
  */
 struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop);
+
+/* One muxring_poll_fd() in flight. */
+struct mr_poll_req {
+	uint64_t user_data;
+};
 
 /* The session has work for the next step (events to gather, frames to
  * send, a receive to arm, a state to advance). O(1), idempotent. */

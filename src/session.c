@@ -105,12 +105,23 @@ static void drop_map_ref(struct mr_stream *stream, void *arg)
 	mr_stream_unref(stream);
 }
 
+/* The DATA frame being received holds its stream; an end in the middle of
+ * the frame must give it back. */
+static void release_rx_stream(struct mr_session *sess)
+{
+	if (sess->rx_stream)
+		mr_stream_unref(sess->rx_stream);
+	sess->rx_stream = NULL;
+}
+
 void mr_session_free(struct mr_session *sess)
 {
 	if (!sess)
 		return;
 	mr_heartbeat_free(sess);
+	release_rx_stream(sess);
 	mr_stream_map_each(&sess->streams, detach_stream, NULL);
+	mr_stream_detach_finished(sess);
 	mr_outbound_free(sess);
 	mr_evq_free(&sess->events);
 	mr_stream_map_each(&sess->streams, drop_map_ref, NULL);
@@ -144,6 +155,7 @@ void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code)
 		return;
 	sess->ended = true;
 	sess->result.local_error = err;
+	release_rx_stream(sess);
 	mr_outbound_drop_pending(sess);
 	all = snapshot_streams(sess, &count);
 	for (i = 0; i < count; i++) {
@@ -282,7 +294,7 @@ int mr_session_close(struct mr_session *sess, uint32_t code,
 	if (sess->ended)
 		return 0;
 	if (debug_len > MR_FRAME_MAX_LEN - MR_GOAWAY_FIXED_LEN)
-		return -EINVAL;
+		debug_len = MR_FRAME_MAX_LEN - MR_GOAWAY_FIXED_LEN;
 	mr_outbound_drop_pending(sess);
 	err = mr_outbound_goaway(sess, code, debug, debug_len, true);
 	mr_session_end(sess, MUXRING_ERR(MUXRING_SESSION_CLOSED),

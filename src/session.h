@@ -274,7 +274,8 @@ int mr_session_goaway(struct mr_session *sess, uint32_t code,
 /*
  * Ends the session: GOAWAY(code, debug), then every stream closes with
  * SessionClosed and the session with local error SessionClosed. Frames not
- * yet started are dropped. Returns 0 or -ENOMEM (the session still ends).
+ * yet started are dropped; debug text beyond what a frame holds is cut.
+ * Returns 0 or -ENOMEM (the session still ends).
  */
 int mr_session_close(struct mr_session *sess, uint32_t code,
 		     const void *debug, size_t debug_len);
@@ -360,7 +361,8 @@ int mr_stream_close_write(struct mr_stream *stream);
  */
 int mr_stream_close(struct mr_stream *stream);
 
-/* Sends RST(code); queued writes fail with that code. */
+/* Sends RST(code); queued writes fail with MUXRING_ERR(code), or with
+ * StreamReset when code is NoError. */
 int mr_stream_reset(struct mr_stream *stream, uint32_t code);
 
 /* Absolute deadlines in the clock of mr_session_expire; 0 clears. */

@@ -90,7 +90,8 @@ struct mr_stream {
 	struct mr_write *writes_tail;
 	struct mr_write *commit_next; /* first write with uncommitted bytes */
 	struct mr_stream *ready_next; /* session's ready list */
-	struct mr_stream *deadline_prev, *deadline_next;
+	struct mr_stream *deadline_prev, *deadline_next; /* deadline list, or
+					the finished list once FINISHED */
 	uint64_t read_deadline, write_deadline; /* 0: none */
 	void *user;
 };
@@ -147,6 +148,7 @@ struct mr_session {
 	struct mr_stream *ready_head, *ready_tail;
 
 	struct mr_stream *deadlines; /* streams with a deadline set */
+	struct mr_stream *finished;  /* finished streams still referenced */
 	struct mr_heartbeat *heartbeat; /* NULL until started */
 	uint64_t now;              /* the driver's clock, as last told */
 
@@ -165,6 +167,8 @@ bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev);
 struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,
 				bool local);
 void mr_stream_ref(struct mr_stream *stream);
+/* Cuts every finished stream loose from the session before it is freed. */
+void mr_stream_detach_finished(struct mr_session *sess);
 void mr_stream_unref(struct mr_stream *stream);
 /* Re-evaluates whether the stream has a frame to send. */
 void mr_stream_update_ready(struct mr_stream *stream);

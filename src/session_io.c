@@ -142,6 +142,15 @@ static void sio_arm_recv(struct muxring_session *s)
 	loop->stats.recv_rearms++;
 }
 
+static size_t iov_bytes(const struct iovec *iov, size_t n)
+{
+	size_t total = 0;
+
+	while (n--)
+		total += iov[n].iov_len;
+	return total;
+}
+
 /* Starts the one sendmsg of the session with everything the engine has. */
 static void sio_start_send(struct muxring_session *s)
 {
@@ -167,7 +176,13 @@ static void sio_start_send(struct muxring_session *s)
 	sqe = mr_loop_sqe(loop);
 	/* MSG_NOSIGNAL: a peer that went away is an error value, never a
 	 * SIGPIPE that kills the application. */
-	io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
+	if (loop->features & MUXRING_FEAT_SEND_ZC &&
+	    iov_bytes(slot->iov, n) >= MR_SEND_ZC_MIN) {
+		io_uring_prep_sendmsg_zc(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
+		s->flags |= MR_SIO_SEND_ZC;
+	} else {
+		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
+	}
 	sio_submit(s, sqe, MR_OP_SEND);
 	s->send = slot;
 	s->flags |= MR_SIO_SEND_ARMED;
@@ -476,22 +491,39 @@ static void recv_complete(struct muxring_session *s,
 	}
 }
 
+/*
+ * The send finished. A zero-copy send completes twice: first with its
+ * result (IORING_CQE_F_MORE set), then with a notification once the kernel
+ * no longer reads the pages; only then may the engine reuse its memory and
+ * the application's buffers return, so the engine hears of it only then.
+ */
 static void send_complete(struct muxring_session *s,
 			  const struct io_uring_cqe *cqe)
 {
+	int res = cqe->res;
+
+	if (s->flags & MR_SIO_SEND_ZC) {
+		if (cqe->flags & IORING_CQE_F_MORE) {
+			s->zc_res = res; /* the notification follows */
+			return;
+		}
+		if (cqe->flags & IORING_CQE_F_NOTIF)
+			res = s->zc_res;
+		s->flags &= ~MR_SIO_SEND_ZC;
+	}
 	s->flags &= ~MR_SIO_SEND_ARMED;
 	if (s->send) {
 		mr_loop_slot_put(s->loop, s->send);
 		s->send = NULL;
 	}
-	if (cqe->res >= 0) {
-		mr_session_tx_advance(s->mr, (size_t)cqe->res);
+	if (res >= 0) {
+		mr_session_tx_advance(s->mr, (size_t)res);
 		return;
 	}
-	if (cqe->res == -EINTR || cqe->res == -EAGAIN)
+	if (res == -EINTR || res == -EAGAIN)
 		return; /* sent nothing: the next step sends the same bytes */
 	s->flags |= MR_SIO_TX_DEAD;
-	transport_end(s, cqe->res);
+	transport_end(s, res);
 }
 
 static void connect_complete(struct muxring_session *s, int res)

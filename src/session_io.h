@@ -45,6 +45,7 @@ enum mr_sio_flag {
 	MR_SIO_LINGER_FIRED = 1u << 7,
 	MR_SIO_SHUT_WR = 1u << 8,      /* shutdown(SHUT_WR) submitted */
 	MR_SIO_CLOSE_ASKED = 1u << 9,  /* muxring_session_close() was called */
+	MR_SIO_SEND_ZC = 1u << 10,     /* the send in flight is SENDMSG_ZC */
 };
 
 /* The fields of struct muxring_session, the public handle. */
@@ -60,6 +61,9 @@ struct muxring_session {
 	uint64_t user_data;           /* of the session's entries */
 	struct muxring_listener *listener; /* that accepted it, for READY */
 	struct mr_send_slot *send;    /* the in-flight sendmsg's memory */
+	int zc_res;                   /* SENDMSG_ZC: its result, kept until
+					 the notification says the kernel
+					 let go of the memory */
 
 	/* Links of the loop's lists (enum mr_slist_kind). */
 	struct muxring_session *prev[3], *next[3];

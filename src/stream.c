@@ -43,10 +43,52 @@ void mr_stream_ref(struct mr_stream *stream)
 	stream->refs++;
 }
 
+/* A finished stream is out of the map but may still be referenced (views,
+ * its STREAM_CLOSED event, queued segments); the session keeps such streams
+ * on a list, linked through the deadline pointers they no longer need, so
+ * that freeing the session can detach them. */
+static void join_finished_list(struct mr_stream *stream)
+{
+	struct mr_session *sess = stream->session;
+
+	stream->deadline_prev = NULL;
+	stream->deadline_next = sess->finished;
+	if (sess->finished)
+		sess->finished->deadline_prev = stream;
+	sess->finished = stream;
+}
+
+static void leave_finished_list(struct mr_stream *stream)
+{
+	if (stream->deadline_prev)
+		stream->deadline_prev->deadline_next = stream->deadline_next;
+	else
+		stream->session->finished = stream->deadline_next;
+	if (stream->deadline_next)
+		stream->deadline_next->deadline_prev = stream->deadline_prev;
+}
+
+void mr_stream_detach_finished(struct mr_session *sess)
+{
+	struct mr_stream *stream = sess->finished;
+
+	while (stream) {
+		struct mr_stream *next = stream->deadline_next;
+
+		stream->session = NULL;
+		stream->deadline_prev = stream->deadline_next = NULL;
+		stream = next;
+	}
+	sess->finished = NULL;
+}
+
 void mr_stream_unref(struct mr_stream *stream)
 {
-	if (--stream->refs == 0)
-		free(stream);
+	if (--stream->refs)
+		return;
+	if (stream->session && (stream->flags & MR_STREAM_FINISHED))
+		leave_finished_list(stream);
+	free(stream);
 }
 
 static void free_write(struct mr_write *write)
@@ -259,6 +301,7 @@ void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err,
 		mr_session_emit(sess, &ev);
 	}
 	mr_stream_map_del(&sess->streams, stream->id);
+	join_finished_list(stream);
 	mr_stream_unref(stream);
 }
 
@@ -363,7 +406,8 @@ int mr_stream_reset(struct mr_stream *stream, uint32_t code)
 		if (err)
 			return err;
 	}
-	mr_stream_finish(stream, code, MUXRING_ERR(MUXRING_STREAM_RESET),
+	mr_stream_finish(stream, code,
+			 MUXRING_ERR(code ? code : MUXRING_STREAM_RESET),
 			 MR_CLOSE_LOCAL_RESET);
 	return 0;
 }

@@ -150,17 +150,17 @@ void mr_timers_arm(struct muxring_loop *loop)
 	if (!t->armed_at) {
 		ns_to_ts(next, &t->ts);
 		io_uring_prep_timeout(sqe, &t->ts, 0, IORING_TIMEOUT_ABS);
-		io_uring_sqe_set_data64(sqe, mr_op_data(&t->ts, MR_OP_TIMER));
+		io_uring_sqe_set_data64(sqe, mr_op_data(&t->ts, MR_OP_LOOP));
 	} else {
 		/* An earlier deadline: move the armed timeout. If it fired
 		 * meanwhile the update fails with -ENOENT, and the firing's
 		 * completion re-arms. */
 		ns_to_ts(next, &t->upd_ts);
 		io_uring_prep_timeout_update(sqe, &t->upd_ts,
-					     mr_op_data(&t->ts, MR_OP_TIMER),
+					     mr_op_data(&t->ts, MR_OP_LOOP),
 					     IORING_TIMEOUT_ABS);
 		io_uring_sqe_set_data64(sqe,
-					mr_op_data(&t->upd_ts, MR_OP_TIMER));
+					mr_op_data(&t->upd_ts, MR_OP_LOOP));
 	}
 	t->armed_at = next;
 }

@@ -203,6 +203,9 @@ int mr_uring_setup(struct io_uring *ring, unsigned entries, unsigned disable,
 	if (io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) &&
 	    !(disable & MUXRING_FEAT_RECV_MULTISHOT))
 		*features |= MUXRING_FEAT_RECV_MULTISHOT;
+	if (io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC) &&
+	    !(disable & MUXRING_FEAT_SEND_ZC))
+		*features |= MUXRING_FEAT_SEND_ZC; /* kept only if asked */
 	io_uring_free_probe(probe);
 	return 0;
 }

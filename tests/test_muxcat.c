@@ -14,8 +14,9 @@
  * against a client in -e mode; -v accept / goaway / end lines with
  * --close-code and a --close-debug text that needs escaping; -v reset lines
  * and exit 1 when --load meets a default-mode server that refuses all but
- * one stream; -k serving two sessions in a row, then SIGTERM ending a live
- * session with the close code; SIGINT on a client ending the session with
+ * one stream; -k serving two sessions in a row (20 streams x 3000 bytes,
+ * then 1000 concurrent streams x 1 KiB), then SIGTERM ending a live session
+ * with the close code; SIGINT on a client ending the session with
  * GOAWAY(C, STR); typed sessions (--type) both ways with the accept line's
  * type; --heartbeat (rtt_us lines both ways), or its "not supported yet"
  * usage error while the public API lacks a heartbeat.
@@ -612,7 +613,8 @@ static void test_default_mode_both_directions(void **state)
 	static const char *const srv_args[] = { "-l", "{port}", NULL };
 	static const char *const cli_args[] = { HOST, "{port}", NULL };
 	const size_t up_len = 700 * 1024 + 13, down_len = 300 * 1024 + 7;
-	uint8_t *up = random_bytes(up_len, 1), *down = random_bytes(down_len, 2);
+	uint8_t *up = random_bytes(up_len, 1);
+	uint8_t *down = random_bytes(down_len, 2);
 	struct proc *srv, *cli;
 	int port;
 
@@ -791,8 +793,12 @@ static void test_keep_serves_sessions_until_sigterm(void **state)
 		"-l", "-k", "-e", "-v", "--close-code", "9", "--close-debug",
 		"stop", "{port}", NULL
 	};
-	static const char *const load_args[] = { "--load", "20", "--size",
-						 "3000", HOST, "{port}", NULL };
+	static const char *const load_args[2][8] = {
+		{ "--load", "20", "--size", "3000", HOST, "{port}", NULL },
+		{ "--load", "1000", HOST, "{port}", NULL }, /* 1 KiB each */
+	};
+	static const unsigned streams[2] = { 20, 1000 }, size[2] = { 3000,
+								    1024 };
 	static const char *const cat_args[] = { "-v", HOST, "{port}", NULL };
 	struct proc *srv, *cli;
 	int port;
@@ -800,10 +806,10 @@ static void test_keep_serves_sessions_until_sigterm(void **state)
 	(void)state;
 	srv = start_server(srv_args, NULL, 0, false, &port);
 	for (int round = 0; round < 2; round++) {
-		cli = proc_start(load_args, port, NULL, 0, false);
+		cli = proc_start(load_args[round], port, NULL, 0, false);
 		wait_all(&cli, 1);
 		expect_exit("client", cli, 0);
-		expect_load_json(cli, 20, 3000);
+		expect_load_json(cli, streams[round], size[round]);
 		proc_cleanup(cli);
 	}
 	assert_false(srv->exited);

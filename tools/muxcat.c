@@ -60,10 +60,10 @@
 
 /* Exit statuses (part of the fixed interface). */
 enum {
-	EXIT_OK = 0,        /* success, whatever the peer's GOAWAY code */
-	EXIT_FAILURE_ = 1,  /* verification or protocol failure */
-	EXIT_USAGE = 2,     /* bad command line */
-	EXIT_CONNECT = 3,   /* could not connect or listen */
+	STATUS_OK = 0,      /* success, whatever the peer's GOAWAY code */
+	STATUS_FAILED = 1,  /* verification or protocol failure */
+	STATUS_USAGE = 2,   /* bad command line */
+	STATUS_CONNECT = 3, /* could not connect or listen */
 };
 
 #define DEFAULT_LOAD_SIZE 1024u
@@ -164,7 +164,7 @@ static void print_usage(FILE *f)
 	fputs(usage_text, f);
 }
 
-/* Reports a usage error; returns EXIT_USAGE for the caller to pass on. */
+/* Reports a usage error; returns STATUS_USAGE for the caller to pass on. */
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -174,7 +174,7 @@ static int usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs("\n(muxcat -h shows the usage)\n", stderr);
-	return EXIT_USAGE;
+	return STATUS_USAGE;
 }
 
 /* Parses one numeric option argument into *out; false on error (reported). */
@@ -236,7 +236,7 @@ enum {
 
 /*
  * Fills *o from the command line. Returns 0 to run, -1 after -h (usage
- * printed: exit 0), or EXIT_USAGE (message printed).
+ * printed: exit 0), or STATUS_USAGE (message printed).
  */
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -269,7 +269,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_LOAD:
 			if (!number_option("--load", optarg, MAX_LOAD_STREAMS,
 					   &v))
-				return EXIT_USAGE;
+				return STATUS_USAGE;
 			if (!v)
 				return usage_error("--load: N must be >= 1");
 			o->load_streams = (uint32_t)v;
@@ -278,13 +278,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_SIZE:
 			if (!number_option("--size", optarg, UINT64_MAX / 2,
 					   &o->load_size))
-				return EXIT_USAGE;
+				return STATUS_USAGE;
 			size = true;
 			break;
 		case OPT_CLOSE_CODE:
 			if (!number_option("--close-code", optarg, UINT32_MAX,
 					   &v))
-				return EXIT_USAGE;
+				return STATUS_USAGE;
 			o->close_code = (uint32_t)v;
 			break;
 		case OPT_CLOSE_DEBUG:
@@ -296,14 +296,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_TYPE:
 			if (!number_option("--type", optarg, UINT32_MAX, &v))
-				return EXIT_USAGE;
+				return STATUS_USAGE;
 			o->stream_type = (uint32_t)v;
 			o->typed = true;
 			break;
 		case OPT_HEARTBEAT:
 			if (!number_option("--heartbeat", optarg,
 					   UINT32_MAX / 1000, &v))
-				return EXIT_USAGE;
+				return STATUS_USAGE;
 			if (!v)
 				return usage_error("--heartbeat: MS must be "
 						   ">= 1");
@@ -472,7 +472,7 @@ struct app {
 /* Records an exit status; the worst one wins (3 > 1 > 0). */
 static void app_fail(struct app *app, int status)
 {
-	if (status == EXIT_CONNECT || app->status == EXIT_OK)
+	if (status == STATUS_CONNECT || app->status == STATUS_OK)
 		app->status = status;
 }
 
@@ -602,7 +602,7 @@ static void cat_start(struct sess_ctx *sc)
 	if (ret < 0) {
 		print_line("muxcat: opening the stream: %s",
 			   muxring_strerror(ret));
-		app_fail(sc->app, EXIT_FAILURE_);
+		app_fail(sc->app, STATUS_FAILED);
 		session_end(sc);
 		return;
 	}
@@ -664,7 +664,7 @@ static void cat_data(struct sess_ctx *sc, struct muxring_cqe *cqe)
 	ret = write_all(STDOUT_FILENO, cqe->view.data, cqe->view.len);
 	if (ret < 0 && !stop_signal) {
 		print_line("muxcat: writing stdout: %s", strerror(-ret));
-		app_fail(sc->app, EXIT_FAILURE_);
+		app_fail(sc->app, STATUS_FAILED);
 		session_end(sc);
 	}
 }
@@ -687,7 +687,7 @@ static void cat_closed(struct sess_ctx *sc, const struct muxring_cqe *cqe)
 		app->stdin_in_flight = 0;
 	}
 	if (cqe->flags & MUXRING_CQE_F_REMOTE)
-		app_fail(app, EXIT_FAILURE_); /* the peer reset it */
+		app_fail(app, STATUS_FAILED); /* the peer reset it */
 	session_end(sc);
 }
 
@@ -872,7 +872,7 @@ static void load_finish(struct load_run *run)
 	       run->n, run->ok, run->failed, run->bytes, secs);
 	fflush(stdout);
 	if (run->failed)
-		app_fail(app, EXIT_FAILURE_);
+		app_fail(app, STATUS_FAILED);
 	session_end(run->sc);
 }
 
@@ -921,7 +921,7 @@ static void load_start(struct sess_ctx *sc)
 		print_line("muxcat: out of memory for %" PRIu32 " streams",
 			   o->load_streams);
 		load_run_free(run);
-		app_fail(sc->app, EXIT_FAILURE_);
+		app_fail(sc->app, STATUS_FAILED);
 		session_end(sc);
 		return;
 	}
@@ -1060,8 +1060,8 @@ static void on_session_ready(struct app *app, struct muxring_cqe *cqe)
 		sc = sess_ctx_new(app, cqe->session);
 		if (!sc) {
 			print_line("muxcat: out of memory");
-			muxring_session_close(cqe->session, MUXRING_INTERNAL_ERROR,
-					      NULL, 0);
+			muxring_session_close(cqe->session,
+					      MUXRING_INTERNAL_ERROR, NULL, 0);
 			return;
 		}
 		if (!app->opt.keep && app->served) {
@@ -1079,7 +1079,7 @@ static void on_session_ready(struct app *app, struct muxring_cqe *cqe)
 		print_line("muxcat: cannot connect to %s port %s: %s",
 			   app->opt.host, app->opt.port,
 			   muxring_strerror((int)cqe->res));
-		app_fail(app, EXIT_CONNECT);
+		app_fail(app, STATUS_CONNECT);
 		return; /* SESSION_ENDED follows */
 	}
 	sc->ready = true;
@@ -1127,7 +1127,7 @@ static void on_session_ended(struct app *app, struct muxring_cqe *cqe)
 	if (sc->ready && !sc->extra && session_end_failed(cqe)) {
 		print_line("muxcat: session failed: %s",
 			   muxring_strerror((int)cqe->res));
-		app_fail(app, EXIT_FAILURE_);
+		app_fail(app, STATUS_FAILED);
 	}
 	if (sc->load && !sc->load->reported) /* cannot happen: streams close
 						first; belt and braces */
@@ -1229,7 +1229,7 @@ static void on_listener_closed(struct app *app, struct muxring_cqe *cqe)
 	if (cqe->res < 0) {
 		print_line("muxcat: listener failed: %s",
 			   muxring_strerror((int)cqe->res));
-		app_fail(app, EXIT_FAILURE_);
+		app_fail(app, STATUS_FAILED);
 	}
 }
 
@@ -1354,7 +1354,7 @@ static int app_run(struct app *app)
 		ret = muxring_submit_and_wait(app->loop, 1, app_wait_ns(app));
 		if (ret < 0 && ret != -EINTR && ret != -ETIME) {
 			print_line("muxcat: loop: %s", muxring_strerror(ret));
-			return EXIT_FAILURE_;
+			return STATUS_FAILED;
 		}
 		app_drain(app);
 	}
@@ -1405,18 +1405,18 @@ int main(int argc, char **argv)
 
 	ret = parse_options(argc, argv, &app.opt);
 	if (ret)
-		return ret < 0 ? EXIT_OK : ret;
+		return ret < 0 ? STATUS_OK : ret;
 	install_signals();
 	ramp_init();
 	ret = muxring_loop_create(&app.loop, NULL);
 	if (ret < 0) {
 		print_line("muxcat: %s", muxring_loop_create_error());
-		return EXIT_FAILURE_;
+		return STATUS_FAILED;
 	}
 	ret = app.opt.listen ? app_listen(&app) : app_dial(&app);
 	if (ret < 0) {
 		muxring_loop_destroy(app.loop);
-		return EXIT_CONNECT;
+		return STATUS_CONNECT;
 	}
 	ret = app_run(&app);
 	muxring_loop_destroy(app.loop);

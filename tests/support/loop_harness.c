@@ -312,6 +312,8 @@ void lh_pump(struct lh_stream *s)
 
 	if (s->role != LH_SOURCE && s->role != LH_DUPLEX)
 		return;
+	if (s->after_eof && !s->eof)
+		return;
 	if (!h->scratch) {
 		h->scratch = malloc(h->chunk);
 		assert_non_null(h->scratch);
@@ -442,6 +444,7 @@ static void on_entry(struct lh *h, struct muxring_cqe *c)
 		p = (struct lh_peer *)(uintptr_t)c->user_data;
 		s = stream_new(p, c->stream, false, p->accept_role,
 			       p->accept_total);
+		s->after_eof = p->accept_after_eof;
 		p->accepted++;
 		lh_pump(s);
 		break;
@@ -457,6 +460,7 @@ static void on_entry(struct lh *h, struct muxring_cqe *c)
 				s->write_errors++;
 			s->fin_sent = true;
 		}
+		lh_pump(s);
 		break;
 	case MUXRING_CQE_WRITE_DONE:
 		s = (struct lh_stream *)(uintptr_t)c->user_data;
@@ -510,6 +514,11 @@ static void on_entry(struct lh *h, struct muxring_cqe *c)
 	case MUXRING_CQE_HEARTBEAT_FAILED:
 		p = (struct lh_peer *)(uintptr_t)c->user_data;
 		p->heartbeat_failures++;
+		break;
+	case MUXRING_CQE_POLL:
+		h->polls++;
+		h->last_poll_res = c->res;
+		h->last_poll_data = c->user_data;
 		break;
 	default:
 		fail_msg("unknown entry type %u", c->type);

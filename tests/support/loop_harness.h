@@ -97,6 +97,7 @@ struct lh_stream {
 	size_t nheld, held_cap;
 	uint64_t held_bytes;
 	bool no_fin;                   /* source: do not half-close */
+	bool after_eof;                /* start writing only after the EOF */
 	uint64_t echo_pending;         /* echo: bytes written back, not done */
 };
 
@@ -106,6 +107,7 @@ struct lh_peer {
 	bool server;
 	enum lh_role accept_role;      /* role of streams the peer opens */
 	uint64_t accept_total;         /* their `total` */
+	bool accept_after_eof;         /* their `after_eof` */
 	bool ready, ended, goaway;
 	int64_t ready_res, end_res;
 	uint32_t end_code, goaway_code;
@@ -133,6 +135,9 @@ struct lh {
 	size_t nstreams, streams_cap;
 	unsigned sessions_ready, sessions_ended, listeners_closed;
 	uint64_t entries;
+	unsigned polls;                /* MUXRING_CQE_POLL entries */
+	int64_t last_poll_res;
+	uint64_t last_poll_data;
 	uint8_t *scratch;              /* chunk bytes */
 };
 

@@ -83,8 +83,8 @@ static int hex_digit(char c)
 int vec_load(const char *scenario, const char *side, struct vec_side *out)
 {
 	char path[4096];
-	char *text;
-	size_t text_len, nlines = 0, pos = 0;
+	char *text = NULL;
+	size_t text_len = 0, nlines = 0, pos = 0;
 	int err;
 
 	memset(out, 0, sizeof(*out));

@@ -1,0 +1,56 @@
+/*
+ * fuzz_body.h - the bodies of the fuzz targets, shared by the libFuzzer
+ * programs (tests/fuzz/fuzz_*.c, built by `make fuzz`) and by the cmocka
+ * regression test that replays a fixed corpus (tests/test_fuzz_corpus.c,
+ * run by `make test`).
+ *
+ * Each body takes one input of any length and content, runs it, checks the
+ * invariants it knows and frees everything. A broken invariant prints what
+ * broke on stderr and aborts, which both libFuzzer and the test report as a
+ * crash; sanitizer reports (ASan, UBSan, LeakSanitizer) do the rest. Neither
+ * body uses cmocka, so the libFuzzer build needs no test framework.
+ */
+#ifndef MUXRING_TEST_FUZZ_BODY_H
+#define MUXRING_TEST_FUZZ_BODY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The wire codec (src/frame.c) against an independent model of the header
+ * rules. Always returns 0. */
+int fuzz_frame_input(const uint8_t *data, size_t size);
+
+/*
+ * The engine (src/session.h). The first byte is a configuration:
+ *   bit 0  role of engine A (0 client, 1 server)
+ *   bit 1  typed sessions
+ *   bit 2  peer mode: a second engine B of the other role is wired to A
+ *   bit 3  MR_RECV_COPY
+ *   bit 4  small limits (tiny frames, backlog, stream count, caps)
+ *   bit 5  start a heartbeat on A (typed only)
+ *   bit 6  accept every stream at once (mr_session_accept_done)
+ *   bit 7  at the end, free the sessions as they are (no close first)
+ * A second byte with bit 7 set selects raw mode: everything after it is
+ * wire input for A alone, cut into chunks as its low bits say (0: whole,
+ * 1: byte by byte, else sizes from a generator seeded with it) and pumped
+ * after each chunk; bit 2 also advances A's clock. This is how captured
+ * vectors are replayed. Otherwise everything after the first byte is a
+ * program of operations (open, write, close, reset, feed raw bytes, pump
+ * output, deliver to the peer, release views, advance the clock, heartbeat,
+ * GOAWAY, ...), see fuzz_engine_body.c.
+ * Always returns 0.
+ */
+int fuzz_engine_input(const uint8_t *data, size_t size);
+
+/* Configuration byte bits, for building seeds. */
+#define FZ_CFG_SERVER 0x01u
+#define FZ_CFG_TYPED 0x02u
+#define FZ_CFG_PEER 0x04u
+#define FZ_CFG_COPY 0x08u
+#define FZ_CFG_SMALL 0x10u
+#define FZ_CFG_HEARTBEAT 0x20u
+#define FZ_CFG_AUTO_ACCEPT 0x40u
+#define FZ_CFG_NO_CLOSE 0x80u
+#define FZ_MODE_RAW 0x80u
+
+#endif

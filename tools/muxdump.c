@@ -1,0 +1,275 @@
+/*
+ * muxdump - print the frames of a muxado byte stream, one line each.
+ *
+ * Reads what one side of a session wrote (a raw capture, or the hex lines
+ * of tests/vectors/NAME.side.hex with -x) and decodes every frame with the
+ * library's own codec, so what it prints is what a muxring peer would see:
+ *
+ *	$ build/muxdump -x tests/vectors/hello-echo.client.hex
+ *	0	DATA stream=3 len=5 flags=SYN "hello"
+ *	13	DATA stream=3 len=0 flags=FIN
+ *	21	WNDINC stream=3 increment=5
+ *	33	GOAWAY last=0 code=0 (NoError) debug="no error"
+ *
+ * Each line is: byte offset, frame type, its fields, and for DATA up to
+ * --preview bytes of payload (default 16) as an escaped string. A frame that
+ * breaks a framing rule is printed with `malformed=CODE` (the error a
+ * receiver fails the session with). Exit status: 0 when the input ends on a
+ * frame boundary and every frame is well formed, 1 otherwise, 2 on usage
+ * errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "muxring.h"
+
+static const char usage_text[] =
+	"usage: muxdump [-x] [--preview N] [FILE]\n"
+	"  Prints every muxado frame in FILE (default: standard input).\n"
+	"  -x           the input is hex text, as tests/vectors/*.hex\n"
+	"  --preview N  show up to N payload bytes of each DATA frame (default 16)\n";
+
+struct input {
+	uint8_t *bytes;
+	size_t len;
+};
+
+static int read_all(FILE *in, struct input *out)
+{
+	size_t cap = 1 << 16;
+
+	out->bytes = malloc(cap);
+	out->len = 0;
+	if (!out->bytes)
+		return -ENOMEM;
+	for (;;) {
+		size_t n = fread(out->bytes + out->len, 1, cap - out->len, in);
+
+		out->len += n;
+		if (out->len < cap)
+			return ferror(in) ? -EIO : 0;
+		cap *= 2;
+		uint8_t *bigger = realloc(out->bytes, cap);
+
+		if (!bigger)
+			return -ENOMEM;
+		out->bytes = bigger;
+	}
+}
+
+static int hex_value(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes hex digits in place; white space separates nothing. */
+static int decode_hex(struct input *in)
+{
+	size_t i, n = 0;
+	int high = -1;
+
+	for (i = 0; i < in->len; i++) {
+		int v = hex_value(in->bytes[i]);
+
+		if (v < 0) {
+			if (in->bytes[i] == '\n' || in->bytes[i] == ' ' ||
+			    in->bytes[i] == '\r' || in->bytes[i] == '\t')
+				continue;
+			return -EINVAL;
+		}
+		if (high < 0) {
+			high = v;
+		} else {
+			in->bytes[n++] = (uint8_t)(high << 4 | v);
+			high = -1;
+		}
+	}
+	if (high >= 0)
+		return -EINVAL;
+	in->len = n;
+	return 0;
+}
+
+static void print_escaped(const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	putchar('"');
+	for (i = 0; i < len; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			printf("\\%c", p[i]);
+		else if (p[i] >= 0x20 && p[i] < 0x7F)
+			putchar(p[i]);
+		else
+			printf("\\x%02x", p[i]);
+	}
+	putchar('"');
+}
+
+static const char *type_name(uint8_t type)
+{
+	switch (type) {
+	case MR_FRAME_RST: return "RST";
+	case MR_FRAME_DATA: return "DATA";
+	case MR_FRAME_WNDINC: return "WNDINC";
+	case MR_FRAME_GOAWAY: return "GOAWAY";
+	default: return "UNKNOWN";
+	}
+}
+
+static void print_code(const char *label, uint32_t code)
+{
+	printf(" %s=%u (%s)", label, code, muxring_code_name(code));
+}
+
+static void print_data(const struct mr_frame_header *hdr, const uint8_t *body,
+		       size_t preview)
+{
+	static const char *const names[] = {"", "FIN", "SYN", "SYN|FIN"};
+
+	printf(" stream=%u len=%u", hdr->stream_id, hdr->length);
+	if (hdr->flags & 3)
+		printf(" flags=%s", names[hdr->flags & 3]);
+	if (hdr->flags & ~3u)
+		printf(" unknown_flags=0x%x", hdr->flags & ~3u);
+	if (hdr->length && preview) {
+		putchar(' ');
+		print_escaped(body, hdr->length < preview ? hdr->length : preview);
+		if (hdr->length > preview)
+			printf("...");
+	}
+}
+
+/* Prints one whole frame whose body is at `body`. */
+static void print_frame(size_t offset, const struct mr_frame_header *hdr,
+			const uint8_t *body, size_t preview)
+{
+	uint32_t malformed = mr_frame_header_check(hdr);
+
+	printf("%zu\t%s", offset, type_name(hdr->type));
+	if (malformed) {
+		printf(" stream=%u len=%u", hdr->stream_id, hdr->length);
+		print_code("malformed", malformed);
+	} else if (hdr->type == MR_FRAME_DATA) {
+		print_data(hdr, body, preview);
+	} else if (hdr->type == MR_FRAME_RST) {
+		printf(" stream=%u", hdr->stream_id);
+		print_code("code", mr_get_be32(body));
+	} else if (hdr->type == MR_FRAME_WNDINC) {
+		printf(" stream=%u increment=%u", hdr->stream_id,
+		       mr_frame_wndinc_increment(body));
+	} else if (hdr->type == MR_FRAME_GOAWAY) {
+		printf(" last=%u", mr_get_be32(body) & MR_STREAM_ID_MASK);
+		print_code("code", mr_get_be32(body + 4));
+		printf(" debug=");
+		print_escaped(body + 8, hdr->length - 8);
+	} else {
+		printf(" type=0x%x stream=%u len=%u", hdr->type, hdr->stream_id,
+		       hdr->length);
+	}
+	putchar('\n');
+}
+
+/* Returns 0 when every frame was whole and well formed. */
+static int dump(const struct input *in, size_t preview)
+{
+	size_t offset = 0;
+	int status = 0;
+
+	while (offset < in->len) {
+		struct mr_frame_header hdr;
+		size_t rest = in->len - offset;
+
+		if (rest < MR_FRAME_HEADER_LEN ||
+		    (mr_frame_header_parse(in->bytes + offset, &hdr),
+		     rest - MR_FRAME_HEADER_LEN < hdr.length)) {
+			printf("%zu\ttruncated: %zu bytes left\n", offset, rest);
+			return 1;
+		}
+		if (mr_frame_header_check(&hdr))
+			status = 1;
+		print_frame(offset, &hdr, in->bytes + offset + MR_FRAME_HEADER_LEN,
+			    preview);
+		offset += MR_FRAME_HEADER_LEN + hdr.length;
+	}
+	return status;
+}
+
+static int parse_args(int argc, char **argv, bool *hex, size_t *preview,
+		      const char **path)
+{
+	static const struct option longopts[] = {
+		{"preview", required_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "xh", longopts, NULL)) != -1) {
+		char *end;
+
+		switch (c) {
+		case 'x':
+			*hex = true;
+			break;
+		case 'P':
+			errno = 0;
+			*preview = strtoul(optarg, &end, 0);
+			if (errno || *end || !*optarg)
+				return -1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			return -1;
+		}
+	}
+	if (argc - optind > 1)
+		return -1;
+	*path = optind < argc ? argv[optind] : NULL;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct input in;
+	const char *path;
+	size_t preview = 16;
+	bool hex = false;
+	FILE *file = stdin;
+	int err, status;
+
+	if (parse_args(argc, argv, &hex, &preview, &path)) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (path && !(file = fopen(path, "rb"))) {
+		fprintf(stderr, "muxdump: %s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	err = read_all(file, &in);
+	if (file != stdin)
+		fclose(file);
+	if (!err && hex)
+		err = decode_hex(&in);
+	if (err) {
+		fprintf(stderr, "muxdump: cannot read input: %s\n",
+			err == -EINVAL ? "not hex text" : strerror(-err));
+		free(in.bytes);
+		return 2;
+	}
+	status = dump(&in, preview);
+	free(in.bytes);
+	return status;
+}

@@ -17,6 +17,7 @@
 #include <string.h>
 
 const struct bench_impl *const bench_impls[] = {
+	&bench_impl_muxring,
 	&bench_impl_tcp_epoll,
 	&bench_impl_tcp_uring,
 	&bench_impl_tcp_raw,

@@ -121,7 +121,8 @@ MUXRING_API const char *muxring_strerror(int err);
  *   stream once the window is used up (the other streams go on).
  * - Entry pointers from muxring_peek_batch_cqe() are valid until
  *   muxring_cq_advance() passes them or the next muxring_submit_and_wait()
- *   (which may move entries not yet advanced).
+ *   (or muxring_submit(), muxring_wait_cqe()), which may move entries not
+ *   yet advanced. No other call adds or moves entries.
  * - All views must be released before muxring_loop_destroy(), or their
  *   memory is freed only when they are.
  * ====================================================================== */
@@ -142,7 +143,9 @@ struct muxring_listener;
 #define MUXRING_FEAT_COOP_TASKRUN    (1u << 2) /* IORING_SETUP_COOP_TASKRUN */
 #define MUXRING_FEAT_RECV_MULTISHOT  (1u << 3) /* else one recv at a time */
 #define MUXRING_FEAT_ACCEPT_MULTISHOT (1u << 4) /* else one accept at a time */
-#define MUXRING_FEAT_EXT_ARG         (1u << 5) /* wait timeouts in io_uring_enter */
+#define MUXRING_FEAT_EXT_ARG         (1u << 5) /* wait timeouts in io_uring_enter
+						  (always there on supported
+						  kernels; cannot be disabled) */
 #define MUXRING_FEAT_SEND_ARENA_REG  (1u << 6) /* send arena registered */
 #define MUXRING_FEAT_SEND_ZC         (1u << 7) /* large batches leave with
 						  IORING_OP_SENDMSG_ZC (only
@@ -164,14 +167,15 @@ struct muxring_listener;
  * a NULL options pointer means all defaults.
  */
 struct muxring_loop_opts {
-	/* Submission queue entries (default 256). The completion queue is
-	 * made four times larger, since multishot receives post many. */
+	/* Submission queue entries (default 256, at most 32768). The
+	 * kernel's completion queue is made four times larger, since
+	 * multishot receives post many. */
 	unsigned sq_entries;
 	/* Receive buffers in the provided-buffer ring shared by every
 	 * session of the loop (default 256; at least 2, rounded up to a
 	 * power of two, at most 32768), and the size of each (default
-	 * 32 KiB). The ring is
-	 * one arena of recv_buffers * recv_buffer_size bytes. */
+	 * 32 KiB). The ring is one arena of recv_buffers * recv_buffer_size
+	 * bytes. */
 	unsigned recv_buffers;
 	unsigned recv_buffer_size;
 	/* Free ring buffers below which received payloads are copied to the
@@ -301,8 +305,9 @@ enum muxring_cqe_type {
 	MUXRING_CQE_HEARTBEAT_FAILED,
 	/* A descriptor watched with muxring_poll_fd() is ready: res is the
 	 * poll mask that happened (POLLIN, POLLOUT, POLLHUP, ...) or a
-	 * negative error (-ECANCELED at loop destroy). user_data: the
-	 * call's. session and stream are NULL. */
+	 * negative error. user_data: the call's. session and stream are
+	 * NULL. (Watches still pending at muxring_loop_destroy() end
+	 * silently.) */
 	MUXRING_CQE_POLL,
 };
 
@@ -325,7 +330,14 @@ struct muxring_view {
 	void *priv_[2];
 };
 
-/* One completion entry. Fields not listed for a type are 0/NULL. */
+/*
+ * One completion entry. Fields not listed for a type are 0/NULL.
+ * For entries of a stream (DATA, EOF, DEADLINE, STREAM_CLOSED) user_data is
+ * the stream's user data as it was when the entry was queued: entries that
+ * arrived in the same turn as a STREAM_ACCEPTED still carry 0 even after
+ * the application set the data while handling the STREAM_ACCEPTED;
+ * muxring_stream_data(cqe->stream) always gives the current value.
+ */
 struct muxring_cqe {
 	uint64_t user_data;   /* see each type */
 	int64_t res;          /* bytes, or a negative error (see top of file) */

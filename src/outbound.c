@@ -346,6 +346,13 @@ static bool commit_stream_frame(struct mr_session *sess,
 		stream->send_state = MR_SEND_FIN_COMMITTED;
 		ring_tail(sess)->fin = true;
 	}
+	if (!flags && !payload) {
+		/* Only zero-length writes were due: they complete without
+		 * putting an empty frame on the wire. */
+		sess->ring_count--;
+		mr_stream_unref(stream);
+		return true;
+	}
 	stream->send_window -= payload;
 	mr_frame_pack_data_header(hdr->inline_bytes, stream->id, flags,
 				  payload);

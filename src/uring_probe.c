@@ -152,8 +152,7 @@ static int setup_ring(struct io_uring *ring, unsigned entries,
 		err = io_uring_queue_init_params(entries, ring, &p);
 		if (err == 0) {
 			*features = attempts[i].feature;
-			if (p.features & IORING_FEAT_EXT_ARG &&
-			    !(disable & MUXRING_FEAT_EXT_ARG))
+			if (p.features & IORING_FEAT_EXT_ARG)
 				*features |= MUXRING_FEAT_EXT_ARG;
 			return 0;
 		}
@@ -174,6 +173,14 @@ int mr_uring_setup(struct io_uring *ring, unsigned entries, unsigned disable,
 	if (err) {
 		explain_setup(err, why, why_len);
 		return err;
+	}
+	if (!(*features & MUXRING_FEAT_EXT_ARG)) {
+		/* Every wait passes its timeout to io_uring_enter (5.11). */
+		io_uring_queue_exit(ring);
+		snprintf(why, why_len,
+			 "io_uring: the kernel lacks IORING_FEAT_EXT_ARG; "
+			 "muxring needs Linux 5.19 or later");
+		return -EOPNOTSUPP;
 	}
 	probe = io_uring_get_probe_ring(ring);
 	if (!probe) {

@@ -779,13 +779,35 @@ static void test_reset_sends_rst_with_the_code_and_fails_queued_writes(void **st
 	assert_int_equal(mr_get_be32(f.v[0].body), MUXRING_STREAM_CANCELLED);
 	eh_frames_free(&f);
 	assert_int_equal(eh_closed_code(h, 3), MUXRING_STREAM_CANCELLED);
-	/* session.h: "Sends RST(code); queued writes fail with that code." */
+	/* session.h: queued writes fail with MUXRING_ERR(code). */
 	assert_int_equal(eh_write_result(h, 1), eh_err(MUXRING_STREAM_CANCELLED));
 	assert_true(eh_write(s, S("x"), 2) < 0);
 	/* The peer's late frames on it are not delivered. */
 	feed_data(h, 3, 0, S("late"));
 	assert_int_equal(eh_count(h, MR_EV_DATA, 3), 0);
 	eh_assert_stream_events_well_formed(h);
+	eh_free(h);
+}
+
+static void test_a_reset_with_no_error_fails_queued_writes_with_stream_reset(void **state)
+{
+	struct eh *h = client();
+	struct mr_stream *s = eh_open(h);
+	static uint8_t big[300000];
+	struct eh_frames f;
+
+	(void)state;
+	assert_int_equal(eh_write(s, big, sizeof(big), 1), 0);
+	eh_flush(h);
+	eh_tx_clear(h);
+	assert_int_equal(mr_stream_reset(s, MUXRING_NO_ERROR), 0);
+	f = frames_of(h);
+	assert_int_equal(f.n, 1);
+	assert_int_equal(f.v[0].hdr.type, MR_FRAME_RST);
+	assert_int_equal(mr_get_be32(f.v[0].body), MUXRING_NO_ERROR);
+	eh_frames_free(&f);
+	/* session.h: "or with StreamReset when code is NoError" */
+	assert_int_equal(eh_write_result(h, 1), eh_err(MUXRING_STREAM_RESET));
 	eh_free(h);
 }
 
@@ -1305,6 +1327,7 @@ int main(void)
 		cmocka_unit_test(test_close_write_twice_sends_one_fin),
 		cmocka_unit_test(test_a_write_after_close_write_fails_with_stream_closed),
 		cmocka_unit_test(test_reset_sends_rst_with_the_code_and_fails_queued_writes),
+		cmocka_unit_test(test_a_reset_with_no_error_fails_queued_writes_with_stream_reset),
 		cmocka_unit_test(test_close_waits_for_queued_writes_before_the_stream_closes),
 		cmocka_unit_test(test_resetting_a_stream_the_peer_never_heard_of_sends_nothing),
 		cmocka_unit_test(test_a_zero_length_write_after_the_syn_completes_with_0),

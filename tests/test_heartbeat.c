@@ -22,6 +22,8 @@
  *     interval + tolerance of silence when the peer's output is lost, when
  *     only its echoes are lost, and when the peer does not echo at all
  *     (untyped); recovery once echoes come back;
+ *   - a peer that never grants window for the echoes cannot make the
+ *     responder accept more than a window of values it cannot echo;
  *   - interval and tolerance changed on a running heartbeat; the on-demand
  *     beat; the error returns of start/configure/beat;
  *   - load: 8 streams moving several MiB both ways through a link of fixed
@@ -464,6 +466,63 @@ static void test_responder_with_values_cut_across_frames(void **state)
 		eh_bytes_free(&b);
 		eh_free(h);
 	}
+}
+
+/*
+ * A peer that keeps sending heartbeat values within the window it is given,
+ * but never grants window for the echoes (a legal, if hostile, peer: the Go
+ * responder would block on its echo write and stop reading). Once the echo
+ * direction's 256 KiB window is used up, the echoes can only pile up in the
+ * responder's memory, so the responder must stop granting window for the
+ * values it cannot echo: the peer can never have more than one window of
+ * un-echoed values accepted. Otherwise memory grows without bound (about
+ * 120 bytes of heap per 4-byte value).
+ */
+static void test_responder_backpressure_when_echoes_cannot_leave(void **state)
+{
+	const size_t frame = 64u << 10, limit = 4u << 20;
+	struct eh *h = typed_eh(MR_ROLE_SERVER);
+	struct eh_bytes b = {0};
+	uint8_t *values = malloc(frame);
+	uint64_t window = MR_INITIAL_WINDOW, sent = 0, echoed;
+
+	(void)state;
+	assert_non_null(values);
+	for (size_t i = 0; i < frame; i++)
+		values[i] = (uint8_t)(i * 13 + 1);
+	eh_bytes_data(&b, 3, MR_FLAG_SYN, "\xff\xff\xff\xff", 4);
+	assert_int_equal(eh_feed_bytes(h, &b, 0), 0);
+	window -= 4;
+	h->record_tx = true;
+	while (sent < limit) {
+		struct eh_frames f;
+		size_t n = window < frame ? (size_t)window : frame;
+
+		if (n == 0)
+			break;
+		eh_bytes_free(&b);
+		eh_bytes_data(&b, 3, 0, values, n);
+		assert_int_equal(eh_feed_bytes(h, &b, 0), 0);
+		sent += n;
+		window -= n;
+		/* The peer reads all we send, and honours our WNDINC. */
+		eh_flush(h);
+		eh_frames_parse(h->tx + h->tx_fed, h->tx_len - h->tx_fed, &f);
+		window += eh_frames_wndinc_sum(&f, 3);
+		eh_frames_free(&f);
+		h->tx_fed = h->tx_len;
+	}
+	echoed = hb_payload(h->tx, h->tx_len, 3, NULL, 0);
+	assert_true(echoed <= MR_INITIAL_WINDOW);
+	eh_bytes_free(&b);
+	free(values);
+	eh_free(h);
+	if (sent > echoed + MR_INITIAL_WINDOW)
+		print_error("the responder accepted %llu bytes of heartbeat "
+			    "values but could echo only %llu\n",
+			    (unsigned long long)sent,
+			    (unsigned long long)echoed);
+	assert_true(sent <= echoed + MR_INITIAL_WINDOW);
 }
 
 /* ---- RTT -------------------------------------------------------------------- */
@@ -1173,6 +1232,7 @@ int main(void)
 		cmocka_unit_test(test_vector_go_responder_into_our_requester),
 		cmocka_unit_test(test_unknown_echo_is_ignored),
 		cmocka_unit_test(test_responder_with_values_cut_across_frames),
+		cmocka_unit_test(test_responder_backpressure_when_echoes_cannot_leave),
 		cmocka_unit_test(test_rtt_equals_simulated_delay),
 		cmocka_unit_test(test_rtt_with_beats_in_flight),
 		cmocka_unit_test(test_failure_when_peer_output_is_lost),

@@ -154,7 +154,7 @@ struct side {
 	struct fparse out;     /* what this side emitted */
 	struct fparse in;      /* what this side was fed */
 	uint8_t *queue;        /* emitted, not yet delivered to the peer */
-	size_t queue_len;
+	size_t queue_len, queue_cap;
 	bool raised_id;
 };
 
@@ -360,6 +360,9 @@ static void on_accepted(struct side *sd, struct mr_event *ev)
 	if (!ev->stream || find_known(sd, ev->stream))
 		fz_fail("side %d: STREAM_ACCEPTED for a known stream", sd->k);
 	add_known(sd, ev->stream);
+	if (fz->trace)
+		fprintf(stderr, "  side %d accepted %u type %#x\n", sd->k,
+			mr_stream_id(ev->stream), ev->stream_type);
 	if (sd->cfg.typed && ev->stream_type == MR_HEARTBEAT_TYPE)
 		fz_fail("side %d: a heartbeat stream was shown", sd->k);
 	if (!sd->cfg.typed && ev->stream_type)
@@ -382,6 +385,9 @@ static void on_data(struct side *sd, struct mr_event *ev)
 	struct known *kn = live_stream(sd, ev, "DATA");
 	struct idrec *r = idrec_get(fz, kn->id);
 
+	if (fz->trace)
+		fprintf(stderr, "  side %d got %zu bytes on %u\n", sd->k,
+			ev->view.len, kn->id);
 	if (kn->eof)
 		fz_fail("stream %u: DATA after EOF", kn->id);
 	if (!ev->view.len || !ev->view.data || ev->view.stream != ev->stream)
@@ -530,7 +536,14 @@ static void queue_out(struct side *sd, const struct iovec *iov, size_t n,
 
 		fparse_feed(sd, &sd->out, true, iov[i].iov_base, k);
 		if (sd->fz->peer) {
-			sd->queue = fz_realloc(sd->queue, sd->queue_len + k);
+			if (sd->queue_cap - sd->queue_len < k) {
+				size_t cap = sd->queue_cap ? sd->queue_cap : 4096;
+
+				while (cap - sd->queue_len < k)
+					cap *= 2;
+				sd->queue = fz_realloc(sd->queue, cap);
+				sd->queue_cap = cap;
+			}
 			memcpy(sd->queue + sd->queue_len, iov[i].iov_base, k);
 			sd->queue_len += k;
 		}
@@ -624,12 +637,19 @@ static void op_open(struct side *sd, struct cursor *c)
 	if (!own_id(sd, mr_stream_id(s)))
 		fz_fail("opened id %u has the peer's parity", mr_stream_id(s));
 	add_known(sd, s);
+	if (sd->fz->trace)
+		fprintf(stderr, "  side %d opened %u type %#x\n", sd->k,
+			mr_stream_id(s), type);
 	{
 		struct idrec *r = idrec_get(sd->fz, mr_stream_id(s));
 
 		if (r) {
 			r->app_opened = true;
 			r->type = type;
+			/* The peer takes it for a heartbeat stream and echoes
+			 * what comes (BUG 4 in the report): no content check. */
+			if (sd->cfg.typed && type == MR_HEARTBEAT_TYPE)
+				r->unverifiable = true;
 		}
 	}
 }
@@ -668,6 +688,9 @@ static void op_write(struct side *sd, struct cursor *c, unsigned arg)
 	sd->write_done[sd->nwrites] = false;
 	rc = mr_stream_write(kn->s, buf, buf->data + 1, len, ud);
 	check_rc(rc, "mr_stream_write");
+	if (sd->fz->trace)
+		fprintf(stderr, "  side %d write %zu bytes on %u: %d\n", sd->k,
+			len, kn->id, rc);
 	if (!rc) {
 		sd->nwrites++;
 		sd->fz->written_total += len;

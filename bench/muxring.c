@@ -911,11 +911,15 @@ static void *client_thread(void *arg)
 
 	c.nw = sh->cell->streams;
 	c.w = calloc(c.nw, sizeof(*c.w));
-	c.payload = malloc(sh->cell->size ? sh->cell->size : 1);
+	/* rpc and open send this; bulk and heartbeat send from the arena. */
+	c.payload = malloc(sh->cell->workload == BENCH_RPC ||
+			   sh->cell->workload == BENCH_OPEN ? sh->cell->size + 1 : 1);
 	if (!c.w || !c.payload) {
 		sh->client_err = bench_error(NAME, "out of memory");
 	} else {
-		memset(c.payload, 'q', sh->cell->size);
+		if (sh->cell->workload == BENCH_RPC ||
+		    sh->cell->workload == BENCH_OPEN)
+			memset(c.payload, 'q', sh->cell->size);
 		for (unsigned i = 0; i < c.nw; i++)
 			c.w[i].c = &c;
 		sh->client_err = client_run(&c);

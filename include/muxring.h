@@ -475,7 +475,8 @@ MUXRING_API int muxring_session_create(struct muxring_loop *loop, int fd,
 				       struct muxring_session **sessp);
 
 /*
- * Dials host:port over TCP as a client session. The name is resolved now,
+ * Dials host:port over TCP as a client session (host NULL: 127.0.0.1;
+ * port may be a number or a service name). The name is resolved now,
  * synchronously, with getaddrinfo (use a numeric address where blocking is
  * unwelcome); the connect itself runs on the ring, trying each address in
  * turn. *sessp is set at once: streams may be opened and written at once,
@@ -621,7 +622,10 @@ MUXRING_API uint64_t muxring_stream_data(const struct muxring_stream *stream);
 
 /*
  * Writes a copy of `len` bytes at `data` on the stream (the caller may
- * reuse its memory at once). The bytes leave in DATA frames as the peer's
+ * reuse its memory at once). Writes up to a quarter of muxring_buf_size()
+ * are packed side by side into send-arena buffers (no allocation); larger
+ * ones are copied into a heap block of their power-of-two size class, which
+ * the loop recycles (up to 16 MiB kept) once the write is done. The bytes leave in DATA frames as the peer's
  * window allows; WRITE_DONE (res = len, user_data) follows once the kernel
  * took the last of them, or with an error. len 0 is allowed.
  *
@@ -638,7 +642,8 @@ MUXRING_API int muxring_stream_write(struct muxring_stream *stream,
  * Takes a buffer of at least `len` bytes from the loop's registered send
  * arena, for muxring_stream_write_zc(). Returns NULL when len is above
  * muxring_buf_size() or every arena buffer is in use (errno set to
- * EMSGSIZE or ENOBUFS). O(1), no system call.
+ * EMSGSIZE or ENOBUFS); copied writes never take more than half of the
+ * arena for packing. O(1), no system call.
  */
 MUXRING_API void *muxring_buf_get(struct muxring_loop *loop, size_t len);
 

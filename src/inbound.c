@@ -205,7 +205,10 @@ static void take_heartbeat_bytes(struct mr_stream *stream,
 			mr_heartbeat_on_word(stream, stream->echo_word);
 		}
 	}
-	mr_stream_credit(stream, (uint32_t)len);
+	/* Echoes we receive are consumed here; what we echo is credited when
+	 * the echo has left (stream.c). */
+	if (stream->flags & MR_STREAM_LOCAL)
+		mr_stream_credit(stream, (uint32_t)len);
 }
 
 static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,

@@ -34,6 +34,7 @@
 #define DEFAULT_SEND_BUFFER (64u << 10)
 #define DEFAULT_CQ_ENTRIES 1024u
 #define DEFAULT_LINGER_MS 1000u
+#define COPY_CACHE_BYTES (16u << 20) /* recycled copy blocks kept, at most */
 #define REAP_BATCH 64u
 
 static _Thread_local char create_error[384];
@@ -593,13 +594,17 @@ int muxring_loop_create(struct muxring_loop **loopp,
 					   o.send_buffer_size, &loop->arena);
 	if (!err)
 		err = mr_cq_init(&loop->cq, o.cq_entries);
+	if (!err && !(loop->copies = mr_copy_cache_new(COPY_CACHE_BYTES)))
+		err = -ENOMEM;
 	if (err) {
 		mr_uring_explain(err, "registering the receive buffer ring",
 				 create_error, sizeof(create_error));
 		mr_bufring_detach(loop->bufring);
 		mr_send_arena_detach(loop->arena);
+		mr_copy_cache_detach(loop->copies);
 		loop->bufring = NULL;
 		loop->arena = NULL;
+		loop->copies = NULL;
 		io_uring_queue_exit(&loop->ring);
 		loop_free(loop);
 		return err;
@@ -659,8 +664,10 @@ void muxring_loop_destroy(struct muxring_loop *loop)
 	 * until released; the ring forgets them now. */
 	mr_bufring_detach(loop->bufring);
 	mr_send_arena_detach(loop->arena);
+	mr_copy_cache_detach(loop->copies);
 	loop->bufring = NULL;
 	loop->arena = NULL;
+	loop->copies = NULL;
 	io_uring_queue_exit(&loop->ring);
 	loop_free(loop);
 }

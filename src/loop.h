@@ -17,6 +17,7 @@
 #include <liburing.h>
 
 #include "bufring.h"
+#include "copy_cache.h"
 #include "cq.h"
 #include "muxring.h"
 #include "send_arena.h"
@@ -83,7 +84,9 @@ struct muxring_loop {
 	unsigned enter_flags;        /* IORING_ENTER_REGISTERED_RING or 0 */
 	unsigned linger_ms;
 	struct mr_bufring *bufring;  /* receive buffers (group MR_BGID) */
-	struct mr_send_arena *arena; /* muxring_buf_get() buffers */
+	struct mr_send_arena *arena; /* muxring_buf_get() buffers, and small
+					copied writes packed */
+	struct mr_copy_cache *copies; /* blocks for larger copied writes */
 	struct mr_cq cq;             /* entries for the application */
 	struct mr_timers timers;
 	struct mr_slist sessions;    /* every session not yet freed */

@@ -2,12 +2,14 @@
  * send_arena.c - registered send buffers: a free stack over one mapping.
  *
  * get and put are O(1) (a stack of indices); finding the buffer a pointer
- * lies in is a division, so the application passes plain pointers.
+ * lies in is a division, so the application passes plain pointers. Packing
+ * small copies is a bump pointer in the current packing buffer.
  */
 #include "send_arena.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 
@@ -82,6 +84,10 @@ void mr_send_arena_detach(struct mr_send_arena *a)
 {
 	if (!a)
 		return;
+	if (a->pack) {
+		mr_buf_unref(a->pack);
+		a->pack = NULL;
+	}
 	/* Registered buffers go away with the ring itself. */
 	a->detached = true;
 	if (a->nfree == a->nbufs)
@@ -102,6 +108,32 @@ struct mr_buf *mr_send_arena_get(struct mr_send_arena *a, size_t len)
 	}
 	buf = &a->bufs[a->free_stack[--a->nfree]];
 	buf->refs = 1;
+	return buf;
+}
+
+struct mr_buf *mr_send_arena_pack(struct mr_send_arena *a, const void *data,
+				  size_t len, const uint8_t **where)
+{
+	struct mr_buf *buf;
+
+	if (len > a->buf_size / 4)
+		return NULL;
+	if (!a->pack || a->buf_size - a->pack_off < len) {
+		if (a->nfree <= a->nbufs / 2)
+			return NULL;
+		if (a->pack)
+			mr_buf_unref(a->pack); /* back once its writes are */
+		a->pack = mr_send_arena_get(a, 0);
+		a->pack_off = 0;
+	}
+	buf = a->pack;
+	*where = buf->data + a->pack_off;
+	if (len)
+		memcpy(buf->data + a->pack_off, data, len);
+	a->pack_off = (a->pack_off + len + 7) & ~(size_t)7;
+	if (a->pack_off > a->buf_size)
+		a->pack_off = a->buf_size;
+	mr_buf_ref(buf);
 	return buf;
 }
 

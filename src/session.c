@@ -119,6 +119,7 @@ void mr_session_free(struct mr_session *sess)
 	if (!sess)
 		return;
 	mr_heartbeat_free(sess);
+	mr_stream_free_deadlines(sess);
 	release_rx_stream(sess);
 	mr_stream_map_each(&sess->streams, detach_stream, NULL);
 	mr_stream_detach_finished(sess);
@@ -314,17 +315,18 @@ const struct mr_session_result *mr_session_result(const struct mr_session *sess)
 
 static void expire_stream(struct mr_stream *stream, uint64_t now)
 {
+	struct mr_deadline *dl = stream->deadline;
 	struct mr_event ev = {.type = MR_EV_DEADLINE, .stream = stream};
 
-	if (stream->read_deadline && stream->read_deadline <= now) {
-		stream->read_deadline = 0;
+	if (dl->read && dl->read <= now) {
+		dl->read = 0;
 		if (stream->recv_state == MR_RECV_OPEN) {
 			ev.deadline = MR_DEADLINE_READ;
 			mr_session_emit(stream->session, &ev);
 		}
 	}
-	if (stream->write_deadline && stream->write_deadline <= now) {
-		stream->write_deadline = 0;
+	if (dl->write && dl->write <= now) {
+		dl->write = 0;
 		mr_stream_fail_pending_writes(stream,
 					      MUXRING_ERR(MUXRING_WRITE_TIMEOUT));
 		ev.deadline = MR_DEADLINE_WRITE;
@@ -340,14 +342,14 @@ void mr_session_set_now(struct mr_session *sess, uint64_t now)
 
 uint64_t mr_session_expire(struct mr_session *sess, uint64_t now)
 {
-	struct mr_stream *stream = sess->deadlines;
+	struct mr_deadline *dl = sess->deadlines;
 
 	sess->now = now;
-	while (stream) {
-		struct mr_stream *next = stream->deadline_next;
+	while (dl) {
+		struct mr_deadline *next = dl->next;
 
-		expire_stream(stream, now);
-		stream = next;
+		expire_stream(dl->stream, now);
+		dl = next;
 	}
 	mr_heartbeat_expire(sess);
 	return mr_session_next_deadline(sess);
@@ -364,12 +366,11 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 
 uint64_t mr_session_next_deadline(const struct mr_session *sess)
 {
-	const struct mr_stream *stream;
+	const struct mr_deadline *dl;
 	uint64_t next = mr_heartbeat_next_due(sess);
 
-	for (stream = sess->deadlines; stream; stream = stream->deadline_next)
-		next = earliest(next, earliest(stream->read_deadline,
-					       stream->write_deadline));
+	for (dl = sess->deadlines; dl; dl = dl->next)
+		next = earliest(next, earliest(dl->read, dl->write));
 	return next;
 }
 

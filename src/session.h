@@ -365,9 +365,11 @@ int mr_stream_close(struct mr_stream *stream);
  * StreamReset when code is NoError. */
 int mr_stream_reset(struct mr_stream *stream, uint32_t code);
 
-/* Absolute deadlines in the clock of mr_session_expire; 0 clears. */
-void mr_stream_set_deadline(struct mr_stream *stream,
-			    enum mr_deadline_kind kind, uint64_t when);
+/* Absolute deadlines in the clock of mr_session_expire; 0 clears. Setting
+ * one on a stream that is over does nothing. Returns 0, or -ENOMEM (the
+ * first deadline of a stream allocates its record). */
+int mr_stream_set_deadline(struct mr_stream *stream,
+			   enum mr_deadline_kind kind, uint64_t when);
 
 /* The driver's pointer for the session. */
 void mr_session_set_user(struct mr_session *sess, void *user);

@@ -63,37 +63,69 @@ enum mr_stream_flag {
 	MR_STREAM_FINISHED = 1u << 3,     /* STREAM_CLOSED emitted */
 	MR_STREAM_TYPE_PENDING = 1u << 4, /* accepted, type bytes not all in */
 	MR_STREAM_ACCEPTED = 1u << 5,     /* STREAM_ACCEPTED emitted */
-	MR_STREAM_ON_DEADLINES = 1u << 6, /* on the session's deadline list */
+	MR_STREAM_ON_DEADLINES = 1u << 6, /* has a deadline record, on the
+					     session's deadline list */
 	MR_STREAM_HEARTBEAT = 1u << 7,    /* carries heartbeats; the engine
 					     serves it, the app never sees it */
 	MR_STREAM_URGENT = 1u << 8,       /* jumps the ready list */
 };
 
+/* The deadlines of one stream, allocated when the first one is set and
+ * freed when none is left (or the stream finishes): most streams never have
+ * one, and an idle stream should cost as little as possible. Linked into the
+ * session's deadline list. */
+struct mr_deadline {
+	struct mr_stream *stream;
+	struct mr_deadline *prev, *next; /* session's deadline list */
+	uint64_t read, write;            /* absolute, 0: none */
+};
+
+/* Kept at 88 bytes (a 96-byte heap chunk): an idle stream costs this plus
+ * its slot in the stream map. Fields that are never needed at the same
+ * time share memory; check the size when adding one. */
 struct mr_stream {
 	struct mr_session *session; /* NULL once detached (session freed) */
+	union {
+		void *user;        /* the driver's; never set on heartbeat
+				      streams, which the application never
+				      sees */
+		struct {           /* MR_STREAM_HEARTBEAT streams only */
+			uint32_t echo_word; /* heartbeat value being received */
+			uint8_t echo_have;  /* bytes of echo_word received */
+		};
+	};
+	struct mr_stream *ready_next; /* session's ready list */
+	union {
+		/* While the stream is alive: its writes, oldest first. */
+		struct {
+			struct mr_write *writes;   /* oldest unfinished write */
+			struct mr_write *writes_tail;
+		};
+		/* Once FINISHED (every write failed or freed by then, and no
+		 * new one accepted) the same memory links the session's list
+		 * of finished streams still referenced. */
+		struct {
+			struct mr_stream *finished_prev, *finished_next;
+		};
+	};
+	struct mr_write *commit_next; /* first write with uncommitted bytes */
+	struct mr_deadline *deadline; /* NULL: no deadline set */
 	uint32_t id;
 	uint32_t refs;             /* map, queued segments, views, CLOSED event */
+	uint32_t send_window;      /* payload bytes the peer lets us send */
+	uint32_t recv_window;      /* payload bytes the peer may still send */
+	union {
+		uint32_t recv_consumed; /* released by the application, not
+					   yet granted back with WNDINC (no
+					   credit is taken once FINISHED) */
+		int end_error;     /* once FINISHED: the error later calls
+				      return */
+	};
+	uint32_t stream_type;      /* sent or received type (typed sessions) */
+	uint16_t flags;            /* enum mr_stream_flag */
 	uint8_t send_state;        /* enum mr_send_state */
 	uint8_t recv_state;        /* enum mr_recv_state */
 	uint8_t type_have;         /* type bytes received so far */
-	uint8_t echo_have;         /* heartbeat bytes of echo_word received */
-	uint16_t flags;            /* enum mr_stream_flag */
-	uint32_t echo_word;        /* heartbeat value being received */
-	uint32_t stream_type;      /* sent or received type (typed sessions) */
-	uint32_t end_code;         /* why it finished (valid once FINISHED) */
-	int end_error;             /* 0, or the error later calls return */
-	uint32_t send_window;      /* payload bytes the peer lets us send */
-	uint32_t recv_window;      /* payload bytes the peer may still send */
-	uint32_t recv_consumed;    /* released by the application, not yet
-				      granted back with WNDINC */
-	struct mr_write *writes;   /* oldest unfinished write */
-	struct mr_write *writes_tail;
-	struct mr_write *commit_next; /* first write with uncommitted bytes */
-	struct mr_stream *ready_next; /* session's ready list */
-	struct mr_stream *deadline_prev, *deadline_next; /* deadline list, or
-					the finished list once FINISHED */
-	uint64_t read_deadline, write_deadline; /* 0: none */
-	void *user;
 };
 
 struct mr_event_queue {
@@ -147,7 +179,7 @@ struct mr_session {
 	size_t ring_bytes;         /* unsent bytes in the ring */
 	struct mr_stream *ready_head, *ready_tail;
 
-	struct mr_stream *deadlines; /* streams with a deadline set */
+	struct mr_deadline *deadlines; /* streams with a deadline set */
 	struct mr_stream *finished;  /* finished streams still referenced */
 	struct mr_heartbeat *heartbeat; /* NULL until started */
 	uint64_t now;              /* the driver's clock, as last told */
@@ -193,8 +225,11 @@ void mr_stream_credit(struct mr_stream *stream, uint32_t n);
 /* Fails the writes that still have bytes not yet committed to frames;
  * writes already on the wire complete normally. */
 void mr_stream_fail_pending_writes(struct mr_stream *stream, int err);
-/* Deadline list membership follows the stream's deadlines. */
+/* Deadline list membership follows the stream's deadlines: a stream
+ * with none left (or finished) leaves it and its record is freed. */
 void mr_stream_update_deadline_list(struct mr_stream *stream);
+/* Frees every deadline record of the session (it is being freed). */
+void mr_stream_free_deadlines(struct mr_session *sess);
 
 /* outbound.c */
 /* Returns 0 or -ENOMEM. */

@@ -45,27 +45,27 @@ void mr_stream_ref(struct mr_stream *stream)
 
 /* A finished stream is out of the map but may still be referenced (views,
  * its STREAM_CLOSED event, queued segments); the session keeps such streams
- * on a list, linked through the deadline pointers they no longer need, so
+ * on a list, linked through the write-list pointers they no longer need, so
  * that freeing the session can detach them. */
 static void join_finished_list(struct mr_stream *stream)
 {
 	struct mr_session *sess = stream->session;
 
-	stream->deadline_prev = NULL;
-	stream->deadline_next = sess->finished;
+	stream->finished_prev = NULL;
+	stream->finished_next = sess->finished;
 	if (sess->finished)
-		sess->finished->deadline_prev = stream;
+		sess->finished->finished_prev = stream;
 	sess->finished = stream;
 }
 
 static void leave_finished_list(struct mr_stream *stream)
 {
-	if (stream->deadline_prev)
-		stream->deadline_prev->deadline_next = stream->deadline_next;
+	if (stream->finished_prev)
+		stream->finished_prev->finished_next = stream->finished_next;
 	else
-		stream->session->finished = stream->deadline_next;
-	if (stream->deadline_next)
-		stream->deadline_next->deadline_prev = stream->deadline_prev;
+		stream->session->finished = stream->finished_next;
+	if (stream->finished_next)
+		stream->finished_next->finished_prev = stream->finished_prev;
 }
 
 void mr_stream_detach_finished(struct mr_session *sess)
@@ -73,10 +73,10 @@ void mr_stream_detach_finished(struct mr_session *sess)
 	struct mr_stream *stream = sess->finished;
 
 	while (stream) {
-		struct mr_stream *next = stream->deadline_next;
+		struct mr_stream *next = stream->finished_next;
 
 		stream->session = NULL;
-		stream->deadline_prev = stream->deadline_next = NULL;
+		stream->finished_prev = stream->finished_next = NULL;
 		stream = next;
 	}
 	sess->finished = NULL;
@@ -107,8 +107,16 @@ static void emit_write_done(struct mr_stream *stream, struct mr_write *write,
 		.user_data = write->user_data,
 	};
 
-	if (stream->session && !(stream->flags & MR_STREAM_HEARTBEAT))
-		mr_session_emit(stream->session, &ev);
+	if (!stream->session)
+		return;
+	if (stream->flags & MR_STREAM_HEARTBEAT) {
+		/* An echo left: only now may the peer send more to echo, so a
+		 * peer that never reads its echoes cannot grow our queue. */
+		if (!(stream->flags & MR_STREAM_LOCAL) && result > 0)
+			mr_stream_credit(stream, (uint32_t)result);
+		return;
+	}
+	mr_session_emit(stream->session, &ev);
 }
 
 bool mr_stream_wants_send(const struct mr_stream *stream)
@@ -227,40 +235,46 @@ void mr_stream_credit(struct mr_stream *stream, uint32_t n)
 	stream->recv_consumed = 0;
 }
 
+/* Unlinks and frees the stream's deadline record, if it has one. */
 static void leave_deadline_list(struct mr_stream *stream)
 {
-	struct mr_session *sess = stream->session;
+	struct mr_deadline *dl = stream->deadline;
 
-	if (!(stream->flags & MR_STREAM_ON_DEADLINES))
+	if (!dl)
 		return;
-	if (stream->deadline_prev)
-		stream->deadline_prev->deadline_next = stream->deadline_next;
+	if (dl->prev)
+		dl->prev->next = dl->next;
 	else
-		sess->deadlines = stream->deadline_next;
-	if (stream->deadline_next)
-		stream->deadline_next->deadline_prev = stream->deadline_prev;
-	stream->deadline_prev = stream->deadline_next = NULL;
+		stream->session->deadlines = dl->next;
+	if (dl->next)
+		dl->next->prev = dl->prev;
+	free(dl);
+	stream->deadline = NULL;
 	stream->flags &= ~MR_STREAM_ON_DEADLINES;
 }
 
 void mr_stream_update_deadline_list(struct mr_stream *stream)
 {
-	struct mr_session *sess = stream->session;
-	bool wanted = (stream->read_deadline || stream->write_deadline) &&
-		      !(stream->flags & MR_STREAM_FINISHED);
+	const struct mr_deadline *dl = stream->deadline;
 
-	if (!sess || wanted == !!(stream->flags & MR_STREAM_ON_DEADLINES))
-		return;
-	if (!wanted) {
+	if (dl && (!(dl->read || dl->write) ||
+		   (stream->flags & MR_STREAM_FINISHED)))
 		leave_deadline_list(stream);
-		return;
+}
+
+void mr_stream_free_deadlines(struct mr_session *sess)
+{
+	struct mr_deadline *dl = sess->deadlines;
+
+	while (dl) {
+		struct mr_deadline *next = dl->next;
+
+		dl->stream->deadline = NULL;
+		dl->stream->flags &= ~MR_STREAM_ON_DEADLINES;
+		free(dl);
+		dl = next;
 	}
-	stream->deadline_prev = NULL;
-	stream->deadline_next = sess->deadlines;
-	if (sess->deadlines)
-		sess->deadlines->deadline_prev = stream;
-	sess->deadlines = stream;
-	stream->flags |= MR_STREAM_ON_DEADLINES;
+	sess->deadlines = NULL;
 }
 
 /* True once the application knows the stream (it opened it, or it got the
@@ -279,7 +293,6 @@ void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err,
 	if (stream->flags & MR_STREAM_FINISHED)
 		return;
 	stream->flags |= MR_STREAM_FINISHED;
-	stream->end_code = code;
 	stream->end_error = err ? err : MUXRING_ERR(MUXRING_STREAM_CLOSED);
 	mr_stream_fail_writes(stream, stream->end_error);
 	if (!sess)
@@ -412,14 +425,33 @@ int mr_stream_reset(struct mr_stream *stream, uint32_t code)
 	return 0;
 }
 
-void mr_stream_set_deadline(struct mr_stream *stream,
-			    enum mr_deadline_kind kind, uint64_t when)
+int mr_stream_set_deadline(struct mr_stream *stream,
+			   enum mr_deadline_kind kind, uint64_t when)
 {
+	struct mr_session *sess = stream->session;
+	struct mr_deadline *dl = stream->deadline;
+
+	if (!dl) {
+		/* Nothing to clear; a stream that is over never expires. */
+		if (!when || !sess || (stream->flags & MR_STREAM_FINISHED))
+			return 0;
+		dl = calloc(1, sizeof(*dl));
+		if (!dl)
+			return -ENOMEM;
+		dl->stream = stream;
+		dl->next = sess->deadlines;
+		if (sess->deadlines)
+			sess->deadlines->prev = dl;
+		sess->deadlines = dl;
+		stream->deadline = dl;
+		stream->flags |= MR_STREAM_ON_DEADLINES;
+	}
 	if (kind == MR_DEADLINE_READ)
-		stream->read_deadline = when;
+		dl->read = when;
 	else
-		stream->write_deadline = when;
+		dl->write = when;
 	mr_stream_update_deadline_list(stream);
+	return 0;
 }
 
 uint32_t mr_stream_id(const struct mr_stream *stream)

@@ -86,19 +86,31 @@ uint64_t muxring_stream_data(const struct muxring_stream *stream)
 int muxring_stream_write(struct muxring_stream *stream, const void *data,
 			 size_t len, uint64_t user_data)
 {
+	struct muxring_session *s;
+	const uint8_t *where;
 	struct mr_buf *buf;
 	int err;
 
 	if (!stream || (!data && len))
 		return -EINVAL;
-	/* One allocation holds header and copy; the engine's reference
-	 * keeps it until the kernel took the last byte. */
-	buf = mr_buf_new_copy(data, len);
-	if (!buf)
-		return -ENOMEM;
-	err = mr_stream_write(st(stream), buf, buf->data, len, user_data);
+	s = mr_sio_of_stream(st(stream));
+	if (!s)
+		return MUXRING_ERR(MUXRING_SESSION_CLOSED);
+	/* Small writes are packed into the send arena (no allocation);
+	 * others get a recycled heap block of their size class. Either way
+	 * the engine's reference keeps the bytes until the kernel took them. */
+	buf = mr_send_arena_pack(s->loop->arena, data, len, &where);
+	if (!buf) {
+		buf = mr_copy_cache_copy(s->loop->copies, data, len);
+		if (!buf)
+			return -ENOMEM;
+		where = buf->data;
+	}
+	err = mr_stream_write(st(stream), buf, where, len, user_data);
 	mr_buf_unref(buf);
-	return touched(stream, err);
+	if (!err)
+		mr_loop_mark_dirty(s);
+	return err;
 }
 
 void *muxring_buf_get(struct muxring_loop *loop, size_t len)
@@ -177,9 +189,11 @@ int muxring_stream_set_deadline(struct muxring_stream *stream, unsigned which,
 		mr_stream_set_deadline(st(stream), MR_DEADLINE_WRITE, when_ns);
 	s = mr_sio_of_stream(st(stream));
 	if (s) {
-		/* Re-key the session: the new deadline may be its earliest. */
-		if (mr_timers_set(&s->loop->timers, s,
-				  mr_session_next_deadline(s->mr)))
+		/* Only an earlier deadline needs the session re-keyed; a key
+		 * left early by a later or cleared one costs one empty
+		 * expiry. (No scan of the session's deadlines per call.) */
+		if (when_ns && (!s->deadline || when_ns < s->deadline) &&
+		    mr_timers_set(&s->loop->timers, s, when_ns))
 			return -ENOMEM;
 		mr_loop_mark_dirty(s);
 	}

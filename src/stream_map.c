@@ -2,12 +2,15 @@
  * stream_map.c - open addressing with linear probing and backward-shift
  * deletion, so there are no tombstones and lookups never degrade as streams
  * come and go. Ids of one side arrive in steps of two, so they are mixed by
- * a multiplicative hash before masking.
+ * a multiplicative hash before masking. Slots hold only the stream: its id
+ * is the key.
  */
 #include "stream_map.h"
 
 #include <errno.h>
 #include <stdlib.h>
+
+#include "session_internal.h"
 
 #define MAP_MIN_CAPACITY 16u
 
@@ -30,34 +33,34 @@ void mr_stream_map_free(struct mr_stream_map *map)
 struct mr_stream *mr_stream_map_get(const struct mr_stream_map *map,
 				    uint32_t id)
 {
+	struct mr_stream *stream;
 	uint32_t i;
 
 	if (!map->slots)
 		return NULL;
-	for (i = slot_of(id, map->mask); map->slots[i].id;
+	for (i = slot_of(id, map->mask); (stream = map->slots[i]);
 	     i = (i + 1) & map->mask) {
-		if (map->slots[i].id == id)
-			return map->slots[i].stream;
+		if (stream->id == id)
+			return stream;
 	}
 	return NULL;
 }
 
-static void insert_slot(struct mr_stream_map_slot *slots, uint32_t mask,
-			uint32_t id, struct mr_stream *stream)
+static void insert_slot(struct mr_stream **slots, uint32_t mask,
+			struct mr_stream *stream)
 {
-	uint32_t i = slot_of(id, mask);
+	uint32_t i = slot_of(stream->id, mask);
 
-	while (slots[i].id)
+	while (slots[i])
 		i = (i + 1) & mask;
-	slots[i].id = id;
-	slots[i].stream = stream;
+	slots[i] = stream;
 }
 
 static int grow(struct mr_stream_map *map)
 {
 	uint32_t old_cap = map->slots ? map->mask + 1 : 0;
 	uint32_t new_cap = old_cap ? old_cap * 2 : MAP_MIN_CAPACITY;
-	struct mr_stream_map_slot *slots;
+	struct mr_stream **slots;
 	uint32_t i;
 
 	if (new_cap < old_cap)
@@ -66,9 +69,8 @@ static int grow(struct mr_stream_map *map)
 	if (!slots)
 		return -ENOMEM;
 	for (i = 0; i < old_cap; i++) {
-		if (map->slots[i].id)
-			insert_slot(slots, new_cap - 1, map->slots[i].id,
-				    map->slots[i].stream);
+		if (map->slots[i])
+			insert_slot(slots, new_cap - 1, map->slots[i]);
 	}
 	free(map->slots);
 	map->slots = slots;
@@ -79,6 +81,7 @@ static int grow(struct mr_stream_map *map)
 int mr_stream_map_put(struct mr_stream_map *map, uint32_t id,
 		      struct mr_stream *stream)
 {
+	(void)id; /* the stream's own id is the key */
 	/* Keep the load at or below one half so probe runs stay short. */
 	if (!map->slots || (map->count + 1) * 2 > map->mask + 1) {
 		int err = grow(map);
@@ -86,7 +89,7 @@ int mr_stream_map_put(struct mr_stream_map *map, uint32_t id,
 		if (err)
 			return err;
 	}
-	insert_slot(map->slots, map->mask, id, stream);
+	insert_slot(map->slots, map->mask, stream);
 	map->count++;
 	return 0;
 }
@@ -101,29 +104,29 @@ static void close_hole(struct mr_stream_map *map, uint32_t hole)
 		uint32_t home;
 
 		i = (i + 1) & map->mask;
-		if (!map->slots[i].id)
+		if (!map->slots[i])
 			break;
-		home = slot_of(map->slots[i].id, map->mask);
+		home = slot_of(map->slots[i]->id, map->mask);
 		/* Leave the entry if its home lies cyclically in (hole, i]. */
 		if (((i - home) & map->mask) < ((i - hole) & map->mask))
 			continue;
 		map->slots[hole] = map->slots[i];
-		map->slots[i].id = 0;
+		map->slots[i] = NULL;
 		hole = i;
 	}
 }
 
 void mr_stream_map_del(struct mr_stream_map *map, uint32_t id)
 {
+	struct mr_stream *stream;
 	uint32_t i;
 
 	if (!map->slots)
 		return;
-	for (i = slot_of(id, map->mask); map->slots[i].id;
+	for (i = slot_of(id, map->mask); (stream = map->slots[i]);
 	     i = (i + 1) & map->mask) {
-		if (map->slots[i].id == id) {
-			map->slots[i].id = 0;
-			map->slots[i].stream = NULL;
+		if (stream->id == id) {
+			map->slots[i] = NULL;
 			map->count--;
 			close_hole(map, i);
 			return;
@@ -140,7 +143,7 @@ void mr_stream_map_each(const struct mr_stream_map *map,
 	if (!map->slots)
 		return;
 	for (i = 0; i <= map->mask; i++) {
-		if (map->slots[i].id)
-			fn(map->slots[i].stream, arg);
+		if (map->slots[i])
+			fn(map->slots[i], arg);
 	}
 }

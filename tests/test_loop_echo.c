@@ -6,7 +6,8 @@
  * writes; loopback TCP, zero-copy writes from the send arena), both
  * directions at once on the same streams, streams opened by the server,
  * 100 sessions x 10 streams on one loop through muxring_listen and
- * muxring_connect, a completion queue that starts tiny and has to grow,
+ * muxring_connect, a Unix-socket listener (muxring_listen_fd), a
+ * completion queue that starts tiny and has to grow,
  * the clean end of every session (GOAWAY, EOF, SESSION_ENDED on both
  * sides with the right local and remote results) and the stats.
  */
@@ -19,6 +20,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "loop_harness.h"
 
@@ -206,6 +210,51 @@ static void test_100_sessions_x_10_streams(void **state)
 	lh_free(h);
 }
 
+static bool two_ready(struct lh *h)
+{
+	return h->sessions_ready == 2;
+}
+
+static void test_unix_listener(void **state)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	struct muxring_listener *l;
+	struct lh_peer *tmpl, *c;
+	struct lh *h = lh_new(NULL);
+	int lfd, cfd;
+
+	(void)state;
+	/* An abstract socket name: nothing to clean up on disk. */
+	snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1,
+		 "muxring-test-%d", (int)getpid());
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	tmpl = lh_peer_new(h, true, LH_ECHO, 0);
+	assert_int_equal(muxring_listen_fd(h->loop, lfd, NULL, (uintptr_t)tmpl,
+					   &l),
+			 0);
+	assert_true(muxring_listener_port(l) < 0); /* no port on AF_UNIX */
+	cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&addr, sizeof(addr)),
+			 0);
+	c = lh_peer_new(h, false, LH_ECHO, 0);
+	assert_int_equal(muxring_session_create(h->loop, cfd, MUXRING_CLIENT,
+						NULL, (uintptr_t)c, &c->sess),
+			 0);
+	lh_open(c, LH_SOURCE, 300000);
+	lh_run(h, two_ready, 5);
+	lh_run(h, lh_all_streams_closed, 10);
+	lh_assert_streams_ok(h);
+	assert_int_equal(muxring_listener_close(l), 0);
+	tmpl->ready = false;
+	close_clients(h);
+	while (!h->listeners_closed)
+		lh_run_for(h, 0.01);
+	lh_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_both_directions),
 		cmocka_unit_test(test_server_opened_streams),
 		cmocka_unit_test(test_100_sessions_x_10_streams),
+		cmocka_unit_test(test_unix_listener),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

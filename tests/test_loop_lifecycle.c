@@ -239,6 +239,13 @@ static void test_session_close_with_streams_open(void **state)
 	lh_free(h);
 }
 
+static bool goaway_seen_and_closed(struct lh *h)
+{
+	struct lh_peer *p = h->ctx;
+
+	return p->goaway && lh_all_streams_closed(h);
+}
+
 static void test_goaway_keeps_session(void **state)
 {
 	struct lh_peer *c, *s;
@@ -250,9 +257,10 @@ static void test_goaway_keeps_session(void **state)
 	lh_pair_unix(h, NULL, &c, &s);
 	s->accept_role = LH_ECHO;
 	a = lh_open(c, LH_SOURCE, 4 << 20);
-	lh_run_for(h, 0.05);
+	lh_run_for(h, 0.01);
 	assert_int_equal(muxring_session_goaway(s->sess, 5, "draining", 8), 0);
-	lh_run(h, streams_closed_and_idle, 10);
+	h->ctx = c;
+	lh_run(h, goaway_seen_and_closed, 10);
 	assert_true(c->goaway);
 	assert_int_equal(c->goaway_code, 5);
 	assert_string_equal(c->goaway_debug, "draining");

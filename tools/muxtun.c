@@ -2,7 +2,7 @@
  * muxtun - a TCP tunnel: many TCP connections carried over one muxado
  * session, one stream per connection.
  *
- *   clients --TCP--> [muxtun -L] ===== one session ====> [muxtun -R] --TCP--> service
+ *   clients --TCP--> [muxtun -L] == session ==> [muxtun -R] --TCP--> service
  *
  * Run it (from the repository root, after `make`), for a service listening
  * on 127.0.0.1:8080:
@@ -54,6 +54,9 @@
  * - a DATA view is held until all of its bytes are in the TCP socket, and
  *   only then released, which is what credits the stream's window: a slow
  *   TCP reader on one side stops its stream's sender on the other.
+ * So a connection holds at most MAX_UNSENT + one read (64 KiB) of its
+ * socket's bytes and one receive window (256 KiB) of its stream's, and
+ * --max-conns bounds the number of connections.
  *
  * Ends, both ways:
  *   TCP FIN (recv 0)          -> muxring_stream_close_write()
@@ -592,20 +595,21 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t size)
 	}
 }
 
-/* Resolves host:port for TCP. Returns 0 or the getaddrinfo error. */
-static int resolve(const char *host, const char *port, bool passive,
-		   struct addrinfo **res)
+/* Resolves host:port (a numeric port) for TCP. Returns 0 or the
+ * getaddrinfo error. */
+static int resolve(const char *host, const char *port, struct addrinfo **res)
 {
 	struct addrinfo hints;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	hints.ai_flags = AI_NUMERICSERV;
 	return getaddrinfo(host, port, &hints, res);
 }
 
-/* Adds fd to the epoll set, edge-triggered unless `level`. */
+/* Adds fd to the epoll set with `events` (EPOLLET for edge-triggered);
+ * its events go to src->on_event. Returns 0 or -errno. */
 static int epoll_add(struct app *app, int fd, struct source *src,
 		     uint32_t events)
 {
@@ -1214,7 +1218,7 @@ static int tcp_listener_open(struct app *app)
 	struct addrinfo *ai;
 	int one = 1, fd, ret;
 
-	ret = resolve(app->opt.bind, app->opt.listen_port, true, &ai);
+	ret = resolve(app->opt.bind, app->opt.listen_port, &ai);
 	if (ret) {
 		print_line("muxtun: cannot resolve %s: %s", app->opt.bind,
 			   gai_strerror(ret));
@@ -1331,7 +1335,7 @@ static int exit_start(struct app *app)
 	struct muxring_session_opts so;
 	int ret;
 
-	ret = resolve(app->opt.host, app->opt.port, false, &app->targets);
+	ret = resolve(app->opt.host, app->opt.port, &app->targets);
 	if (ret) {
 		print_line("muxtun: cannot resolve %s: %s", app->opt.host,
 			   gai_strerror(ret));
@@ -1347,8 +1351,9 @@ static int exit_start(struct app *app)
 		return -1;
 	}
 	if (app->opt.verbose)
-		print_line("listen %s:%d", app->opt.bind,
-			   muxring_listener_port(app->ml));
+		print_line(strchr(app->opt.bind, ':') ? "listen [%s]:%d"
+						      : "listen %s:%d",
+			   app->opt.bind, muxring_listener_port(app->ml));
 	return 0;
 }
 

@@ -243,6 +243,9 @@ static int server_entry(struct mx_server *sv, struct muxring_cqe *cqe)
 		return server_eof(sv, cqe->stream);
 	case MUXRING_CQE_SESSION_ENDED:
 		sv->ended = true;
+		if (getenv("MUXBENCH_STATS"))
+			fprintf(stderr, "\n  server session ended: %s\n",
+				muxring_strerror((int)cqe->res));
 		return 0;
 	default:
 		/* WRITE_DONE (errors only once the session is closing),
@@ -348,6 +351,7 @@ struct mx_client {
 	unsigned ready;             /* set-up: streams answered */
 	bool measuring;             /* the clock runs */
 	bool ended;                 /* SESSION_ENDED seen */
+	int end_res;                /* its res */
 	bool failed;
 	struct mx_worker *wait_head, *wait_tail;
 	uint64_t hb_count;          /* heartbeat: RTTs in the window */
@@ -395,7 +399,8 @@ static int client_drive(struct mx_client *c,
 		}
 		if (c->ended && !done(c)) {
 			c->failed = true;
-			return bench_error(NAME, "the session ended early");
+			return bench_error(NAME, "the session ended early: %s",
+					   muxring_strerror(c->end_res));
 		}
 	}
 	return 0;
@@ -411,6 +416,7 @@ static int common_entry(struct mx_client *c, struct muxring_cqe *cqe)
 		return 0;
 	case MUXRING_CQE_SESSION_ENDED:
 		c->ended = true;
+		c->end_res = (int)cqe->res;
 		return 0;
 	case MUXRING_CQE_STREAM_CLOSED:
 	case MUXRING_CQE_GOAWAY:

@@ -344,7 +344,7 @@ struct muxring_cqe {
 	uint16_t type;        /* enum muxring_cqe_type */
 	uint16_t flags;       /* MUXRING_CQE_F_* */
 	uint32_t code;        /* muxado code, stream type or deadline kind */
-	struct muxring_session *session;   /* every type but LISTENER_CLOSED */
+	struct muxring_session *session;   /* all but LISTENER_CLOSED, POLL */
 	struct muxring_stream *stream;     /* stream entries */
 	struct muxring_listener *listener; /* SESSION_READY of an accepted
 					      session; LISTENER_CLOSED */
@@ -530,6 +530,17 @@ MUXRING_API int muxring_session_close(struct muxring_session *sess,
 MUXRING_API int muxring_session_heartbeat(struct muxring_session *sess,
 					  uint64_t interval_ns,
 					  uint64_t tolerance_ns);
+
+/* The stream type that carries heartbeats (PROTOCOL.md). */
+#define MUXRING_HEARTBEAT_TYPE 0xFFFFFFFFu
+
+/*
+ * Sends one heartbeat now, outside the schedule; its echo is reported as a
+ * HEARTBEAT entry like any other. Errors: -EINVAL when the heartbeat was
+ * not started (muxring_session_heartbeat), MUXRING_ERR(MUXRING_SESSION_CLOSED)
+ * after the session ended, -ENOMEM.
+ */
+MUXRING_API int muxring_session_heartbeat_beat(struct muxring_session *sess);
 
 /* The user_data of the session's entries. */
 MUXRING_API void muxring_session_set_data(struct muxring_session *sess,

@@ -47,16 +47,24 @@ int mr_net_socket(const struct addrinfo *ai)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Unsent bytes the kernel may hold for a session's socket. Beyond it a send
+ * comes back short and the rest waits in the engine, where control frames
+ * and heartbeats can still overtake bulk data; without it megabytes of bulk
+ * could sit in the socket ahead of a heartbeat. */
+#define MR_NOTSENT_LOWAT (128 << 10)
+
 void mr_net_tune(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int one = 1;
+	int one = 1, lowat = MR_NOTSENT_LOWAT;
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-				 sizeof(one));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
+			 sizeof(lowat));
 }
 
 int mr_net_listen(const char *host, const char *port, int backlog)

@@ -142,6 +142,19 @@ int muxring_session_heartbeat(struct muxring_session *sess,
 	return 0;
 }
 
+int muxring_session_heartbeat_beat(struct muxring_session *sess)
+{
+	int err;
+
+	if (!sess)
+		return -EINVAL;
+	mr_session_set_now(sess->mr, muxring_now_ns());
+	err = mr_session_heartbeat_beat(sess->mr);
+	if (!err)
+		mr_loop_mark_dirty(sess);
+	return err;
+}
+
 void muxring_session_set_data(struct muxring_session *sess,
 			      uint64_t user_data)
 {

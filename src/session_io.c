@@ -163,8 +163,10 @@ static void sio_start_send(struct muxring_session *s)
 	    !mr_session_tx_pending(s->mr))
 		return;
 	slot = mr_loop_slot_get(loop);
-	if (!slot)
-		return; /* retried at the next step that has work */
+	if (!slot) {
+		mr_loop_mark_dirty(s); /* out of memory: retried next turn */
+		return;
+	}
 	n = mr_session_tx_iov(s->mr, slot->iov, MR_SEND_IOV, MR_SEND_MAX_BYTES);
 	if (!n) {
 		mr_loop_slot_put(loop, slot);
@@ -315,8 +317,12 @@ static void gather_events(struct muxring_session *s)
 	struct mr_event ev;
 
 	while (!(s->flags & MR_SIO_ENDED_SEEN)) {
-		if (mr_cq_reserve(&s->loop->cq))
-			return; /* out of memory: the events wait in the engine */
+		if (mr_cq_reserve(&s->loop->cq)) {
+			/* Out of memory: the events wait in the engine and
+			 * the next turn tries again. */
+			mr_loop_mark_dirty(s);
+			return;
+		}
 		if (!mr_session_poll_event(s->mr, &ev))
 			return;
 		post_event(s, &ev);
@@ -375,8 +381,10 @@ static void finish(struct muxring_session *s)
 {
 	struct muxring_loop *loop = s->loop;
 
-	if (mr_cq_reserve(&loop->cq))
-		return; /* retried at the next step */
+	if (mr_cq_reserve(&loop->cq)) {
+		mr_loop_mark_dirty(s); /* retried at the next turn */
+		return;
+	}
 	if (s->fd >= 0) {
 		close(s->fd);
 		s->fd = -1;
@@ -400,8 +408,10 @@ void mr_sio_step(struct muxring_session *s)
 		return;
 	if (!(s->flags & MR_SIO_READY_POSTED)) {
 		post_ready(s);
-		if (!(s->flags & MR_SIO_READY_POSTED))
-			return; /* out of memory; the next step retries */
+		if (!(s->flags & MR_SIO_READY_POSTED)) {
+			mr_loop_mark_dirty(s); /* out of memory: retried */
+			return;
+		}
 	}
 	gather_events(s);
 

@@ -244,6 +244,13 @@ static bool three_beats(struct lh *h)
 	return p->heartbeats >= 3;
 }
 
+static bool one_beat(struct lh *h)
+{
+	struct lh_peer *p = h->ctx;
+
+	return p->heartbeats >= 1;
+}
+
 static void test_heartbeat(void **state)
 {
 	struct muxring_session_opts so = {.flags = MUXRING_SESSION_TYPED};
@@ -261,6 +268,13 @@ static void test_heartbeat(void **state)
 	assert_int_equal(muxring_session_heartbeat(c->sess, 20 * MS, 500 * MS), 0);
 	c->heartbeats = 0;
 	lh_run(h, three_beats, 10);
+	/* An on-demand beat is answered long before the next scheduled one. */
+	assert_int_equal(muxring_session_heartbeat(c->sess, 3600000 * MS,
+						   500 * MS), 0);
+	c->heartbeats = 0;
+	assert_int_equal(muxring_session_heartbeat_beat(c->sess), 0);
+	lh_run(h, one_beat, 10);
+	assert_int_equal(c->heartbeats, 1);
 	/* The heartbeat stream never reaches the application. */
 	assert_int_equal(s->accepted, 0);
 	assert_int_equal(h->nstreams, 0);
@@ -270,6 +284,8 @@ static void test_heartbeat(void **state)
 		/* Untyped sessions have no heartbeat. */
 		lh_pair_unix(h, NULL, &u, &v);
 		assert_int_equal(muxring_session_heartbeat(u->sess, 0, 0),
+				 -EINVAL);
+		assert_int_equal(muxring_session_heartbeat_beat(u->sess),
 				 -EINVAL);
 		assert_int_equal(muxring_session_close(u->sess, 0, NULL, 0), 0);
 	}

@@ -18,8 +18,7 @@
  * then 1000 concurrent streams x 1 KiB), then SIGTERM ending a live session
  * with the close code; SIGINT on a client ending the session with
  * GOAWAY(C, STR); typed sessions (--type) both ways with the accept line's
- * type; --heartbeat (rtt_us lines both ways), or its "not supported yet"
- * usage error while the public API lacks a heartbeat.
+ * type; --heartbeat (rtt_us lines both ways, no failure).
  *
  * Servers get a port that was free a moment ago (bind port 0); a server
  * that lost the race (exit 3, "in use") is started again on another port.
@@ -900,8 +899,6 @@ static bool two_beats_each(void *arg)
 
 static void test_heartbeat(void **state)
 {
-	static const char *const probe_args[] = { "--heartbeat", "10", HOST,
-						  "{port}", NULL };
 	static const char *const srv_args[] = { "-l", "-e", "--heartbeat",
 						"20", "{port}", NULL };
 	static const char *const cli_args[] = { "--heartbeat", "0x14", HOST,
@@ -910,12 +907,6 @@ static void test_heartbeat(void **state)
 	int port;
 
 	(void)state;
-	cli = run_alone(probe_args, free_port());
-	if (cli->status == 2) {
-		expect_in("probe", cli, cli->err.p, "not supported yet");
-		skip(); /* the public API has no heartbeat yet */
-	}
-	proc_cleanup(cli);
 	srv = start_server(srv_args, NULL, 0, false, &port);
 	cli = proc_start(cli_args, port, "x", 1, true);
 	struct proc *both[] = { srv, cli };

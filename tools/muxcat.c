@@ -216,12 +216,6 @@ static int check_options(struct options *o, bool mode_echo, bool have_load,
 	if (o->keep && !o->listen)
 		return usage_error("-k needs -l");
 	o->mode = mode_echo ? MODE_ECHO : have_load ? MODE_LOAD : MODE_CAT;
-	if (o->heartbeat_ms) {
-#ifndef MUXRING_HEARTBEAT_TYPE
-		return usage_error("--heartbeat: not supported yet (this "
-				   "muxring has no public heartbeat API)");
-#endif
-	}
 	return 0;
 }
 
@@ -1027,7 +1021,6 @@ static void load_closed(const struct muxring_cqe *cqe)
 /* Heartbeat                                                               */
 /* ---------------------------------------------------------------------- */
 
-#ifdef MUXRING_HEARTBEAT_TYPE
 static void heartbeat_start(struct sess_ctx *sc)
 {
 	uint64_t interval = (uint64_t)sc->app->opt.heartbeat_ms * 1000000u;
@@ -1035,17 +1028,11 @@ static void heartbeat_start(struct sess_ctx *sc)
 
 	if (!interval)
 		return;
-	ret = muxring_session_heartbeat_start(sc->sess, interval, 0);
+	ret = muxring_session_heartbeat(sc->sess, interval, 0);
 	if (ret < 0)
 		print_line("muxcat: starting the heartbeat: %s",
 			   muxring_strerror(ret));
 }
-#else
-static void heartbeat_start(struct sess_ctx *sc)
-{
-	(void)sc;
-}
-#endif
 
 /* ---------------------------------------------------------------------- */
 /* Session events                                                          */
@@ -1263,14 +1250,12 @@ static void handle_cqe(struct app *app, struct muxring_cqe *cqe)
 	case MUXRING_CQE_LISTENER_CLOSED:
 		on_listener_closed(app, cqe);
 		break;
-#ifdef MUXRING_HEARTBEAT_TYPE
 	case MUXRING_CQE_HEARTBEAT:
 		print_line("rtt_us=%" PRId64, cqe->res / 1000);
 		break;
 	case MUXRING_CQE_HEARTBEAT_FAILED:
 		print_line("heartbeat_failed");
 		break;
-#endif
 	default: /* DEADLINE: muxcat sets none */
 		break;
 	}

@@ -30,14 +30,15 @@ int fuzz_frame_input(const uint8_t *data, size_t size);
  *   bit 5  start a heartbeat on A (typed only)
  *   bit 6  accept every stream at once (mr_session_accept_done)
  *   bit 7  at the end, free the sessions as they are (no close first)
- * A second byte with bit 7 set selects raw mode: everything after it is
- * wire input for A alone, cut into chunks as its low bits say (0: whole,
- * 1: byte by byte, else sizes from a generator seeded with it) and pumped
- * after each chunk; bit 2 also advances A's clock. This is how captured
- * vectors are replayed. Otherwise everything after the first byte is a
- * program of operations (open, write, close, reset, feed raw bytes, pump
- * output, deliver to the peer, release views, advance the clock, heartbeat,
- * GOAWAY, ...), see fuzz_engine_body.c.
+ * The second byte is the mode. With bit 7 set (FZ_MODE_RAW) everything
+ * after it is wire input for A alone, cut into chunks as its low bits say
+ * (0: whole, 1: byte by byte, else sizes from a generator seeded with the
+ * byte; bit 6: larger chunks) and pumped after each chunk; bit 2 also
+ * advances A's clock. This is how captured vectors are replayed. Without
+ * bit 7 (its other bits are then unused), everything after the second byte
+ * is a program of operations (open, write, close, reset, feed raw bytes,
+ * pump output, deliver to the peer, release views, advance the clock,
+ * heartbeat, GOAWAY, ...), see fuzz_engine_body.c.
  * Always returns 0.
  */
 int fuzz_engine_input(const uint8_t *data, size_t size);

@@ -2,8 +2,8 @@
  * fuzz_engine_body.c - the sans-I/O engine driven by arbitrary input.
  *
  * One input is one short life of one or two sessions (see fuzz_body.h for
- * the configuration bytes). In program mode the input is read as a list of
- * operations, each an opcode byte (high nibble: the operation, low nibble: a
+ * the configuration and mode bytes). In program mode the rest of the input
+ * is read as a list of operations, each an opcode byte (high nibble: the operation, low nibble: a
  * small argument, bit 3 of which picks engine B in peer mode) followed by
  * the argument bytes it needs; a program that runs out of bytes simply
  * reads zeros. After every operation the events of both engines are
@@ -435,6 +435,12 @@ static void handle_event(struct side *sd, struct mr_event *ev)
 	if (sd->ended_seen)
 		fz_fail("side %d: event %d after SESSION_ENDED", sd->k,
 			(int)ev->type);
+	if (sd->fz->trace && ev->type != MR_EV_DATA &&
+	    ev->type != MR_EV_STREAM_ACCEPTED)
+		fprintf(stderr, "  side %d event %d stream %u result %lld\n",
+			sd->k, (int)ev->type,
+			ev->stream ? mr_stream_id(ev->stream) : 0,
+			(long long)ev->result);
 	switch (ev->type) {
 	case MR_EV_STREAM_ACCEPTED:
 		on_accepted(sd, ev);
@@ -654,10 +660,10 @@ static void op_open(struct side *sd, struct cursor *c)
 	}
 }
 
-static void op_write(struct side *sd, struct cursor *c, unsigned arg)
+static void op_write(struct side *sd, struct cursor *c, unsigned shift)
 {
 	struct known *kn = pick_stream(sd, c);
-	size_t len = (size_t)take8(c) << (arg & 7);
+	size_t len = (size_t)take8(c) << shift;
 	struct idrec *r;
 	struct mr_buf *buf;
 	uint64_t ud;
@@ -1021,7 +1027,7 @@ static void run_program(struct fz *fz, struct cursor *c)
 			break;
 		case 4:
 		case 5:
-			op_write(sd, c, op == 5 ? arg + 8 : arg);
+			op_write(sd, c, (op == 5 ? 8 : 0) + (arg & 7));
 			break;
 		case 6:
 			op_stream(sd, c, arg & 1, arg);
@@ -1074,8 +1080,7 @@ int fuzz_engine_input(const uint8_t *data, size_t size)
 	memset(&fz, 0, sizeof(fz));
 	fz.cfg = take8(&c);
 	fz.trace = getenv("FUZZ_TRACE") != NULL;
-	/* A program starts right after the configuration byte. */
-	mode = c.n && (c.p[0] & FZ_MODE_RAW) ? take8(&c) : 0;
+	mode = take8(&c);
 	fz.peer = (fz.cfg & FZ_CFG_PEER) && !(mode & FZ_MODE_RAW);
 	fz.recv_flags = fz.cfg & FZ_CFG_COPY ? MR_RECV_COPY : 0;
 	fz.nsides = fz.peer ? 2 : 1;

@@ -4,6 +4,8 @@
 #   make test            deps, then everything under ASan+UBSan, run all tests
 #                        (make test T="frame session" runs only those)
 #   make bench           deps, then build and run build/muxbench (BENCH_ARGS=...)
+#   make fuzz            clang + libFuzzer: build/fuzz/fuzz_*, each run for
+#                        FUZZ_SECONDS (default 30; FUZZ_ARGS=... adds options)
 #   make deps            apt-get install what is missing (quiet when nothing is)
 #   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR
 #   make uninstall | clean
@@ -100,7 +102,7 @@ endif
 
 .SUFFIXES:
 .DELETE_ON_ERROR:
-.PHONY: all libs tools test check bench deps install uninstall clean help FORCE
+.PHONY: all libs tools test check bench fuzz deps install uninstall clean help FORCE
 
 all: libs tools $(BENCH_BIN)
 libs: $(LIB_A) $(LIB_SO) $(LIB_LINKS)
@@ -204,6 +206,77 @@ bench:
 	@$(MAKE) --no-print-directory $(BUILD)/muxbench
 	$(BUILD)/muxbench $(BENCH_ARGS)
 
+# --- fuzzing -------------------------------------------------------------
+#
+# tests/fuzz/NAME.c holds LLVMFuzzerTestOneInput; the body it calls lives in
+# tests/support/fuzz_*.c, shared with tests/test_fuzz_corpus.c (which replays
+# a fixed corpus in `make test`). The library and the bodies are compiled
+# with coverage (fuzzer-no-link), each target is linked with libFuzzer.
+# Inputs that grow coverage stay in build/fuzz/corpus/NAME between runs;
+# seeds come from tests/vectors; a crash, leak or timeout is written to
+# build/fuzz/artifacts/ and fails the run.
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_ARGS    ?=
+FUZZ         := $(BUILD)/fuzz
+FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+                 -fno-omit-frame-pointer
+FUZZ_CFLAGS  := $(CFLAGS) $(FUZZ_SANFLAGS) -O1 -g
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ)/%)
+FUZZ_BODY_SRCS := $(sort $(wildcard tests/support/fuzz_*.c))
+FUZZ_LIB_OBJS  := $(LIB_SRCS:%.c=$(FUZZ)/obj/%.o)
+FUZZ_BODY_OBJS := $(FUZZ_BODY_SRCS:%.c=$(FUZZ)/obj/%.o)
+FUZZ_LIB_A   := $(FUZZ)/libmuxring.a
+
+$(FUZZ)/.flags: FORCE
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || \
+	  { echo "fuzz: needs $(FUZZ_CC) with libFuzzer (FUZZ_CC=...)" >&2; exit 1; }
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(subst ','\'',$(FUZZ_CC) $(CPPFLAGS_ALL) $(FUZZ_CFLAGS))' \
+	  | cmp -s - $@ || printf '%s\n' '$(subst ','\'',$(FUZZ_CC) $(CPPFLAGS_ALL) $(FUZZ_CFLAGS))' > $@
+
+$(FUZZ)/obj/%.o: %.c $(FUZZ)/.flags
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(FUZZ_CC) $(CPPFLAGS_ALL) -Itests/support $(FUZZ_CFLAGS) \
+	  -fsanitize=fuzzer-no-link $(DEPFLAGS) -c -o $@ $<
+
+$(FUZZ_LIB_A): $(FUZZ_LIB_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZ_BINS): $(FUZZ)/%: tests/fuzz/%.c $(FUZZ_BODY_OBJS) $(FUZZ_LIB_A) $(FUZZ)/.flags
+	$(call say,LD,$@)$(FUZZ_CC) $(CPPFLAGS_ALL) -Itests/support $(FUZZ_CFLAGS) \
+	  -fsanitize=fuzzer -o $@ $< $(FUZZ_BODY_OBJS) $(FUZZ_LIB_A) \
+	  $(URING_LIBS) -lpthread $(LDLIBS)
+
+# Seeds: every vector side's bytes; for the engine also behind a few
+# configuration and raw-mode bytes (octal; see tests/support/fuzz_body.h).
+$(FUZZ)/seeds/.stamp: $(wildcard tests/vectors/*.hex)
+	@mkdir -p $(FUZZ)/seeds/fuzz_frame $(FUZZ)/seeds/fuzz_engine
+	@for f in tests/vectors/*.hex; do \
+	  n=$${f##*/}; n=$${n%.hex}; \
+	  perl -ne 'chomp; print pack("H*", $$_)' $$f > $(FUZZ)/seeds/fuzz_frame/$$n; \
+	  for p in '001 200' '000 201' '003 202' '042 206' '123 302' '213 203'; do \
+	    set -- $$p; \
+	    { printf "\\$$1\\$$2"; cat $(FUZZ)/seeds/fuzz_frame/$$n; } \
+	      > $(FUZZ)/seeds/fuzz_engine/$$n.$$1.$$2; \
+	  done; \
+	done
+	@touch $@
+
+fuzz: $(FUZZ_BINS) $(FUZZ)/seeds/.stamp
+	@fail=0; for t in $(FUZZ_BINS); do \
+	  name=$${t##*/}; \
+	  mkdir -p $(FUZZ)/corpus/$$name $(FUZZ)/artifacts; \
+	  echo "=== $$name: $(FUZZ_SECONDS)s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=3000 \
+	      -max_len=4096 -print_final_stats=1 \
+	      -artifact_prefix=$(abspath $(FUZZ))/artifacts/$$name- $(FUZZ_ARGS) \
+	      $(FUZZ)/corpus/$$name $(FUZZ)/seeds/$$name \
+	    || { fail=1; echo "*** $$name found a problem: see $(FUZZ)/artifacts/"; }; \
+	done; exit $$fail
+
 # Header checks rather than dpkg, so a non-Debian host with the headers
 # passes; apt-get only runs when something is really missing.
 deps:
@@ -258,3 +331,4 @@ help:
 	@sed -n '1,/^$$/s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 -include $(wildcard $(OBJ)/*/*.d $(SOBJ)/*/*.d $(SOBJ)/tests/support/*.d)
+-include $(wildcard $(FUZZ)/obj/*/*.d $(FUZZ)/obj/tests/support/*.d)

@@ -20,6 +20,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,19 @@
 
 #include "fuzz_body.h"
 #include "vec_load.h"
+
+/* Under ASan, leaks are looked for after every input, so that a leak is
+ * pinned to the input that caused it instead of showing up at exit. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CORPUS_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORPUS_LSAN 1
+#endif
+#endif
+#ifdef CORPUS_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 /* Raw-mode prefixes: configuration byte, then mode byte. */
 static const uint8_t raw_prefixes[][2] = {
@@ -145,8 +159,8 @@ static const uint8_t prog_window[] = {
 	FZ_CFG_PEER | FZ_CFG_SERVER | FZ_CFG_AUTO_ACCEPT,
 	0,                                     /* mode: a program */
 	OP(O_OPEN, 0), 0, 0, 0, 0,
-	OP(O_WRITE_BIG, 7), 0, 100,            /* 100 << 15: 3.2 MiB */
-	OP(O_WRITE_BIG, 5), 0, 60,             /* 60 << 13: 480 KiB */
+	OP(O_WRITE_BIG, 7), 0, 20,             /* 20 << 15: 640 KiB */
+	OP(O_WRITE_BIG, 5), 0, 40,             /* 40 << 13: 320 KiB */
 	OP(O_ROUNDS, 0),                       /* window fills, views held */
 	OP(O_PUMP, 2), 10, 128,                /* a half-taken batch */
 	OP(O_RELEASE, B | 3), 0,
@@ -160,11 +174,11 @@ static const uint8_t prog_window[] = {
 static const uint8_t prog_heartbeat[] = {
 	FZ_CFG_PEER | FZ_CFG_TYPED | FZ_CFG_HEARTBEAT,
 	0,                                     /* mode: a program */
-	OP(O_HEARTBEAT, B | 0), 10, 20, 7,     /* B starts one too */
+	OP(O_HEARTBEAT, B | 0), 10, 20, 7,     /* B starts one: 11 ms, 20 ms */
 	OP(O_ROUNDS, 0),
 	OP(O_TIME, 4), 1,                      /* +10 ms, expire */
 	OP(O_ROUNDS, 2),
-	OP(O_HEARTBEAT, 2),                    /* beat on demand */
+	OP(O_HEARTBEAT, 2), 0, 0,              /* beat on demand */
 	OP(O_HEARTBEAT, 1), 50, 0,             /* reconfigure */
 	OP(O_FLUSH, 0),
 	OP(O_TIME, 4), 9,
@@ -323,66 +337,138 @@ static void mutate(struct corpus *out, const struct input *in,
 	free(p);
 }
 
+/* ---- running ---------------------------------------------------------------------- */
+
+enum target { CODEC, ENGINE };
+
+static void run_one(enum target t, const struct input *in)
+{
+	if (t == CODEC)
+		assert_int_equal(fuzz_frame_input(in->p, in->len), 0);
+	else
+		assert_int_equal(fuzz_engine_input(in->p, in->len), 0);
+}
+
+/*
+ * True when memory leaked since the start (ASan builds only). A leak stays
+ * unreachable, so once one was reported every later check would see it
+ * again: only the first one counts.
+ */
+static bool leaked_first_time(void)
+{
+#ifdef CORPUS_LSAN
+	static bool reported;
+
+	if (reported || !__lsan_do_recoverable_leak_check())
+		return false;
+	reported = true;
+	return true;
+#else
+	return false;
+#endif
+}
+
+static void print_input(const struct input *in)
+{
+	for (size_t k = 0; k < in->len && k < 64; k++)
+		print_error("%s%02x", k % 32 ? "" : "\n  ", in->p[k]);
+	print_error("%s\n", in->len > 64 ? " ..." : "");
+}
+
+/*
+ * Runs every input of c through one body. With `each`, leaks are looked for
+ * after every input (a leak check costs milliseconds: for short lists), else
+ * once at the end. Returns false, after saying where, when memory leaked;
+ * the caller frees what it holds and fails. (A broken invariant or a
+ * sanitizer report aborts at once.)
+ */
+static bool run_all(enum target t, const struct corpus *c, const char *what,
+		    bool each)
+{
+	const char *body = t == CODEC ? "codec" : "engine";
+
+	for (size_t i = 0; i < c->n; i++) {
+		run_one(t, &c->v[i]);
+		if (each && leaked_first_time()) {
+			print_error("%s %zu of %zu (%zu bytes) leaked through "
+				    "the %s body; its first bytes:", what, i,
+				    c->n, c->v[i].len, body);
+			print_input(&c->v[i]);
+			return false;
+		}
+	}
+	if (!each && leaked_first_time()) {
+		print_error("the %zu %s inputs leaked through the %s body\n",
+			    c->n, what, body);
+		return false;
+	}
+	return true;
+}
+
 /* ---- tests ---------------------------------------------------------------------- */
 
 static void test_vectors_through_the_codec(void **state)
 {
 	struct corpus c = {0};
+	bool ok;
 
 	(void)state;
 	load_vectors(&c);
-	for (size_t i = 0; i < c.n; i++)
-		assert_int_equal(fuzz_frame_input(c.v[i].p, c.v[i].len), 0);
-	assert_int_equal(fuzz_frame_input(NULL, 0), 0);
+	corpus_add(&c, NULL, 0, NULL, 0);
+	ok = run_all(CODEC, &c, "vector", false);
 	corpus_free(&c);
+	assert_true(ok);
 }
 
 static void test_vectors_through_the_engine(void **state)
 {
 	struct corpus c = {0};
+	bool ok;
 
 	(void)state;
 	load_raw_engine_inputs(&c);
-	for (size_t i = 0; i < c.n; i++)
-		assert_int_equal(fuzz_engine_input(c.v[i].p, c.v[i].len), 0);
+	ok = run_all(ENGINE, &c, "vector", false);
 	corpus_free(&c);
+	assert_true(ok);
 }
 
 static void test_programs(void **state)
 {
 	struct corpus c = {0};
+	bool ok;
 
 	(void)state;
 	load_programs(&c);
-	for (size_t i = 0; i < c.n; i++)
-		assert_int_equal(fuzz_engine_input(c.v[i].p, c.v[i].len), 0);
-	/* Degenerate inputs. */
-	assert_int_equal(fuzz_engine_input(NULL, 0), 0);
+	/* Degenerate inputs: nothing, and a configuration byte alone. */
+	corpus_add(&c, NULL, 0, NULL, 0);
 	for (unsigned cfg = 0; cfg < 256; cfg++) {
 		uint8_t one = (uint8_t)cfg;
 
-		assert_int_equal(fuzz_engine_input(&one, 1), 0);
+		corpus_add(&c, &one, 1, NULL, 0);
 	}
+	ok = run_all(ENGINE, &c, "program", false);
 	corpus_free(&c);
+	assert_true(ok);
 }
 
 static void test_reproducers(void **state)
 {
 	struct corpus c = {0};
+	bool ok;
 
 	(void)state;
 	load_reproducers(&c);
-	for (size_t i = 0; i < c.n; i++) {
-		assert_int_equal(fuzz_engine_input(c.v[i].p, c.v[i].len), 0);
-		assert_int_equal(fuzz_frame_input(c.v[i].p, c.v[i].len), 0);
-	}
+	ok = run_all(ENGINE, &c, "reproducer", true) &&
+	     run_all(CODEC, &c, "reproducer", true);
 	corpus_free(&c);
+	assert_true(ok);
 }
 
 /* 400 mutations of the whole corpus, from a fixed seed. */
 static void test_mutations(void **state)
 {
 	struct corpus base = {0}, m = {0};
+	bool ok;
 
 	(void)state;
 	load_raw_engine_inputs(&base);
@@ -391,12 +477,11 @@ static void test_mutations(void **state)
 	rng_state = 0x6D757872696E67ull; /* "muxring" */
 	for (int i = 0; i < 400; i++)
 		mutate(&m, &base.v[rng() % base.n], &base.v[rng() % base.n]);
-	for (size_t i = 0; i < m.n; i++) {
-		assert_int_equal(fuzz_frame_input(m.v[i].p, m.v[i].len), 0);
-		assert_int_equal(fuzz_engine_input(m.v[i].p, m.v[i].len), 0);
-	}
+	ok = run_all(CODEC, &m, "mutation", false) &&
+	     run_all(ENGINE, &m, "mutation", false);
 	corpus_free(&m);
 	corpus_free(&base);
+	assert_true(ok);
 }
 
 int main(void)

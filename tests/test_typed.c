@@ -540,7 +540,7 @@ static void test_interleaved_streams_keep_their_own_type(void **state)
 		eh_bytes_data(&b, 3, 0, "three", 5);
 		eh_bytes_data(&b, 7, 0, "\x07" "seven", 6);
 		assert_int_equal(eh_feed_bytes(h, &b, chunk_sizes[c]), 0);
-		assert_int_equal(h->nev > 0, 1);
+		assert_true(h->nev > 0);
 		assert_int_equal(h->ev[0].ev.type, MR_EV_STREAM_ACCEPTED);
 		assert_int_equal(h->ev[0].id, 5);
 		assert_int_equal(accepted_once(h, 5)->ev.stream_type, 5);

@@ -44,7 +44,7 @@
 #include "session.h"
 
 #define FZ_MAX_OPS 2048u
-#define FZ_MAX_WRITTEN (4u << 20)   /* bytes written per input, all sides */
+#define FZ_MAX_WRITTEN (1u << 20)   /* bytes written per input, all sides */
 #define FZ_MAX_VIEWS 256u           /* views held before releasing at once */
 #define FZ_MAX_IDS 2048u            /* stream ids with checks */
 #define FZ_MAX_IOV 64u
@@ -773,6 +773,8 @@ static void op_time(struct fz *fz, struct cursor *c, unsigned arg)
 	}
 }
 
+/* Always reads an interval and a tolerance byte (ms), and a seed byte for
+ * a start. */
 static void op_heartbeat(struct side *sd, struct cursor *c, unsigned arg)
 {
 	uint64_t interval = ((uint64_t)take8(c) + (arg & 4 ? 0 : 1)) * 1000000u;

@@ -61,19 +61,10 @@ int muxring_listen_fd(struct muxring_loop *loop, int fd,
 		      const struct muxring_session_opts *opts,
 		      uint64_t user_data, struct muxring_listener **listenerp)
 {
-	int err;
+	int err = mr_net_adopt_stream(fd, loop && listenerp);
 
-	if (!loop || !listenerp) {
-		if (fd >= 0)
-			close(fd);
-		return -EINVAL;
-	}
-	err = mr_net_check_stream(fd);
-	if (err) {
-		if (fd >= 0)
-			close(fd);
+	if (err)
 		return err;
-	}
 	return listener_new(loop, fd, opts, user_data, listenerp);
 }
 

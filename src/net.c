@@ -109,14 +109,18 @@ int mr_net_local_port(int fd)
 	return -EAFNOSUPPORT;
 }
 
-int mr_net_check_stream(int fd)
+int mr_net_adopt_stream(int fd, bool args_valid)
 {
-	int type = 0;
+	int type = 0, err = 0;
 	socklen_t len = sizeof(type);
 
-	if (fd < 0)
-		return -EBADF;
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-		return errno == ENOTSOCK ? -EINVAL : -errno;
-	return type == SOCK_STREAM ? 0 : -EINVAL;
+	if (fd < 0 || !args_valid)
+		err = -EINVAL;
+	else if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		err = errno == ENOTSOCK || errno == EBADF ? -EINVAL : -errno;
+	else if (type != SOCK_STREAM)
+		err = -EINVAL;
+	if (err && fd >= 0)
+		close(fd);
+	return err;
 }

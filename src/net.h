@@ -33,7 +33,12 @@ int mr_net_listen(const char *host, const char *port, int backlog);
 /* The local port of a bound socket (host order), or -errno. */
 int mr_net_local_port(int fd);
 
-/* 0 when fd is a stream socket, else -EINVAL (or -EBADF). */
-int mr_net_check_stream(int fd);
+/*
+ * Takes an fd handed to the loop by the application: 0 when it is a stream
+ * socket and the caller's other arguments were valid (args_valid), else
+ * -EINVAL (or -errno of getsockopt) with fd closed, because the loop owns
+ * every fd given to it, also when the call fails.
+ */
+int mr_net_adopt_stream(int fd, bool args_valid);
 
 #endif

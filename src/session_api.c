@@ -19,19 +19,10 @@ int muxring_session_create(struct muxring_loop *loop, int fd,
 			   const struct muxring_session_opts *opts,
 			   uint64_t user_data, struct muxring_session **sessp)
 {
-	int err;
+	int err = mr_net_adopt_stream(fd, loop && sessp);
 
-	if (!loop || !sessp) {
-		if (fd >= 0)
-			close(fd);
-		return -EINVAL;
-	}
-	err = mr_net_check_stream(fd);
-	if (err) {
-		if (fd >= 0)
-			close(fd);
-		return err == -EBADF ? -EINVAL : err;
-	}
+	if (err)
+		return err;
 	mr_net_tune(fd);
 	return mr_sio_create(loop, fd, role, opts, user_data, MR_SIO_OPEN,
 			     sessp);

@@ -1020,6 +1020,14 @@ static int mx_run(const struct bench_cell *cell, struct bench_result *out)
 			out->bytes_per_stream = sh->bytes_per_stream;
 			break;
 		case BENCH_HEARTBEAT:
+			if (getenv("MUXBENCH_STATS"))
+				fprintf(stderr, "\n  rtt p50 %.0f p90 %.0f p95 %.0f p99 %.0f max %.0f us over %llu\n",
+					bench_latency_percentile(&sh->lat, 50) / 1e3,
+					bench_latency_percentile(&sh->lat, 90) / 1e3,
+					bench_latency_percentile(&sh->lat, 95) / 1e3,
+					bench_latency_percentile(&sh->lat, 99) / 1e3,
+					(double)sh->lat.max_ns / 1e3,
+					(unsigned long long)sh->lat.count);
 			out->elapsed_s = secs;
 			out->mb_per_s = secs > 0 ? (double)sh->bytes / secs / 1e6 : 0;
 			bench_latency_report(&sh->lat, out);

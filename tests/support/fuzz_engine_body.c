@@ -30,6 +30,9 @@
  *   content   in peer mode, until raw bytes are injected, every stream's
  *             bytes arrive unchanged, in order, without the type bytes, and
  *             the accepted type is the one the opener gave.
+ *
+ * With FUZZ_TRACE set in the environment, every operation and event is
+ * printed on stderr: run a crashing input that way to read what happened.
  */
 #include "fuzz_body.h"
 

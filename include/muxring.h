@@ -612,7 +612,7 @@ MUXRING_API int muxring_stream_open(struct muxring_session *sess,
 
 /* The same with a stream type, on a session with MUXRING_SESSION_TYPED
  * (the type goes out with the SYN at once). Same errors, and -EINVAL on an
- * untyped session. */
+ * untyped session or for MUXRING_HEARTBEAT_TYPE, which is reserved. */
 MUXRING_API int muxring_stream_open_typed(struct muxring_session *sess,
 					  uint32_t stream_type,
 					  uint64_t user_data,
@@ -701,7 +701,8 @@ MUXRING_API int muxring_stream_reset(struct muxring_stream *stream,
  * muxring_now_ns(); 0 clears it. When it passes, a DEADLINE entry comes;
  * a write deadline also fails the stream's pending writes (including those
  * waiting for window) with MUXRING_ERR(MUXRING_WRITE_TIMEOUT). The deadline
- * fires once. Timers run on the loop's ring. Errors: -EINVAL (bad `which`).
+ * fires once. Timers run on the loop's ring. Errors: -EINVAL (bad `which`),
+ * -ENOMEM.
  */
 MUXRING_API int muxring_stream_set_deadline(struct muxring_stream *stream,
 					    unsigned which, uint64_t when_ns);

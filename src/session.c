@@ -229,6 +229,10 @@ void mr_view_release(struct mr_view *view)
 int mr_session_open(struct mr_session *sess, uint32_t stream_type,
 		    struct mr_stream **out)
 {
+	/* The heartbeat type is the engine's: the peer would echo the
+	 * application's bytes back. */
+	if (sess->cfg.typed && stream_type == MR_HEARTBEAT_TYPE)
+		return -EINVAL;
 	return mr_session_open_flagged(sess, stream_type, 0, out);
 }
 

@@ -252,7 +252,8 @@ void mr_view_release(struct mr_view *view);
  * Errors: MUXRING_ERR(MUXRING_REMOTE_GONE_AWAY) after the peer's GOAWAY,
  * MUXRING_ERR(MUXRING_STREAMS_EXHAUSTED) when ids ran out,
  * MUXRING_ERR(MUXRING_SESSION_CLOSED) after the session ended,
- * MUXRING_ERR(MUXRING_STREAM_REFUSED) at max_streams, -ENOMEM.
+ * MUXRING_ERR(MUXRING_STREAM_REFUSED) at max_streams, -ENOMEM, -EINVAL
+ * for MR_HEARTBEAT_TYPE on a typed session (that type is the engine's).
  */
 int mr_session_open(struct mr_session *sess, uint32_t stream_type,
 		    struct mr_stream **out);

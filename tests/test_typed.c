@@ -24,6 +24,7 @@
  * the Go programs took; their frames must equal Go's, WNDINC excepted (we
  * grant window in batches, Go per read).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -321,6 +322,27 @@ static void test_untyped_open_sends_nothing_and_no_type(void **state)
 	assert_memory_equal(f.v[0].body, "x", 1);
 	eh_frames_free(&f);
 	eh_free(h);
+}
+
+/* The heartbeat type is reserved on typed sessions: a stream of that type
+ * would have its data echoed back by the peer. Untyped sessions ignore the
+ * type, so it is harmless there. */
+static void test_the_heartbeat_type_cannot_be_opened_by_the_application(void **state)
+{
+	struct eh *typed = typed_eh(MR_ROLE_CLIENT);
+	struct eh *untyped = eh_new(MR_ROLE_CLIENT, NULL);
+	struct mr_stream *s = NULL;
+
+	(void)state;
+	assert_int_equal(mr_session_open(typed->sess, MR_HEARTBEAT_TYPE, &s),
+			 -EINVAL);
+	assert_null(s);
+	assert_false(mr_session_tx_pending(typed->sess));
+	assert_int_equal(mr_session_open(untyped->sess, MR_HEARTBEAT_TYPE, &s),
+			 0);
+	assert_int_equal(mr_stream_id(s), 3);
+	eh_free(typed);
+	eh_free(untyped);
 }
 
 /* ---- the typed-stream vector ---------------------------------------------- */
@@ -735,6 +757,7 @@ int main(void)
 		cmocka_unit_test(test_close_write_before_pump_sends_type_then_fin),
 		cmocka_unit_test(test_type_bytes_use_send_window),
 		cmocka_unit_test(test_untyped_open_sends_nothing_and_no_type),
+		cmocka_unit_test(test_the_heartbeat_type_cannot_be_opened_by_the_application),
 		cmocka_unit_test(test_vector_client_bytes_into_typed_server),
 		cmocka_unit_test(test_vector_typed_client_writes_go_frames),
 		cmocka_unit_test(test_vector_typed_server_writes_go_frames),

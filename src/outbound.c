@@ -196,14 +196,6 @@ void mr_outbound_schedule(struct mr_session *sess, struct mr_stream *stream)
 	sess->ready_tail = stream;
 }
 
-/* Removal is lazy: a stream that no longer wants to send is dropped when it
- * reaches the head of the list, which keeps the list singly linked. */
-void mr_outbound_unschedule(struct mr_session *sess, struct mr_stream *stream)
-{
-	(void)sess;
-	(void)stream;
-}
-
 static struct mr_stream *pop_ready(struct mr_session *sess)
 {
 	struct mr_stream *stream = sess->ready_head;

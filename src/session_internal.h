@@ -244,10 +244,9 @@ int mr_outbound_wndinc(struct mr_session *sess, uint32_t id,
  * an unknown type that keeps the Go reference in frame sync). */
 int mr_outbound_goaway(struct mr_session *sess, uint32_t code,
 		       const void *debug, size_t debug_len, bool closing);
-/* Puts a stream on the ready list's tail. */
+/* Puts a stream on the ready list (urgent ones at the head). A stream that
+ * stops wanting to send is dropped lazily when it reaches the head. */
 void mr_outbound_schedule(struct mr_session *sess, struct mr_stream *stream);
-/* Takes a stream off the ready list. */
-void mr_outbound_unschedule(struct mr_session *sess, struct mr_stream *stream);
 /* Forgets every frame not yet committed to the ring. */
 void mr_outbound_drop_pending(struct mr_session *sess);
 

@@ -138,12 +138,10 @@ void mr_stream_update_ready(struct mr_stream *stream)
 {
 	struct mr_session *sess = stream->session;
 
-	if (!sess)
-		return;
-	if (mr_stream_wants_send(stream))
+	/* A stream that stops wanting to send stays on the ready list until
+	 * it reaches the head, which keeps the list singly linked. */
+	if (sess && mr_stream_wants_send(stream))
 		mr_outbound_schedule(sess, stream);
-	else
-		mr_outbound_unschedule(sess, stream);
 }
 
 /* Reports and frees the writes at the head of the list that are fully
@@ -297,7 +295,6 @@ void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err,
 	mr_stream_fail_writes(stream, stream->end_error);
 	if (!sess)
 		return;
-	mr_outbound_unschedule(sess, stream);
 	leave_deadline_list(stream);
 	if (stream->flags & MR_STREAM_TYPE_PENDING)
 		sess->accept_pending--;

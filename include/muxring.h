@@ -175,7 +175,8 @@ struct muxring_loop_opts {
 	 * session of the loop (default 256; at least 2, rounded up to a
 	 * power of two, at most 32768), and the size of each (default
 	 * 32 KiB). The ring is one arena of recv_buffers * recv_buffer_size
-	 * bytes. */
+	 * bytes, resident from the loop's creation (its pages are faulted in
+	 * then, not on the receive path). */
 	unsigned recv_buffers;
 	unsigned recv_buffer_size;
 	/* Free ring buffers below which received payloads are copied to the

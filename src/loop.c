@@ -11,8 +11,9 @@
  *
  * The enter is made here rather than through liburing's submit helpers so
  * that each turn is exactly one system call, always with GETEVENTS (needed
- * with DEFER_TASKRUN, where completions are only run by the submitter), and
- * with the wait timeout as an argument (EXT_ARG) rather than an SQE.
+ * with DEFER_TASKRUN, where completions are only run by the submitter). A
+ * wait's timeout is the loop's ring timeout (timer.h), kept armed across
+ * calls, not an EXT_ARG timer set up and torn down in every enter.
  */
 #include "loop.h"
 
@@ -242,16 +243,24 @@ static void dispatch(struct muxring_loop *loop, const struct io_uring_cqe *cqe)
 /* Reaps every completion the kernel has posted. Returns how many. */
 static unsigned loop_reap(struct muxring_loop *loop)
 {
-	struct io_uring_cqe *cqes[REAP_BATCH];
-	unsigned n, i, total = 0;
+	struct io_uring_cq *cq = &loop->ring.cq;
+	unsigned total = 0;
 
-	while ((n = io_uring_peek_batch_cqe(&loop->ring, cqes, REAP_BATCH))) {
+	/* In place, in batches: the kernel may not reuse a slot before the
+	 * head moves past it, and a dispatch may submit (and so reap). */
+	for (;;) {
+		unsigned head = *cq->khead;
+		unsigned n = io_uring_smp_load_acquire(cq->ktail) - head, i;
+
+		if (!n)
+			return total;
+		if (n > REAP_BATCH)
+			n = REAP_BATCH;
 		for (i = 0; i < n; i++)
-			dispatch(loop, cqes[i]);
+			dispatch(loop, &cq->cqes[(head + i) & cq->ring_mask]);
 		io_uring_cq_advance(&loop->ring, n);
 		total += n;
 	}
-	return total;
 }
 
 /* Steps every session that was dirty when called (sessions dirtied by the
@@ -325,8 +334,7 @@ static void loop_gather(struct muxring_loop *loop)
 int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 			    int64_t timeout_ns)
 {
-	uint64_t deadline = 0, now;
-	struct __kernel_timespec ts;
+	uint64_t deadline = 0;
 	bool wait;
 	int ret;
 
@@ -338,27 +346,27 @@ int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 		loop_prepare(loop);
 		wait = min_entries > mr_cq_ready(&loop->cq) && timeout_ns != 0;
 		if (wait && timeout_ns > 0) {
-			now = muxring_now_ns();
-			if (now >= deadline)
+			if (muxring_now_ns() >= deadline)
 				break;
-			ts.tv_sec = (long long)((deadline - now) / 1000000000u);
-			ts.tv_nsec = (long long)((deadline - now) % 1000000000u);
+			/* The ring timeout fires at the deadline or before. */
+			loop->timers.wait_at = deadline;
+			mr_timers_arm(loop);
 		}
-		ret = loop_enter(loop, wait ? 1 : 0,
-				 wait && timeout_ns > 0 ? &ts : NULL);
+		ret = loop_enter(loop, wait ? 1 : 0, NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR &&
-		    ret != -EBUSY && ret != -EAGAIN)
+		    ret != -EBUSY && ret != -EAGAIN) {
+			loop->timers.wait_at = 0;
 			return ret;
+		}
 		if (!loop_reap(loop) && wait && ret != -ETIME) {
-			/* Woken with no completion and no timeout: a signal
-			 * (whose -EINTR is hidden when the same enter also
-			 * submitted). Let the caller see it. */
-			if (timeout_ns < 0 || muxring_now_ns() < deadline) {
-				loop_gather(loop);
-				return mr_cq_ready(&loop->cq)
-					       ? (int)mr_cq_ready(&loop->cq)
-					       : -EINTR;
-			}
+			/* Woken with no completion: a signal (whose -EINTR
+			 * is hidden when the same enter also submitted). Let
+			 * the caller see it. */
+			loop->timers.wait_at = 0;
+			loop_gather(loop);
+			return mr_cq_ready(&loop->cq)
+				       ? (int)mr_cq_ready(&loop->cq)
+				       : -EINTR;
 		}
 		loop_gather(loop);
 		if (!wait || min_entries <= mr_cq_ready(&loop->cq))
@@ -366,6 +374,7 @@ int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 		if (timeout_ns > 0 && muxring_now_ns() >= deadline)
 			break;
 	}
+	loop->timers.wait_at = 0;
 	return (int)mr_cq_ready(&loop->cq);
 }
 

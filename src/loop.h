@@ -55,8 +55,11 @@ static inline enum mr_op_tag mr_op_tag_of(uint64_t user_data)
 
 /* iovecs per sendmsg: the engine's whole transmit ring fits. */
 #define MR_SEND_IOV 256u
-/* Bytes asked of the engine per sendmsg. */
-#define MR_SEND_MAX_BYTES (4u << 20)
+/* Bytes asked of the engine per sendmsg. Frames committed for a send wait
+ * in front of anything urgent that comes later (a heartbeat, its echo, a
+ * WNDINC), so this bounds how far those can fall behind bulk data; 1 MiB
+ * still amortises the system call over many frames. */
+#define MR_SEND_MAX_BYTES (1u << 20)
 /* Batches from this size leave with SENDMSG_ZC when the loop uses it;
  * below it, pinning pages and waiting for the notification cost more than
  * the copy saves. */
@@ -64,12 +67,21 @@ static inline enum mr_op_tag mr_op_tag_of(uint64_t user_data)
 /* The receive-buffer group of every loop. */
 #define MR_BGID 0
 
+/* Runs of iovecs each at most this long are copied side by side into the
+ * slot's bounce buffer (of MR_SEND_BOUNCE bytes) and sent as one: frame
+ * headers, control frames and small payloads cost the kernel a separate
+ * copy each otherwise, and a send that ends up as a single buffer goes out
+ * as IORING_OP_SEND, without the msghdr and iovec import of SENDMSG. */
+#define MR_SEND_SMALL 512u
+#define MR_SEND_BOUNCE (16u << 10)
+
 /* What one in-flight sendmsg needs to stay put until it completes. Pooled
  * by the loop: only sessions that are sending hold one. */
 struct mr_send_slot {
 	struct mr_send_slot *next_free;
 	struct msghdr msg;
 	struct iovec iov[MR_SEND_IOV];
+	uint8_t bounce[MR_SEND_BOUNCE];
 };
 
 /* An intrusive doubly linked list of sessions (dirty, starved, all). */

@@ -38,7 +38,8 @@ static void release_segment(struct mr_tx_seg *seg)
 {
 	if (seg->buf)
 		mr_buf_unref(seg->buf);
-	free(seg->owned);
+	if (seg->owned)
+		free(seg->owned);
 	if (seg->stream)
 		mr_stream_unref(seg->stream);
 }

@@ -124,6 +124,7 @@ void mr_session_free(struct mr_session *sess)
 	mr_stream_map_each(&sess->streams, detach_stream, NULL);
 	mr_stream_detach_finished(sess);
 	mr_outbound_free(sess);
+	mr_stream_free_write_cache(sess);
 	mr_evq_free(&sess->events);
 	mr_stream_map_each(&sess->streams, drop_map_ref, NULL);
 	mr_stream_map_free(&sess->streams);

@@ -184,6 +184,11 @@ struct mr_session {
 	struct mr_heartbeat *heartbeat; /* NULL until started */
 	uint64_t now;              /* the driver's clock, as last told */
 
+	/* Freed writes kept for reuse (linked through next): a write per
+	 * message would otherwise cost a malloc and a free. */
+	struct mr_write *write_cache;
+	uint32_t write_cache_count;
+
 	struct mr_session_stats stats;
 };
 
@@ -199,6 +204,8 @@ bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev);
 struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,
 				bool local);
 void mr_stream_ref(struct mr_stream *stream);
+/* Frees the writes kept for reuse (the session is being freed). */
+void mr_stream_free_write_cache(struct mr_session *sess);
 /* Cuts every finished stream loose from the session before it is freed. */
 void mr_stream_detach_finished(struct mr_session *sess);
 void mr_stream_unref(struct mr_stream *stream);

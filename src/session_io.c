@@ -151,6 +151,39 @@ static size_t iov_bytes(const struct iovec *iov, size_t n)
 	return total;
 }
 
+/*
+ * Copies runs of small iovecs into the slot's bounce buffer, each run
+ * becoming one iovec; large ones stay where they are (zero-copy). The bytes
+ * and their order are unchanged. Returns the new count.
+ */
+static size_t coalesce_small(struct mr_send_slot *slot, size_t n)
+{
+	struct iovec *iov = slot->iov;
+	size_t i, out = 0, used = 0;
+	bool run = false; /* iov[out - 1] is a run in the bounce buffer */
+
+	for (i = 0; i < n; i++) {
+		size_t len = iov[i].iov_len;
+
+		if (len > MR_SEND_SMALL || len > MR_SEND_BOUNCE - used) {
+			iov[out++] = iov[i];
+			run = false;
+			continue;
+		}
+		memcpy(slot->bounce + used, iov[i].iov_base, len);
+		if (run) {
+			iov[out - 1].iov_len += len;
+		} else {
+			iov[out].iov_base = slot->bounce + used;
+			iov[out].iov_len = len;
+			out++;
+			run = true;
+		}
+		used += len;
+	}
+	return out;
+}
+
 /* Starts the one sendmsg of the session with everything the engine has. */
 static void sio_start_send(struct muxring_session *s)
 {
@@ -172,17 +205,23 @@ static void sio_start_send(struct muxring_session *s)
 		mr_loop_slot_put(loop, slot);
 		return;
 	}
-	memset(&slot->msg, 0, sizeof(slot->msg));
-	slot->msg.msg_iov = slot->iov;
-	slot->msg.msg_iovlen = n;
 	sqe = mr_loop_sqe(loop);
 	/* MSG_NOSIGNAL: a peer that went away is an error value, never a
 	 * SIGPIPE that kills the application. */
 	if (loop->features & MUXRING_FEAT_SEND_ZC &&
 	    iov_bytes(slot->iov, n) >= MR_SEND_ZC_MIN) {
+		memset(&slot->msg, 0, sizeof(slot->msg));
+		slot->msg.msg_iov = slot->iov;
+		slot->msg.msg_iovlen = n;
 		io_uring_prep_sendmsg_zc(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 		s->flags |= MR_SIO_SEND_ZC;
+	} else if ((n = coalesce_small(slot, n)) == 1) {
+		io_uring_prep_send(sqe, s->fd, slot->iov[0].iov_base,
+				   slot->iov[0].iov_len, MSG_NOSIGNAL);
 	} else {
+		memset(&slot->msg, 0, sizeof(slot->msg));
+		slot->msg.msg_iov = slot->iov;
+		slot->msg.msg_iovlen = n;
 		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 	}
 	sio_submit(s, sqe, MR_OP_SEND);

@@ -91,10 +91,45 @@ void mr_stream_unref(struct mr_stream *stream)
 	free(stream);
 }
 
-static void free_write(struct mr_write *write)
+/* Writes kept per session for reuse; beyond it they are freed. */
+#define WRITE_CACHE_MAX 64u
+
+/* Drops the write's buffer and keeps the write for the session to reuse;
+ * frees it when the stream has no session any more or the cache is full. */
+static void free_write(struct mr_stream *stream, struct mr_write *write)
 {
+	struct mr_session *sess = stream->session;
+
 	mr_buf_unref(write->buf);
+	if (sess && sess->write_cache_count < WRITE_CACHE_MAX) {
+		write->next = sess->write_cache;
+		sess->write_cache = write;
+		sess->write_cache_count++;
+		return;
+	}
 	free(write);
+}
+
+void mr_stream_free_write_cache(struct mr_session *sess)
+{
+	struct mr_write *write;
+
+	while ((write = sess->write_cache)) {
+		sess->write_cache = write->next;
+		free(write);
+	}
+	sess->write_cache_count = 0;
+}
+
+static struct mr_write *alloc_write(struct mr_session *sess)
+{
+	struct mr_write *write = sess->write_cache;
+
+	if (!write)
+		return malloc(sizeof(*write));
+	sess->write_cache = write->next;
+	sess->write_cache_count--;
+	return write;
 }
 
 static void emit_write_done(struct mr_stream *stream, struct mr_write *write,
@@ -156,7 +191,7 @@ static void complete_writes(struct mr_stream *stream)
 		if (!stream->writes)
 			stream->writes_tail = NULL;
 		emit_write_done(stream, write, (int64_t)write->len);
-		free_write(write);
+		free_write(stream, write);
 	}
 }
 
@@ -166,7 +201,7 @@ void mr_stream_write_acked(struct mr_stream *stream, struct mr_write *write,
 	write->acked += len;
 	if (write->failed) {
 		if (write->acked == write->committed)
-			free_write(write);
+			free_write(stream, write);
 		return;
 	}
 	complete_writes(stream);
@@ -184,7 +219,7 @@ static void fail_write_chain(struct mr_stream *stream, struct mr_write *write,
 		if (write->acked < write->committed)
 			write->failed = true;
 		else
-			free_write(write);
+			free_write(stream, write);
 		write = next;
 	}
 }
@@ -356,7 +391,7 @@ int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
 		return err;
 	if (stream->send_state != MR_SEND_OPEN)
 		return MUXRING_ERR(MUXRING_STREAM_CLOSED);
-	write = malloc(sizeof(*write));
+	write = alloc_write(stream->session);
 	if (!write)
 		return -ENOMEM;
 	*write = (struct mr_write){

@@ -183,10 +183,13 @@ int muxring_stream_set_deadline(struct muxring_stream *stream, unsigned which,
 	if (!stream || !which ||
 	    which & ~(MUXRING_DEADLINE_READ | MUXRING_DEADLINE_WRITE))
 		return -EINVAL;
-	if (which & MUXRING_DEADLINE_READ)
-		mr_stream_set_deadline(st(stream), MR_DEADLINE_READ, when_ns);
-	if (which & MUXRING_DEADLINE_WRITE)
-		mr_stream_set_deadline(st(stream), MR_DEADLINE_WRITE, when_ns);
+	/* The first deadline of a stream allocates its record. */
+	if (which & MUXRING_DEADLINE_READ &&
+	    mr_stream_set_deadline(st(stream), MR_DEADLINE_READ, when_ns))
+		return -ENOMEM;
+	if (which & MUXRING_DEADLINE_WRITE &&
+	    mr_stream_set_deadline(st(stream), MR_DEADLINE_WRITE, when_ns))
+		return -ENOMEM;
 	s = mr_sio_of_stream(st(stream));
 	if (s) {
 		/* Only an earlier deadline needs the session re-keyed; a key

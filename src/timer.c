@@ -17,6 +17,7 @@ void mr_timers_init(struct mr_timers *t)
 	t->heap = NULL;
 	t->count = t->cap = 0;
 	t->armed_at = 0;
+	t->wait_at = 0;
 }
 
 void mr_timers_free(struct mr_timers *t)
@@ -144,6 +145,8 @@ void mr_timers_arm(struct muxring_loop *loop)
 	uint64_t next = mr_timers_next(t);
 	struct io_uring_sqe *sqe;
 
+	if (t->wait_at && (!next || t->wait_at < next))
+		next = t->wait_at;
 	if (!next || (t->armed_at && t->armed_at <= next))
 		return;
 	sqe = mr_loop_sqe(loop);

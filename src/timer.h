@@ -9,6 +9,12 @@
  * session is then expired for nothing and re-keyed, which is harmless. It is
  * never late, since only the application moves deadlines earlier, and every
  * such call re-keys the session.
+ *
+ * The same timeout bounds the waits of muxring_submit_and_wait(): a loop
+ * that waits with a timeout in every turn would otherwise pay for a kernel
+ * timer per io_uring_enter (EXT_ARG). Left armed across calls, it costs one
+ * SQE per expiry; firing before a later call's deadline only wakes that
+ * call once more.
  */
 #ifndef MUXRING_TIMER_H
 #define MUXRING_TIMER_H
@@ -25,6 +31,10 @@ struct mr_timers {
 	uint32_t count, cap;
 	uint64_t armed_at;             /* when the armed timeout fires (ns),
 					  0: none armed */
+	uint64_t wait_at;              /* deadline of the running
+					  muxring_submit_and_wait (ns), 0:
+					  none; the timeout is kept at or
+					  before it */
 	/* The timespecs the kernel reads at submission. Their addresses are
 	 * the user_data of the timeout and of its updates. */
 	struct __kernel_timespec ts __attribute__((aligned(8)));

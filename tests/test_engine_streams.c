@@ -760,24 +760,35 @@ static void test_a_write_after_close_write_fails_with_stream_closed(void **state
 	eh_free(h);
 }
 
-static void test_reset_sends_rst_with_the_code_and_fails_queued_writes(void **state)
+/* Resets stream 3 while 300,000 bytes wait for window (256 KiB went out)
+ * and checks that exactly one RST with `code` left. */
+static struct mr_stream *reset_a_stream_blocked_on_window(struct eh *h,
+							  uint32_t code)
 {
-	struct eh *h = client();
 	struct mr_stream *s = eh_open(h);
 	static uint8_t big[300000];
 	struct eh_frames f;
 
-	(void)state;
 	assert_int_equal(eh_write(s, big, sizeof(big), 1), 0);
 	eh_flush(h);
 	eh_tx_clear(h);
-	assert_int_equal(mr_stream_reset(s, MUXRING_STREAM_CANCELLED), 0);
+	assert_int_equal(mr_stream_reset(s, code), 0);
 	f = frames_of(h);
 	assert_int_equal(f.n, 1);
 	assert_int_equal(f.v[0].hdr.type, MR_FRAME_RST);
 	assert_int_equal(f.v[0].hdr.stream_id, 3);
-	assert_int_equal(mr_get_be32(f.v[0].body), MUXRING_STREAM_CANCELLED);
+	assert_int_equal(mr_get_be32(f.v[0].body), code);
 	eh_frames_free(&f);
+	return s;
+}
+
+static void test_reset_sends_rst_with_the_code_and_fails_queued_writes(void **state)
+{
+	struct eh *h = client();
+	struct mr_stream *s =
+		reset_a_stream_blocked_on_window(h, MUXRING_STREAM_CANCELLED);
+
+	(void)state;
 	assert_int_equal(eh_closed_code(h, 3), MUXRING_STREAM_CANCELLED);
 	/* session.h: queued writes fail with MUXRING_ERR(code). */
 	assert_int_equal(eh_write_result(h, 1), eh_err(MUXRING_STREAM_CANCELLED));
@@ -792,20 +803,9 @@ static void test_reset_sends_rst_with_the_code_and_fails_queued_writes(void **st
 static void test_a_reset_with_no_error_fails_queued_writes_with_stream_reset(void **state)
 {
 	struct eh *h = client();
-	struct mr_stream *s = eh_open(h);
-	static uint8_t big[300000];
-	struct eh_frames f;
 
 	(void)state;
-	assert_int_equal(eh_write(s, big, sizeof(big), 1), 0);
-	eh_flush(h);
-	eh_tx_clear(h);
-	assert_int_equal(mr_stream_reset(s, MUXRING_NO_ERROR), 0);
-	f = frames_of(h);
-	assert_int_equal(f.n, 1);
-	assert_int_equal(f.v[0].hdr.type, MR_FRAME_RST);
-	assert_int_equal(mr_get_be32(f.v[0].body), MUXRING_NO_ERROR);
-	eh_frames_free(&f);
+	reset_a_stream_blocked_on_window(h, MUXRING_NO_ERROR);
 	/* session.h: "or with StreamReset when code is NoError" */
 	assert_int_equal(eh_write_result(h, 1), eh_err(MUXRING_STREAM_RESET));
 	eh_free(h);

@@ -421,13 +421,17 @@ void mr_session_tx_advance(struct mr_session *sess, size_t sent)
 	}
 }
 
-bool mr_session_tx_pending(const struct mr_session *sess)
+bool mr_session_tx_pending(struct mr_session *sess)
 {
+	struct mr_stream *stream;
+
 	if (sess->ring_count || sess->ctrl_len)
 		return true;
-	for (const struct mr_stream *s = sess->ready_head; s; s = s->ready_next) {
-		if (mr_stream_wants_send(s))
-			return true;
+	/* Prune the streams that stopped wanting to send, as commit_frames
+	 * would: each is dropped once, so asking every turn stays cheap. */
+	while ((stream = sess->ready_head) && !mr_stream_wants_send(stream)) {
+		pop_ready(sess);
+		mr_stream_unref(stream);
 	}
-	return false;
+	return stream != NULL;
 }

@@ -217,8 +217,9 @@ size_t mr_session_tx_iov(struct mr_session *sess, struct iovec *iov,
 /* The transport took `sent` bytes of what mr_session_tx_iov described. */
 void mr_session_tx_advance(struct mr_session *sess, size_t sent);
 
-/* True while frames wait to be sent. */
-bool mr_session_tx_pending(const struct mr_session *sess);
+/* True while frames wait to be sent. Drops streams that no longer have
+ * anything to send from the head of the ready list, hence not const. */
+bool mr_session_tx_pending(struct mr_session *sess);
 
 /*
  * True once the session has ended and everything it still had to say

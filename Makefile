@@ -11,7 +11,8 @@
 #   make uninstall | clean
 #
 # Sources are found by wildcard, so a new file needs no edit here:
-#   src/*.c              the library
+#   src/LAYER/*.c        the library, one folder per layer (wire, engine,
+#                        uring, api); tests/check_layers enforces the order
 #   tools/NAME.c         one program each -> build/NAME (each must have main)
 #   bench/*.c            linked together  -> build/muxbench
 #   tests/test_NAME.c    one cmocka binary each -> build/test/test_NAME,
@@ -61,7 +62,7 @@ DEPFLAGS     := -MMD -MP
 LIBOBJ_FLAGS := -fPIC -fvisibility=hidden
 TEST_CPPFLAGS := -Itests -Itests/support $(CMOCKA_CFLAGS)
 
-LIB_SRCS     := $(sort $(wildcard src/*.c))
+LIB_SRCS     := $(sort $(wildcard src/*/*.c))
 TOOL_SRCS    := $(sort $(wildcard tools/*.c))
 BENCH_SRCS   := $(sort $(wildcard bench/*.c))
 TEST_SRCS    := $(sort $(wildcard tests/test_*.c))
@@ -184,6 +185,9 @@ check: all $(SAN_TOOL_BINS) $(RUN_TESTS)
 	@if [ -n '$(T)' ] && [ -z '$(RUN_TESTS)' ]; then \
 	  echo "no test matches T=$(T)" >&2; exit 1; fi; \
 	pass=0; fail=0; failed=; \
+	echo "=== tests/check_layers.sh"; \
+	if sh tests/check_layers.sh $(OBJ); then pass=$$((pass + 1)); \
+	else fail=$$((fail + 1)); failed="$$failed check_layers"; fi; \
 	for t in $(RUN_TESTS); do \
 	  echo "=== $$t"; \
 	  if MUXRING_BUILD_DIR='$(abspath $(SAN))' \
@@ -330,5 +334,6 @@ clean:
 help:
 	@sed -n '1,/^$$/s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
--include $(wildcard $(OBJ)/*/*.d $(SOBJ)/*/*.d $(SOBJ)/tests/support/*.d)
--include $(wildcard $(FUZZ)/obj/*/*.d $(FUZZ)/obj/tests/support/*.d)
+-include $(wildcard $(OBJ)/*/*.d $(OBJ)/src/*/*.d $(SOBJ)/*/*.d $(SOBJ)/src/*/*.d \
+  $(SOBJ)/tests/support/*.d)
+-include $(wildcard $(FUZZ)/obj/*/*.d $(FUZZ)/obj/src/*/*.d $(FUZZ)/obj/tests/support/*.d)

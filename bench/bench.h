@@ -12,7 +12,7 @@
  *   struct bench_result  what was measured; NAN marks "not applicable"
  *   struct bench_impl    name, supports(cell), run(cell, result)
  *
- * An impl lives in one file, bench/<name>.c, defines one
+ * An impl lives in one file, bench/impl_<name>.c, defines one
  * `const struct bench_impl bench_impl_<name>` and is listed once in
  * impls.c.  run() is called once per cell from the main thread; it starts
  * whatever threads it needs (a server loop thread and a client loop
@@ -142,7 +142,7 @@ struct bench_impl {
 /* impls.c: every impl compiled in, in column order, NULL-terminated. */
 extern const struct bench_impl *const bench_impls[];
 
-extern const struct bench_impl bench_impl_muxring;	/* bench/muxring.c */
+extern const struct bench_impl bench_impl_muxring;	/* bench/impl_muxring.c */
 extern const struct bench_impl bench_impl_tcp_epoll;
 extern const struct bench_impl bench_impl_tcp_uring;
 extern const struct bench_impl bench_impl_tcp_raw;

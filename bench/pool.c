@@ -3,7 +3,7 @@
  *
  * Main idea: a cell becomes a plan of listeners (how many ports, what the
  * server does on each), one server thread, and a client loop run on the
- * calling thread; the two loops (tcp_epoll.c, tcp_uring.c) only move
+ * calling thread; the two loops (impl_tcp_epoll.c, impl_tcp_uring.c) only move
  * bytes.  Listener ports are multiplied when one port would run out of
  * ephemeral ports: 100,000 idle connections, or the open workload's
  * stream of new connections, whose TIME_WAIT entries hold ports.

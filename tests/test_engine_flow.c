@@ -1,6 +1,6 @@
 /*
  * test_engine_flow.c - per-stream flow control in the engine
- * (PROTOCOL.md "Flow control"; src/session.h struct mr_config).
+ * (PROTOCOL.md "Flow control"; src/engine/session.h struct mr_config).
  *
  * Covers: a write cut by the peer's 256 KiB window, then blocked until
  * WNDINC, each WNDINC opening exactly its increment (top bit masked); DATA

@@ -1,6 +1,6 @@
 /*
  * test_engine_goaway.c - going away and ending (PROTOCOL.md "Session
- * shutdown", "Stream ids"; src/session.h).
+ * shutdown", "Stream ids"; src/engine/session.h).
  *
  * Covers: the last-stream-id of our GOAWAY (idle server 1, idle client 0,
  * else the highest id the peer opened, refused ones included, ones refused

@@ -1,6 +1,6 @@
 /*
  * test_engine_streams.c - the life of a stream in the engine, rule by rule
- * (PROTOCOL.md "Stream ids", "Stream life"; src/session.h).
+ * (PROTOCOL.md "Stream ids", "Stream life"; src/engine/session.h).
  *
  * Covers: id numbering (client 3, 5, 7, ...; server 2, 4, 6, ...); lazy SYN
  * (open sends nothing, the first write or close-write carries the SYN, SYN

@@ -1,5 +1,5 @@
 /*
- * test_frame.c - the wire codec (src/frame.h) on its own.
+ * test_frame.c - the wire codec (src/wire/frame.h) on its own.
  *
  * Covers: header parse and pack (byte layout, big-endian fields, 24-bit
  * length, type and flag nibbles, reserved bit masked on parse and never
@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
+#include "wire/frame.h"
 #include "muxring.h"
 #include "vec_load.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_heartbeat.c - the heartbeat at the engine level (src/heartbeat.c).
+ * test_heartbeat.c - the heartbeat at the engine level (src/engine/heartbeat.c).
  *
  * The heartbeat is a typed stream of type 0xFFFFFFFF: the requester writes a
  * random 32-bit value every interval and times its echo; the responder

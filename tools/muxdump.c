@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "wire/frame.h"
 #include "muxring.h"
 
 static const char usage_text[] =

@@ -1,5 +1,5 @@
 /*
- * fuzz_engine.c - libFuzzer target for the sans-I/O engine (src/session.h):
+ * fuzz_engine.c - libFuzzer target for the sans-I/O engine (src/engine/session.h):
  * arbitrary wire bytes and application operations against client and server
  * sessions, typed and untyped, alone or wired to a peer engine.
  *

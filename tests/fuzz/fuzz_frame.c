@@ -1,5 +1,5 @@
 /*
- * fuzz_frame.c - libFuzzer target for the wire codec (src/frame.c).
+ * fuzz_frame.c - libFuzzer target for the wire codec (src/wire/frame.c).
  *
  * The body is tests/support/fuzz_frame_body.c, shared with the regression
  * test tests/test_fuzz_corpus.c. Build and run with `make fuzz`

@@ -1,5 +1,5 @@
 /*
- * engine_harness.h - drive the sans-I/O engine (src/session.h) from a test.
+ * engine_harness.h - drive the sans-I/O engine (src/engine/session.h) from a test.
  *
  * An eh wraps one session and plays its transport and its application:
  *
@@ -28,8 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
-#include "session.h"
+#include "wire/frame.h"
+#include "engine/session.h"
 
 /* Matches any stream id in the event queries. */
 #define EH_ANY UINT32_MAX

@@ -16,12 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The wire codec (src/frame.c) against an independent model of the header
+/* The wire codec (src/wire/frame.c) against an independent model of the header
  * rules. Always returns 0. */
 int fuzz_frame_input(const uint8_t *data, size_t size);
 
 /*
- * The engine (src/session.h). The first byte is a configuration:
+ * The engine (src/engine/session.h). The first byte is a configuration:
  *   bit 0  role of engine A (0 client, 1 server)
  *   bit 1  typed sessions
  *   bit 2  peer mode: a second engine B of the other role is wired to A

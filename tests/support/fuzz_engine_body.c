@@ -43,8 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
-#include "session.h"
+#include "wire/frame.h"
+#include "engine/session.h"
 
 #define FZ_MAX_OPS 2048u
 #define FZ_MAX_WRITTEN (1u << 20)   /* bytes written per input, all sides */

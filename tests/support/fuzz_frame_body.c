@@ -6,7 +6,7 @@
  * bit), the whole input as a stream of frames (as a receiver walks it), and
  * as arguments to the pack functions, whose output must parse back to what
  * was packed. mr_frame_header_check() is compared with a model written here
- * from PROTOCOL.md's table, independently of src/frame.c.
+ * from PROTOCOL.md's table, independently of src/wire/frame.c.
  */
 #include "fuzz_body.h"
 
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "wire/frame.h"
 #include "muxring.h"
 
 static void fail(const char *what, const uint8_t *hdr)

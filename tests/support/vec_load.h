@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include "wire/frame.h"
 
 /* One line of a .hex file: exactly one frame as the Go side wrote it. */
 struct vec_frame {

@@ -1,0 +1,204 @@
+/*
+ * stream_api.c - the public stream calls: open, write (copied or from the
+ * send arena), close-write, close, reset, deadlines.
+ *
+ * A struct muxring_stream * is the engine's struct mr_stream *, never
+ * dereferenced as anything else; the handle therefore costs nothing. After
+ * each call the stream's session is marked dirty, so that its frames leave
+ * with the next turn's single sendmsg.
+ */
+#include <errno.h>
+
+#include "uring/session_io.h"
+
+static inline struct mr_stream *st(struct muxring_stream *stream)
+{
+	return (struct mr_stream *)stream;
+}
+
+static inline const struct mr_stream *cst(const struct muxring_stream *stream)
+{
+	return (const struct mr_stream *)stream;
+}
+
+/* Marks the stream's session dirty; returns err for tail calls. */
+static int touched(struct muxring_stream *stream, int err)
+{
+	struct muxring_session *s = mr_sio_of_stream(st(stream));
+
+	if (s)
+		mr_loop_mark_dirty(s);
+	return err;
+}
+
+static int open_stream(struct muxring_session *sess, uint32_t type,
+		       uint64_t user_data, struct muxring_stream **streamp)
+{
+	struct mr_stream *stream;
+	int err;
+
+	if (!sess || !streamp)
+		return -EINVAL;
+	if (sess->flags & MR_SIO_CLOSE_ASKED)
+		return MUXRING_ERR(MUXRING_SESSION_CLOSED);
+	err = mr_session_open(sess->mr, type, &stream);
+	if (err)
+		return err;
+	mr_stream_set_user(stream, (void *)(uintptr_t)user_data);
+	*streamp = (struct muxring_stream *)stream;
+	mr_loop_mark_dirty(sess);
+	return 0;
+}
+
+int muxring_stream_open(struct muxring_session *sess, uint64_t user_data,
+			struct muxring_stream **streamp)
+{
+	return open_stream(sess, 0, user_data, streamp);
+}
+
+int muxring_stream_open_typed(struct muxring_session *sess,
+			      uint32_t stream_type, uint64_t user_data,
+			      struct muxring_stream **streamp)
+{
+	return open_stream(sess, stream_type, user_data, streamp);
+}
+
+uint32_t muxring_stream_id(const struct muxring_stream *stream)
+{
+	return mr_stream_id(cst(stream));
+}
+
+struct muxring_session *muxring_stream_session(const struct muxring_stream *stream)
+{
+	return mr_sio_of_stream(st((struct muxring_stream *)stream));
+}
+
+void muxring_stream_set_data(struct muxring_stream *stream, uint64_t user_data)
+{
+	mr_stream_set_user(st(stream), (void *)(uintptr_t)user_data);
+}
+
+uint64_t muxring_stream_data(const struct muxring_stream *stream)
+{
+	return (uint64_t)(uintptr_t)mr_stream_user(cst(stream));
+}
+
+int muxring_stream_write(struct muxring_stream *stream, const void *data,
+			 size_t len, uint64_t user_data)
+{
+	struct muxring_session *s;
+	const uint8_t *where;
+	struct mr_buf *buf;
+	int err;
+
+	if (!stream || (!data && len))
+		return -EINVAL;
+	s = mr_sio_of_stream(st(stream));
+	if (!s)
+		return MUXRING_ERR(MUXRING_SESSION_CLOSED);
+	/* Small writes are packed into the send arena (no allocation);
+	 * others get a recycled heap block of their size class. Either way
+	 * the engine's reference keeps the bytes until the kernel took them. */
+	buf = mr_send_arena_pack(s->loop->arena, data, len, &where);
+	if (!buf) {
+		buf = mr_copy_cache_copy(s->loop->copies, data, len);
+		if (!buf)
+			return -ENOMEM;
+		where = buf->data;
+	}
+	err = mr_stream_write(st(stream), buf, where, len, user_data);
+	mr_buf_unref(buf);
+	if (!err)
+		mr_loop_mark_dirty(s);
+	return err;
+}
+
+void *muxring_buf_get(struct muxring_loop *loop, size_t len)
+{
+	struct mr_buf *buf = mr_send_arena_get(loop->arena, len);
+
+	return buf ? buf->data : NULL;
+}
+
+void muxring_buf_put(struct muxring_loop *loop, void *p)
+{
+	struct mr_buf *buf = p ? mr_send_arena_lookup(loop->arena, p) : NULL;
+
+	if (buf)
+		mr_buf_unref(buf);
+}
+
+size_t muxring_buf_size(const struct muxring_loop *loop)
+{
+	return loop->arena->buf_size;
+}
+
+int muxring_stream_write_zc(struct muxring_stream *stream, void *data,
+			    size_t len, uint64_t user_data)
+{
+	struct muxring_session *s;
+	struct mr_buf *buf;
+	int err;
+
+	if (!stream)
+		return -EINVAL;
+	s = mr_sio_of_stream(st(stream));
+	if (!s)
+		return MUXRING_ERR(MUXRING_SESSION_CLOSED);
+	buf = mr_send_arena_lookup(s->loop->arena, data);
+	if (!buf)
+		return -EINVAL;
+	if ((uint8_t *)data + len > buf->data + buf->cap) {
+		mr_buf_unref(buf); /* it was given to us whatever happens */
+		return -EINVAL;
+	}
+	/* The application's reference passes to the write: the engine took
+	 * its own, and ours goes now. The buffer returns to the arena when
+	 * the engine lets go, after the kernel took its last byte. */
+	err = mr_stream_write(st(stream), buf, data, len, user_data);
+	mr_buf_unref(buf);
+	return touched(stream, err);
+}
+
+int muxring_stream_close_write(struct muxring_stream *stream)
+{
+	return touched(stream, mr_stream_close_write(st(stream)));
+}
+
+int muxring_stream_close(struct muxring_stream *stream)
+{
+	return touched(stream, mr_stream_close(st(stream)));
+}
+
+int muxring_stream_reset(struct muxring_stream *stream, uint32_t code)
+{
+	return touched(stream, mr_stream_reset(st(stream), code));
+}
+
+int muxring_stream_set_deadline(struct muxring_stream *stream, unsigned which,
+				uint64_t when_ns)
+{
+	struct muxring_session *s;
+
+	if (!stream || !which ||
+	    which & ~(MUXRING_DEADLINE_READ | MUXRING_DEADLINE_WRITE))
+		return -EINVAL;
+	/* The first deadline of a stream allocates its record. */
+	if (which & MUXRING_DEADLINE_READ &&
+	    mr_stream_set_deadline(st(stream), MR_DEADLINE_READ, when_ns))
+		return -ENOMEM;
+	if (which & MUXRING_DEADLINE_WRITE &&
+	    mr_stream_set_deadline(st(stream), MR_DEADLINE_WRITE, when_ns))
+		return -ENOMEM;
+	s = mr_sio_of_stream(st(stream));
+	if (s) {
+		/* Only an earlier deadline needs the session re-keyed; a key
+		 * left early by a later or cleared one costs one empty
+		 * expiry. (No scan of the session's deadlines per call.) */
+		if (when_ns && (!s->deadline || when_ns < s->deadline) &&
+		    mr_timers_set(&s->loop->timers, s, when_ns))
+			return -ENOMEM;
+		mr_loop_mark_dirty(s);
+	}
+	return 0;
+}

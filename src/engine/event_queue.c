@@ -1,0 +1,74 @@
+/*
+ * event_queue.c - the FIFO of events the engine raises for its driver.
+ *
+ * A power-of-two ring of event structs that doubles when full; the driver
+ * drains it after every call into the engine, so it stays small.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/session_internal.h"
+
+#define EVQ_MIN_CAPACITY 64u
+
+void mr_evq_init(struct mr_event_queue *q)
+{
+	*q = (struct mr_event_queue){0};
+}
+
+void mr_evq_free(struct mr_event_queue *q)
+{
+	struct mr_event ev;
+
+	while (mr_evq_pop(q, &ev)) {
+		if (ev.type == MR_EV_DATA)
+			mr_view_release(&ev.view);
+		mr_event_done(&ev);
+	}
+	free(q->items);
+	*q = (struct mr_event_queue){0};
+}
+
+static int grow(struct mr_event_queue *q)
+{
+	uint32_t cap = q->cap ? q->cap * 2 : EVQ_MIN_CAPACITY;
+	struct mr_event *items;
+	uint32_t i;
+
+	if (cap < q->cap)
+		return -ENOMEM;
+	items = malloc((size_t)cap * sizeof(*items));
+	if (!items)
+		return -ENOMEM;
+	for (i = 0; i < q->count; i++)
+		items[i] = q->items[(q->head + i) & (q->cap - 1)];
+	free(q->items);
+	q->items = items;
+	q->head = 0;
+	q->cap = cap;
+	return 0;
+}
+
+int mr_evq_push(struct mr_event_queue *q, const struct mr_event *ev)
+{
+	if (q->count == q->cap) {
+		int err = grow(q);
+
+		if (err)
+			return err;
+	}
+	q->items[(q->head + q->count) & (q->cap - 1)] = *ev;
+	q->count++;
+	return 0;
+}
+
+bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev)
+{
+	if (!q->count)
+		return false;
+	*ev = q->items[q->head];
+	q->head = (q->head + 1) & (q->cap - 1);
+	q->count--;
+	return true;
+}

@@ -1,0 +1,687 @@
+/*
+ * loop.c - the loop: its ring, one turn of it, and the completion queue.
+ *
+ * A turn is: run due deadlines; step every dirty session (gather engine
+ * events into entries, start sends, arm receives, advance transports);
+ * publish recycled receive buffers; then one io_uring_enter that submits
+ * everything and, if the application asked to wait, waits; then reap the
+ * kernel's completions (which feed the engines and dirty their sessions)
+ * and step again. muxring_submit_and_wait repeats turns until enough
+ * entries are ready or its timeout passes.
+ *
+ * The enter is made here rather than through liburing's submit helpers so
+ * that each turn is exactly one system call, always with GETEVENTS (needed
+ * with DEFER_TASKRUN, where completions are only run by the submitter). A
+ * wait's timeout is the loop's ring timeout (timer.h), kept armed across
+ * calls, not an EXT_ARG timer set up and torn down in every enter.
+ */
+#include "uring/loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "uring/listener.h"
+#include "uring/session_io.h"
+#include "uring/uring_probe.h"
+
+#define DEFAULT_SQ_ENTRIES 256u
+#define DEFAULT_RECV_BUFFERS 256u
+#define DEFAULT_RECV_BUFFER_SIZE (32u << 10)
+#define DEFAULT_SEND_ARENA (4u << 20)
+#define DEFAULT_SEND_BUFFER (64u << 10)
+#define DEFAULT_CQ_ENTRIES 1024u
+#define DEFAULT_LINGER_MS 1000u
+#define COPY_CACHE_BYTES (16u << 20) /* recycled copy blocks kept, at most */
+#define REAP_BATCH 64u
+
+static _Thread_local char create_error[384];
+
+const char *muxring_loop_create_error(void)
+{
+	return create_error;
+}
+
+uint64_t muxring_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- lists -------------------------------------------------------------- */
+
+void mr_slist_push(struct mr_slist *l, struct muxring_session *s,
+		   enum mr_slist_kind k)
+{
+	s->next[k] = NULL;
+	s->prev[k] = l->tail;
+	if (l->tail)
+		l->tail->next[k] = s;
+	else
+		l->head = s;
+	l->tail = s;
+	s->on_lists |= (uint8_t)(1u << k);
+}
+
+void mr_slist_remove(struct mr_slist *l, struct muxring_session *s,
+		     enum mr_slist_kind k)
+{
+	if (s->prev[k])
+		s->prev[k]->next[k] = s->next[k];
+	else
+		l->head = s->next[k];
+	if (s->next[k])
+		s->next[k]->prev[k] = s->prev[k];
+	else
+		l->tail = s->prev[k];
+	s->prev[k] = s->next[k] = NULL;
+	s->on_lists &= (uint8_t)~(1u << k);
+}
+
+struct muxring_session *mr_slist_pop(struct mr_slist *l,
+				     enum mr_slist_kind k)
+{
+	struct muxring_session *s = l->head;
+
+	if (s)
+		mr_slist_remove(l, s, k);
+	return s;
+}
+
+void mr_loop_mark_dirty(struct muxring_session *s)
+{
+	if (s->state == MR_SIO_CLOSED || s->on_lists & (1u << MR_LIST_DIRTY))
+		return;
+	mr_slist_push(&s->loop->dirty, s, MR_LIST_DIRTY);
+}
+
+/* ---- send slots ---------------------------------------------------------- */
+
+struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop)
+{
+	struct mr_send_slot *slot = loop->free_slots;
+
+	if (slot) {
+		loop->free_slots = slot->next_free;
+		return slot;
+	}
+	return malloc(sizeof(*slot));
+}
+
+void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
+{
+	slot->next_free = loop->free_slots;
+	loop->free_slots = slot;
+}
+
+/* ---- the ring ------------------------------------------------------------ */
+
+/*
+ * Publishes the queued SQEs and makes one io_uring_enter that submits them,
+ * runs completions (GETEVENTS) and waits for wait_nr of them, at most *ts
+ * (relative) when ts is given. Returns what io_uring_enter returns.
+ */
+static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
+		      const struct __kernel_timespec *ts)
+{
+	struct io_uring_sq *sq = &loop->ring.sq;
+	unsigned flags = IORING_ENTER_GETEVENTS | loop->enter_flags;
+	unsigned tail = sq->sqe_tail, submit;
+	struct io_uring_getevents_arg arg;
+	int ret;
+
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		/* The SQE contents must be visible before the new tail. */
+		io_uring_smp_store_release(sq->ktail, tail);
+	}
+	submit = tail - IO_URING_READ_ONCE(*sq->khead);
+	if (ts) {
+		memset(&arg, 0, sizeof(arg));
+		arg.sigmask_sz = _NSIG / 8;
+		arg.ts = (uint64_t)(uintptr_t)ts;
+		ret = io_uring_enter2((unsigned)loop->enter_fd, submit, wait_nr,
+				      flags | IORING_ENTER_EXT_ARG,
+				      (sigset_t *)&arg, sizeof(arg));
+	} else {
+		ret = io_uring_enter2((unsigned)loop->enter_fd, submit, wait_nr,
+				      flags, NULL, _NSIG / 8);
+	}
+	loop->stats.enters++;
+	loop->now = muxring_now_ns();
+	return ret;
+}
+
+struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+	int tries;
+
+	/* A full submission queue: submit what is queued (one extra enter;
+	 * the completions are reaped by the turn as usual). */
+	for (tries = 0; !sqe && tries < 100; tries++) {
+		loop_enter(loop, 0, NULL);
+		sqe = io_uring_get_sqe(&loop->ring);
+	}
+	if (!sqe) {
+		fprintf(stderr, "muxring: the kernel takes no submissions\n");
+		abort();
+	}
+	loop->inflight++;
+	return sqe;
+}
+
+/* ---- watched descriptors ------------------------------------------------ */
+
+int muxring_poll_fd(struct muxring_loop *loop, int fd, unsigned poll_mask,
+		    uint64_t user_data)
+{
+	struct io_uring_sqe *sqe;
+	struct mr_poll_req *req;
+
+	if (!loop || fd < 0 || !poll_mask || loop->destroying)
+		return -EINVAL;
+	req = malloc(sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	req->user_data = user_data;
+	sqe = mr_loop_sqe(loop);
+	io_uring_prep_poll_add(sqe, fd, poll_mask);
+	io_uring_sqe_set_data64(sqe, mr_op_data(req, MR_OP_LOOP));
+	return 0;
+}
+
+static void poll_complete(struct muxring_loop *loop, struct mr_poll_req *req,
+			  int res)
+{
+	struct muxring_cqe *cqe;
+
+	if (!loop->destroying && (cqe = mr_cq_push(&loop->cq))) {
+		cqe->type = MUXRING_CQE_POLL;
+		cqe->res = res;
+		cqe->user_data = req->user_data;
+	}
+	free(req);
+}
+
+/* One kernel completion, to the object its user_data names. */
+static void dispatch(struct muxring_loop *loop, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	enum mr_op_tag tag = mr_op_tag_of(ud);
+	void *obj = mr_op_obj(ud);
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		loop->inflight--;
+	switch (tag) {
+	case MR_OP_RECV:
+	case MR_OP_SEND:
+	case MR_OP_CONNECT:
+	case MR_OP_LINGER:
+	case MR_OP_SESS_AUX:
+		mr_sio_complete(obj, tag, cqe);
+		break;
+	case MR_OP_ACCEPT:
+	case MR_OP_LISTEN_AUX:
+		mr_listener_complete(obj, tag, cqe);
+		break;
+	case MR_OP_LOOP:
+		if (obj == &loop->timers.ts || obj == &loop->timers.upd_ts ||
+		    obj == loop)
+			mr_timers_complete(loop, obj, cqe->res);
+		else
+			poll_complete(loop, obj, cqe->res);
+		break;
+	}
+}
+
+/* Reaps every completion the kernel has posted. Returns how many. */
+static unsigned loop_reap(struct muxring_loop *loop)
+{
+	struct io_uring_cq *cq = &loop->ring.cq;
+	unsigned total = 0;
+
+	/* In place, in batches: the kernel may not reuse a slot before the
+	 * head moves past it, and a dispatch may submit (and so reap). */
+	for (;;) {
+		unsigned head = *cq->khead;
+		unsigned n = io_uring_smp_load_acquire(cq->ktail) - head, i;
+
+		if (!n)
+			return total;
+		if (n > REAP_BATCH)
+			n = REAP_BATCH;
+		for (i = 0; i < n; i++)
+			dispatch(loop, &cq->cqes[(head + i) & cq->ring_mask]);
+		io_uring_cq_advance(&loop->ring, n);
+		total += n;
+	}
+}
+
+/* Steps every session that was dirty when called (sessions dirtied by the
+ * step itself wait for the next one, so a session that cannot make progress
+ * cannot spin here). */
+static void step_dirty(struct muxring_loop *loop)
+{
+	struct mr_slist work = loop->dirty;
+	struct muxring_session *s;
+
+	loop->dirty.head = loop->dirty.tail = NULL;
+	while ((s = work.head)) {
+		/* Move s off the snapshot; a session marked again during a
+		 * step goes on the (new) dirty list. */
+		work.head = s->next[MR_LIST_DIRTY];
+		if (work.head)
+			work.head->prev[MR_LIST_DIRTY] = NULL;
+		s->next[MR_LIST_DIRTY] = s->prev[MR_LIST_DIRTY] = NULL;
+		s->on_lists &= (uint8_t)~(1u << MR_LIST_DIRTY);
+		mr_sio_step(s);
+	}
+}
+
+/* Receive buffers came back: sessions that waited for them may re-arm. */
+static void wake_starved(struct muxring_loop *loop)
+{
+	struct muxring_session *s;
+
+	while ((s = mr_slist_pop(&loop->starved, MR_LIST_STARVED)))
+		mr_loop_mark_dirty(s);
+}
+
+static void step_listeners(struct muxring_loop *loop)
+{
+	struct muxring_listener *l;
+
+	for (l = loop->listeners; l; l = l->next)
+		if (l->closing && !l->closed_posted && !l->inflight)
+			mr_listener_step(l);
+}
+
+/* Everything before an enter: deadlines, sessions, timers, buffers. */
+static void loop_prepare(struct muxring_loop *loop)
+{
+	uint64_t next = mr_timers_next(&loop->timers);
+
+	if (next && next <= (loop->now = muxring_now_ns()))
+		mr_timers_run(loop, loop->now);
+	if (mr_bufring_flush(loop->bufring) && loop->starved.head)
+		wake_starved(loop);
+	step_dirty(loop);
+	step_listeners(loop);
+	mr_timers_arm(loop);
+	mr_bufring_flush(loop->bufring);
+}
+
+/* After reaping: turn what came in into entries at once, so the count of
+ * ready entries is right. SQEs this prepares go out with the next enter. */
+static void loop_gather(struct muxring_loop *loop)
+{
+	uint64_t next = mr_timers_next(&loop->timers);
+
+	if (next && next <= loop->now)
+		mr_timers_run(loop, loop->now);
+	if (mr_bufring_flush(loop->bufring) && loop->starved.head)
+		wake_starved(loop);
+	step_dirty(loop);
+	step_listeners(loop);
+}
+
+int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
+			    int64_t timeout_ns)
+{
+	uint64_t deadline = 0;
+	bool wait;
+	int ret;
+
+	if (!loop)
+		return -EINVAL;
+	if (timeout_ns > 0)
+		deadline = muxring_now_ns() + (uint64_t)timeout_ns;
+	for (;;) {
+		loop_prepare(loop);
+		wait = min_entries > mr_cq_ready(&loop->cq) && timeout_ns != 0;
+		if (wait && timeout_ns > 0) {
+			if (muxring_now_ns() >= deadline)
+				break;
+			/* The ring timeout fires at the deadline or before. */
+			loop->timers.wait_at = deadline;
+			mr_timers_arm(loop);
+		}
+		ret = loop_enter(loop, wait ? 1 : 0, NULL);
+		if (ret < 0 && ret != -ETIME && ret != -EINTR &&
+		    ret != -EBUSY && ret != -EAGAIN) {
+			loop->timers.wait_at = 0;
+			return ret;
+		}
+		if (!loop_reap(loop) && wait && ret != -ETIME) {
+			/* Woken with no completion: a signal (whose -EINTR
+			 * is hidden when the same enter also submitted). Let
+			 * the caller see it. */
+			loop->timers.wait_at = 0;
+			loop_gather(loop);
+			return mr_cq_ready(&loop->cq)
+				       ? (int)mr_cq_ready(&loop->cq)
+				       : -EINTR;
+		}
+		loop_gather(loop);
+		if (!wait || min_entries <= mr_cq_ready(&loop->cq))
+			break;
+		if (timeout_ns > 0 && muxring_now_ns() >= deadline)
+			break;
+	}
+	loop->timers.wait_at = 0;
+	return (int)mr_cq_ready(&loop->cq);
+}
+
+int muxring_submit(struct muxring_loop *loop)
+{
+	return muxring_submit_and_wait(loop, 0, 0);
+}
+
+/* ---- the completion queue ------------------------------------------------ */
+
+unsigned muxring_cq_ready(const struct muxring_loop *loop)
+{
+	return loop ? mr_cq_ready(&loop->cq) : 0;
+}
+
+unsigned muxring_peek_batch_cqe(struct muxring_loop *loop,
+				struct muxring_cqe **cqes, unsigned count)
+{
+	unsigned n = mr_cq_ready(&loop->cq), i;
+
+	if (n > count)
+		n = count;
+	for (i = 0; i < n; i++)
+		cqes[i] = mr_cq_at(&loop->cq, i);
+	return n;
+}
+
+int muxring_peek_cqe(struct muxring_loop *loop, struct muxring_cqe **cqe)
+{
+	return muxring_peek_batch_cqe(loop, cqe, 1) ? 0 : -EAGAIN;
+}
+
+int muxring_wait_cqe(struct muxring_loop *loop, struct muxring_cqe **cqe,
+		     int64_t timeout_ns)
+{
+	int ret = muxring_submit_and_wait(loop, 1, timeout_ns);
+
+	if (ret < 0)
+		return ret;
+	return muxring_peek_cqe(loop, cqe) ? -ETIME : 0;
+}
+
+/* What advancing past an entry ends or gives back. */
+static void entry_done(struct muxring_cqe *cqe)
+{
+	struct mr_event ev;
+
+	switch (cqe->type) {
+	case MUXRING_CQE_STREAM_ACCEPTED:
+		mr_session_accept_done(cqe->session->mr);
+		break;
+	case MUXRING_CQE_STREAM_CLOSED:
+		memset(&ev, 0, sizeof(ev));
+		ev.type = MR_EV_STREAM_CLOSED;
+		ev.stream = (struct mr_stream *)cqe->stream;
+		mr_event_done(&ev);
+		break;
+	case MUXRING_CQE_SESSION_ENDED:
+		mr_sio_free(cqe->session);
+		break;
+	case MUXRING_CQE_LISTENER_CLOSED:
+		mr_listener_free(cqe->listener);
+		break;
+	default:
+		break;
+	}
+}
+
+void muxring_cq_advance(struct muxring_loop *loop, unsigned nr)
+{
+	struct mr_cq *cq = &loop->cq;
+
+	if (nr > mr_cq_ready(cq))
+		nr = mr_cq_ready(cq);
+	while (nr--) {
+		/* Take it off first: entry_done may free what it names. */
+		struct muxring_cqe *cqe = mr_cq_at(cq, 0);
+
+		cq->head++;
+		entry_done(cqe);
+	}
+}
+
+void muxring_cqe_seen(struct muxring_loop *loop, struct muxring_cqe *cqe)
+{
+	(void)cqe;
+	muxring_cq_advance(loop, 1);
+}
+
+void muxring_view_release(struct muxring_view *view)
+{
+	struct mr_view v;
+	struct muxring_session *s;
+
+	if (!view || !view->priv_[0]) {
+		if (view)
+			memset(view, 0, sizeof(*view));
+		return;
+	}
+	v.stream = view->priv_[0];
+	v.buf = view->priv_[1];
+	v.data = view->data;
+	v.len = view->len;
+	/* The session may now owe the peer a WNDINC. */
+	s = mr_sio_of_stream(v.stream);
+	mr_view_release(&v);
+	if (s)
+		mr_loop_mark_dirty(s);
+	memset(view, 0, sizeof(*view));
+}
+
+/* ---- create and destroy ------------------------------------------------- */
+
+static unsigned env_disable(void)
+{
+	const char *v = getenv("MUXRING_DISABLE_FEATURES");
+
+	return v ? (unsigned)strtoul(v, NULL, 0) : 0;
+}
+
+static unsigned round_pow2(unsigned v)
+{
+	unsigned p = 1;
+
+	while (p < v && p < (1u << 31))
+		p <<= 1;
+	return p;
+}
+
+static int fill_opts(const struct muxring_loop_opts *in,
+		     struct muxring_loop_opts *o)
+{
+	if (in)
+		*o = *in;
+	else
+		memset(o, 0, sizeof(*o));
+	if (!o->sq_entries)
+		o->sq_entries = DEFAULT_SQ_ENTRIES;
+	if (!o->recv_buffers)
+		o->recv_buffers = DEFAULT_RECV_BUFFERS;
+	if (!o->recv_buffer_size)
+		o->recv_buffer_size = DEFAULT_RECV_BUFFER_SIZE;
+	if (!o->send_arena_size)
+		o->send_arena_size = DEFAULT_SEND_ARENA;
+	if (!o->send_buffer_size)
+		o->send_buffer_size = DEFAULT_SEND_BUFFER;
+	if (!o->cq_entries)
+		o->cq_entries = DEFAULT_CQ_ENTRIES;
+	if (!o->linger_ms)
+		o->linger_ms = DEFAULT_LINGER_MS;
+	if (o->recv_buffers > 32768 || o->sq_entries > 32768)
+		return -EINVAL;
+	/* At least two buffers and a low water of at least one: then views
+	 * can never pin every buffer, and one always cycles. */
+	o->recv_buffers = round_pow2(o->recv_buffers < 2 ? 2 : o->recv_buffers);
+	if (!o->recv_low_water)
+		o->recv_low_water = o->recv_buffers / 4 ? o->recv_buffers / 4 : 1;
+	if (o->recv_low_water >= o->recv_buffers)
+		return -EINVAL;
+	if (o->send_arena_size < o->send_buffer_size)
+		return -EINVAL;
+	return 0;
+}
+
+static void loop_free(struct muxring_loop *loop)
+{
+	struct mr_send_slot *slot;
+
+	mr_bufring_detach(loop->bufring);
+	mr_send_arena_detach(loop->arena);
+	mr_cq_free(&loop->cq);
+	mr_timers_free(&loop->timers);
+	while ((slot = loop->free_slots)) {
+		loop->free_slots = slot->next_free;
+		free(slot);
+	}
+	free(loop);
+}
+
+int muxring_loop_create(struct muxring_loop **loopp,
+			const struct muxring_loop_opts *opts)
+{
+	struct muxring_loop_opts o;
+	struct muxring_loop *loop;
+	int err;
+
+	create_error[0] = '\0';
+	if (!loopp) {
+		snprintf(create_error, sizeof(create_error),
+			 "muxring_loop_create: NULL loop pointer");
+		return -EINVAL;
+	}
+	err = fill_opts(opts, &o);
+	if (err) {
+		mr_uring_explain(err, "muxring_loop_create", create_error,
+				 sizeof(create_error));
+		return err;
+	}
+	loop = calloc(1, sizeof(*loop));
+	if (!loop) {
+		mr_uring_explain(-ENOMEM, "muxring_loop_create", create_error,
+				 sizeof(create_error));
+		return -ENOMEM;
+	}
+	loop->linger_ms = o.linger_ms;
+	mr_timers_init(&loop->timers);
+	err = mr_uring_setup(&loop->ring, o.sq_entries, o.disable | env_disable(),
+			     &loop->features, create_error,
+			     sizeof(create_error));
+	if (err) {
+		free(loop);
+		return err;
+	}
+	loop->enter_fd = loop->ring.ring_fd;
+	if (io_uring_register_ring_fd(&loop->ring) == 1) {
+		loop->enter_fd = loop->ring.enter_ring_fd;
+		loop->enter_flags = IORING_ENTER_REGISTERED_RING;
+	}
+	err = mr_bufring_create(&loop->ring, MR_BGID, o.recv_buffers,
+				o.recv_buffer_size, o.recv_low_water,
+				&loop->bufring);
+	if (err == -EINVAL)
+		err = -EOPNOTSUPP; /* options were checked: the kernel is old */
+	if (!err)
+		err = mr_send_arena_create(&loop->ring, o.send_arena_size,
+					   o.send_buffer_size, &loop->arena);
+	if (!err)
+		err = mr_cq_init(&loop->cq, o.cq_entries);
+	if (!err && !(loop->copies = mr_copy_cache_new(COPY_CACHE_BYTES)))
+		err = -ENOMEM;
+	if (err) {
+		mr_uring_explain(err, "registering the receive buffer ring",
+				 create_error, sizeof(create_error));
+		mr_bufring_detach(loop->bufring);
+		mr_send_arena_detach(loop->arena);
+		mr_copy_cache_detach(loop->copies);
+		loop->bufring = NULL;
+		loop->arena = NULL;
+		loop->copies = NULL;
+		io_uring_queue_exit(&loop->ring);
+		loop_free(loop);
+		return err;
+	}
+	if (loop->arena->registered)
+		loop->features |= MUXRING_FEAT_SEND_ARENA_REG;
+	if (!(o.flags & MUXRING_LOOP_SEND_ZC))
+		loop->features &= ~MUXRING_FEAT_SEND_ZC;
+	*loopp = loop;
+	return 0;
+}
+
+/* Cancels everything in flight and reaps until it has all come back (or a
+ * second has passed), so that no operation still points into memory about
+ * to be freed. */
+static void cancel_all(struct muxring_loop *loop)
+{
+	struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
+	struct io_uring_sqe *sqe;
+	uint64_t until = muxring_now_ns() + 1000000000u;
+
+	loop->destroying = true;
+	if (!loop->inflight)
+		return;
+	sqe = mr_loop_sqe(loop);
+	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+	io_uring_sqe_set_data64(sqe, mr_op_data(loop, MR_OP_LOOP));
+	while (loop->inflight && muxring_now_ns() < until) {
+		loop_enter(loop, 1, &ts);
+		loop_reap(loop);
+	}
+}
+
+void muxring_loop_destroy(struct muxring_loop *loop)
+{
+	struct muxring_session *s;
+
+	if (!loop)
+		return;
+	cancel_all(loop);
+	/* Entries not advanced past: give back what they hold (sessions and
+	 * listeners are freed below, whatever their entries). */
+	while (mr_cq_ready(&loop->cq)) {
+		struct muxring_cqe *cqe = mr_cq_at(&loop->cq, 0);
+
+		loop->cq.head++;
+		if (cqe->type == MUXRING_CQE_DATA)
+			muxring_view_release(&cqe->view);
+		else if (cqe->type == MUXRING_CQE_STREAM_CLOSED)
+			entry_done(cqe);
+	}
+	while ((s = loop->sessions.head))
+		mr_sio_free(s);
+	while (loop->listeners)
+		mr_listener_free(loop->listeners);
+	/* Buffers still held by the application's views keep their memory
+	 * until released; the ring forgets them now. */
+	mr_bufring_detach(loop->bufring);
+	mr_send_arena_detach(loop->arena);
+	mr_copy_cache_detach(loop->copies);
+	loop->bufring = NULL;
+	loop->arena = NULL;
+	loop->copies = NULL;
+	io_uring_queue_exit(&loop->ring);
+	loop_free(loop);
+}
+
+unsigned muxring_loop_features(const struct muxring_loop *loop)
+{
+	return loop ? loop->features : 0;
+}

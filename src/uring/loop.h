@@ -1,0 +1,148 @@
+/*
+ * loop.h - the loop: one io_uring, its buffers and timers, the sessions and
+ * listeners it drives, and the completion entries it owes the application.
+ *
+ * Private to the library. Every SQE the loop submits carries, as user_data,
+ * the address of the object it belongs to with a tag in the low three bits
+ * (enum mr_op_tag); objects are malloc'd, so those bits are free.
+ */
+#ifndef MUXRING_LOOP_H
+#define MUXRING_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <liburing.h>
+
+#include "uring/bufring.h"
+#include "uring/copy_cache.h"
+#include "uring/cq.h"
+#include "muxring.h"
+#include "uring/send_arena.h"
+#include "uring/timer.h"
+
+enum mr_op_tag {
+	MR_OP_RECV = 0,      /* session: recv (multishot or single) */
+	MR_OP_SEND = 1,      /* session: the one sendmsg in flight */
+	MR_OP_CONNECT = 2,   /* session: connect */
+	MR_OP_LINGER = 3,    /* session: linger timeout while draining */
+	MR_OP_SESS_AUX = 4,  /* session: shutdown, cancel, timeout removal */
+	MR_OP_ACCEPT = 5,    /* listener: accept (multishot or single) */
+	MR_OP_LISTEN_AUX = 6, /* listener: cancel; retry timer */
+	MR_OP_LOOP = 7,      /* loop: the deadline timeout and its updates
+				(obj: &timers.ts, &timers.upd_ts), cancels
+				(obj: the loop), watched fds (obj: a
+				struct mr_poll_req) */
+};
+#define MR_OP_TAG_MASK 7u
+
+static inline uint64_t mr_op_data(const void *obj, enum mr_op_tag tag)
+{
+	return (uint64_t)(uintptr_t)obj | tag;
+}
+
+static inline void *mr_op_obj(uint64_t user_data)
+{
+	return (void *)(uintptr_t)(user_data & ~(uint64_t)MR_OP_TAG_MASK);
+}
+
+static inline enum mr_op_tag mr_op_tag_of(uint64_t user_data)
+{
+	return (enum mr_op_tag)(user_data & MR_OP_TAG_MASK);
+}
+
+/* iovecs per sendmsg: the engine's whole transmit ring fits. */
+#define MR_SEND_IOV 256u
+/* Bytes asked of the engine per sendmsg. Frames committed for a send wait
+ * in front of anything urgent that comes later (a heartbeat, its echo, a
+ * WNDINC), so this bounds how far those can fall behind bulk data; 1 MiB
+ * still amortises the system call over many frames. */
+#define MR_SEND_MAX_BYTES (1u << 20)
+/* Batches from this size leave with SENDMSG_ZC when the loop uses it;
+ * below it, pinning pages and waiting for the notification cost more than
+ * the copy saves. */
+#define MR_SEND_ZC_MIN (64u << 10)
+/* The receive-buffer group of every loop. */
+#define MR_BGID 0
+
+/* Runs of iovecs each at most this long are copied side by side into the
+ * slot's bounce buffer (of MR_SEND_BOUNCE bytes) and sent as one: frame
+ * headers, control frames and small payloads cost the kernel a separate
+ * copy each otherwise, and a send that ends up as a single buffer goes out
+ * as IORING_OP_SEND, without the msghdr and iovec import of SENDMSG. */
+#define MR_SEND_SMALL 512u
+#define MR_SEND_BOUNCE (16u << 10)
+
+/* What one in-flight sendmsg needs to stay put until it completes. Pooled
+ * by the loop: only sessions that are sending hold one. */
+struct mr_send_slot {
+	struct mr_send_slot *next_free;
+	struct msghdr msg;
+	struct iovec iov[MR_SEND_IOV];
+	uint8_t bounce[MR_SEND_BOUNCE];
+};
+
+/* An intrusive doubly linked list of sessions (dirty, starved, all). */
+struct mr_slist {
+	struct muxring_session *head, *tail;
+};
+
+struct muxring_loop {
+	struct io_uring ring;
+	unsigned features;           /* MUXRING_FEAT_* in use */
+	int enter_fd;                /* ring fd, or its registered index */
+	unsigned enter_flags;        /* IORING_ENTER_REGISTERED_RING or 0 */
+	unsigned linger_ms;
+	struct mr_bufring *bufring;  /* receive buffers (group MR_BGID) */
+	struct mr_send_arena *arena; /* muxring_buf_get() buffers, and small
+					copied writes packed */
+	struct mr_copy_cache *copies; /* blocks for larger copied writes */
+	struct mr_cq cq;             /* entries for the application */
+	struct mr_timers timers;
+	struct mr_slist sessions;    /* every session not yet freed */
+	struct mr_slist dirty;       /* sessions with work for the next step */
+	struct mr_slist starved;     /* sessions waiting for receive buffers */
+	struct muxring_listener *listeners; /* every listener not yet freed */
+	struct mr_send_slot *free_slots;
+	uint64_t inflight;           /* SQEs whose last CQE has not come */
+	uint64_t now;                /* CLOCK_MONOTONIC ns, read once per turn
+					after the enter returns */
+	bool destroying;
+	struct muxring_stats stats;  /* the loop's own counters */
+	struct muxring_stats ended;  /* totals of the sessions already freed */
+};
+
+/*
+ * An SQE for the next submission, counted in flight (its object must stay
+ * until its last CQE). When the submission queue is full, what is queued is
+ * submitted first (one extra io_uring_enter). Never NULL: a ring that has
+ * no free SQE even after submitting aborts (it cannot happen: the kernel
+ * consumes every SQE it is given).
+ */
+struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop);
+
+/* One muxring_poll_fd() in flight. */
+struct mr_poll_req {
+	uint64_t user_data;
+};
+
+/* The session has work for the next step (events to gather, frames to
+ * send, a receive to arm, a state to advance). O(1), idempotent. */
+void mr_loop_mark_dirty(struct muxring_session *s);
+
+/* List helpers; `off` is each list's link field. */
+enum mr_slist_kind { MR_LIST_ALL, MR_LIST_DIRTY, MR_LIST_STARVED };
+void mr_slist_push(struct mr_slist *l, struct muxring_session *s,
+		   enum mr_slist_kind kind);
+void mr_slist_remove(struct mr_slist *l, struct muxring_session *s,
+		     enum mr_slist_kind kind);
+struct muxring_session *mr_slist_pop(struct mr_slist *l,
+				     enum mr_slist_kind kind);
+
+/* A send slot from the pool (NULL on ENOMEM) and its return. */
+struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop);
+void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot);
+
+#endif

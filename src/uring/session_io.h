@@ -1,0 +1,124 @@
+/*
+ * session_io.h - one session's transport on the ring.
+ *
+ * Ties an engine session (struct mr_session) to a socket: the receive that
+ * feeds it (multishot into the loop's buffer ring, or one recv at a time),
+ * the single sendmsg in flight that carries everything it has to say, the
+ * connect of a dialled session, and the end of the transport (shutdown of
+ * the sending side, drain until the peer's EOF or the linger time, close).
+ * It also turns the engine's events into the application's entries.
+ *
+ * The transport's life (enum mr_sio_state):
+ *   CONNECTING -> OPEN -> DRAINING -> CLOSING -> CLOSED
+ * OPEN lasts until the engine has ended and said all it had to (or the
+ * transport broke); DRAINING reads and drops until EOF or linger; CLOSING
+ * waits for the session's last operation to complete, closes the socket and
+ * queues SESSION_ENDED; CLOSED waits for the application to advance past it.
+ */
+#ifndef MUXRING_SESSION_IO_H
+#define MUXRING_SESSION_IO_H
+
+#include <netdb.h>
+#include <stdint.h>
+
+#include <liburing.h>
+
+#include "uring/loop.h"
+#include "engine/session.h"
+
+enum mr_sio_state {
+	MR_SIO_CONNECTING,
+	MR_SIO_OPEN,
+	MR_SIO_DRAINING,
+	MR_SIO_CLOSING,
+	MR_SIO_CLOSED,
+};
+
+enum mr_sio_flag {
+	MR_SIO_RECV_ARMED = 1u << 0,   /* a receive is in flight */
+	MR_SIO_SEND_ARMED = 1u << 1,   /* the sendmsg is in flight */
+	MR_SIO_RECV_DONE = 1u << 2,    /* EOF or error: nothing more to read */
+	MR_SIO_TX_DEAD = 1u << 3,      /* sending failed or never possible */
+	MR_SIO_READY_POSTED = 1u << 4, /* SESSION_READY is queued */
+	MR_SIO_ENDED_SEEN = 1u << 5,   /* the engine's SESSION_ENDED polled */
+	MR_SIO_LINGER_ARMED = 1u << 6, /* linger timeout in flight */
+	MR_SIO_LINGER_FIRED = 1u << 7,
+	MR_SIO_SHUT_WR = 1u << 8,      /* shutdown(SHUT_WR) submitted */
+	MR_SIO_CLOSE_ASKED = 1u << 9,  /* muxring_session_close() was called */
+	MR_SIO_SEND_ZC = 1u << 10,     /* the send in flight is SENDMSG_ZC */
+};
+
+/* The fields of struct muxring_session, the public handle. */
+struct muxring_session {
+	struct muxring_loop *loop;
+	struct mr_session *mr;        /* the protocol engine */
+	int fd;                       /* the socket, -1 once closed */
+	uint8_t state;                /* enum mr_sio_state */
+	uint8_t on_lists;             /* bit per enum mr_slist_kind */
+	uint32_t flags;               /* enum mr_sio_flag */
+	uint32_t inflight;            /* SQEs of this session not finished */
+	int ready_res;                /* res of SESSION_READY (connect error) */
+	uint64_t user_data;           /* of the session's entries */
+	struct muxring_listener *listener; /* that accepted it, for READY */
+	struct mr_send_slot *send;    /* the in-flight sendmsg's memory */
+	int zc_res;                   /* SENDMSG_ZC: its result, kept until
+					 the notification says the kernel
+					 let go of the memory */
+
+	/* Links of the loop's lists (enum mr_slist_kind). */
+	struct muxring_session *prev[3], *next[3];
+
+	/* Deadlines: the engine's next one, and the place in the heap. */
+	uint64_t deadline;            /* ns, 0: none */
+	uint32_t heap_idx;            /* index + 1 in the heap, 0: not in */
+
+	/* Dialling: the addresses left to try. */
+	struct addrinfo *ai_list, *ai_cur;
+
+	struct __kernel_timespec linger_ts; /* read by the kernel at submit */
+
+	/* Driver counters (the engine keeps frames and bytes). */
+	uint64_t sends, recv_completions, recv_enobufs, recv_copied;
+	uint64_t recv_rearms;
+};
+
+/*
+ * A session on fd (owned from now on, closed on failure too) in `state`
+ * (OPEN, or CONNECTING for a dial). Linked to the loop and marked dirty, so
+ * SESSION_READY is queued at the next step when OPEN. Returns 0, -ENOMEM or
+ * -EINVAL (options).
+ */
+int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
+		  const struct muxring_session_opts *opts, uint64_t user_data,
+		  enum mr_sio_state state, struct muxring_session **out);
+
+/* Submits the connect to s->ai_cur (socket made here). Returns 0 or the
+ * error of the last address tried when none can be tried. */
+int mr_sio_connect_next(struct muxring_session *s);
+
+/* One step of work: gather the engine's events into entries, arm the
+ * receive, start a send, move the transport's state on. */
+void mr_sio_step(struct muxring_session *s);
+
+/* A completion of one of the session's operations. */
+void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
+		     const struct io_uring_cqe *cqe);
+
+/* Frees the session (the application advanced past SESSION_ENDED, or the
+ * loop is being destroyed): closes the socket if still open, frees the
+ * engine, adds its counters to the loop's. */
+void mr_sio_free(struct muxring_session *s);
+
+/* The driver session of an engine stream, or NULL once the engine session
+ * is gone. */
+static inline struct muxring_session *mr_sio_of_stream(struct mr_stream *st)
+{
+	struct mr_session *ms = mr_stream_session(st);
+
+	return ms ? (struct muxring_session *)mr_session_user(ms) : NULL;
+}
+
+/* Reads the session's counters (muxring_session_stats). */
+void mr_sio_stats(const struct muxring_session *s, struct muxring_stats *out);
+
+#endif

@@ -3,7 +3,9 @@
  *
  * Reads what one side of a session wrote (a raw capture, or the hex lines
  * of tests/vectors/NAME.side.hex with -x) and decodes every frame with the
- * library's own codec, so what it prints is what a muxring peer would see:
+ * library's own codec, so what it prints is what a muxring peer would see
+ * (the words are the codec's mr_frame_text, which the loop's frame tracer,
+ * MUXRING_TRACE, prints too):
  *
  *	$ build/muxdump -x tests/vectors/hello-echo.client.hex
  *	0	DATA stream=3 len=5 flags=SYN "hello"
@@ -20,12 +22,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wire/frame.h"
-#include "muxring.h"
+#include "wire/frame_text.h"
 
 static const char usage_text[] =
 	"usage: muxdump [-x] [--preview N] [FILE]\n"
@@ -100,89 +103,39 @@ static int decode_hex(struct input *in)
 	return 0;
 }
 
-static void print_escaped(const uint8_t *p, size_t len)
-{
-	size_t i;
+/* A line buffer that grows to the longest frame text printed so far. */
+struct line {
+	char *text;
+	size_t cap;
+};
 
-	putchar('"');
-	for (i = 0; i < len; i++) {
-		if (p[i] == '"' || p[i] == '\\')
-			printf("\\%c", p[i]);
-		else if (p[i] >= 0x20 && p[i] < 0x7F)
-			putchar(p[i]);
-		else
-			printf("\\x%02x", p[i]);
-	}
-	putchar('"');
-}
-
-static const char *type_name(uint8_t type)
-{
-	switch (type) {
-	case MR_FRAME_RST: return "RST";
-	case MR_FRAME_DATA: return "DATA";
-	case MR_FRAME_WNDINC: return "WNDINC";
-	case MR_FRAME_GOAWAY: return "GOAWAY";
-	default: return "UNKNOWN";
-	}
-}
-
-static void print_code(const char *label, uint32_t code)
-{
-	printf(" %s=%u (%s)", label, code, muxring_code_name(code));
-}
-
-static void print_data(const struct mr_frame_header *hdr, const uint8_t *body,
+/* Prints one whole frame whose body is at `body`, in the codec's words.
+ * Returns 0, or -ENOMEM. */
+static int print_frame(struct line *line, size_t offset,
+		       const struct mr_frame_header *hdr, const uint8_t *body,
 		       size_t preview)
 {
-	static const char *const names[] = {"", "FIN", "SYN", "SYN|FIN"};
+	size_t shown = hdr->type == MR_FRAME_GOAWAY ? hdr->length
+		       : hdr->length < preview ? hdr->length : preview;
+	size_t need = MR_FRAME_TEXT_MAX(shown);
 
-	printf(" stream=%u len=%u", hdr->stream_id, hdr->length);
-	if (hdr->flags & 3)
-		printf(" flags=%s", names[hdr->flags & 3]);
-	if (hdr->flags & ~3u)
-		printf(" unknown_flags=0x%x", hdr->flags & ~3u);
-	if (hdr->length && preview) {
-		putchar(' ');
-		print_escaped(body, hdr->length < preview ? hdr->length : preview);
-		if (hdr->length > preview)
-			printf("...");
+	if (need > line->cap) {
+		char *bigger = realloc(line->text, need);
+
+		if (!bigger)
+			return -ENOMEM;
+		line->text = bigger;
+		line->cap = need;
 	}
-}
-
-/* Prints one whole frame whose body is at `body`. */
-static void print_frame(size_t offset, const struct mr_frame_header *hdr,
-			const uint8_t *body, size_t preview)
-{
-	uint32_t malformed = mr_frame_header_check(hdr);
-
-	printf("%zu\t%s", offset, type_name(hdr->type));
-	if (malformed) {
-		printf(" stream=%u len=%u", hdr->stream_id, hdr->length);
-		print_code("malformed", malformed);
-	} else if (hdr->type == MR_FRAME_DATA) {
-		print_data(hdr, body, preview);
-	} else if (hdr->type == MR_FRAME_RST) {
-		printf(" stream=%u", hdr->stream_id);
-		print_code("code", mr_get_be32(body));
-	} else if (hdr->type == MR_FRAME_WNDINC) {
-		printf(" stream=%u increment=%u", hdr->stream_id,
-		       mr_frame_wndinc_increment(body));
-	} else if (hdr->type == MR_FRAME_GOAWAY) {
-		printf(" last=%u", mr_get_be32(body) & MR_STREAM_ID_MASK);
-		print_code("code", mr_get_be32(body + 4));
-		printf(" debug=");
-		print_escaped(body + 8, hdr->length - 8);
-	} else {
-		printf(" type=0x%x stream=%u len=%u", hdr->type, hdr->stream_id,
-		       hdr->length);
-	}
-	putchar('\n');
+	mr_frame_text(line->text, line->cap, hdr, body, hdr->length, preview);
+	printf("%zu\t%s\n", offset, line->text);
+	return 0;
 }
 
 /* Returns 0 when every frame was whole and well formed. */
 static int dump(const struct input *in, size_t preview)
 {
+	struct line line = {NULL, 0};
 	size_t offset = 0;
 	int status = 0;
 
@@ -194,14 +147,21 @@ static int dump(const struct input *in, size_t preview)
 		    (mr_frame_header_parse(in->bytes + offset, &hdr),
 		     rest - MR_FRAME_HEADER_LEN < hdr.length)) {
 			printf("%zu\ttruncated: %zu bytes left\n", offset, rest);
-			return 1;
+			status = 1;
+			break;
 		}
 		if (mr_frame_header_check(&hdr))
 			status = 1;
-		print_frame(offset, &hdr, in->bytes + offset + MR_FRAME_HEADER_LEN,
-			    preview);
+		if (print_frame(&line, offset, &hdr,
+				in->bytes + offset + MR_FRAME_HEADER_LEN,
+				preview)) {
+			fputs("muxdump: out of memory\n", stderr);
+			status = 1;
+			break;
+		}
 		offset += MR_FRAME_HEADER_LEN + hdr.length;
 	}
+	free(line.text);
 	return status;
 }
 
@@ -245,7 +205,7 @@ int main(int argc, char **argv)
 {
 	struct input in;
 	const char *path;
-	size_t preview = 16;
+	size_t preview = MR_FRAME_TEXT_PREVIEW;
 	bool hex = false;
 	FILE *file = stdin;
 	int err, status;

@@ -163,6 +163,55 @@ struct muxring_listener;
 				     networks, not on loopback */
 
 /*
+ * Frame tracing: every frame each session of a loop sends or receives,
+ * reported as it goes (muxring_loop_opts.trace, or the environment variable
+ * MUXRING_TRACE). A frame counts as sent once the kernel took all of its
+ * bytes, as received once all of its bytes arrived, so a trace shows what
+ * was on the wire, in wire order per direction.
+ */
+enum muxring_trace_dir {
+	MUXRING_TRACE_SEND = 0,
+	MUXRING_TRACE_RECV = 1,
+};
+
+/* One traced frame; valid only during the callback. */
+struct muxring_trace_frame {
+	struct muxring_session *session; /* whose frame it is */
+	uint64_t session_id;   /* 1, 2, ... in the order the loop created its
+				  sessions (muxring_loop_stats' `sessions`) */
+	uint64_t time_ns;      /* CLOCK_MONOTONIC (muxring_now_ns()) of the
+				  loop turn that completed the frame */
+	enum muxring_trace_dir dir;
+	uint64_t offset;       /* of the frame's first header byte, counted
+				  from the session's first byte this way */
+	uint32_t stream_id;    /* reserved bit masked off */
+	uint32_t length;       /* body bytes */
+	uint8_t type;          /* 0 RST, 1 DATA, 2 WNDINC, 3 GOAWAY, 4..15 */
+	uint8_t flags;         /* the low nibble of the header's byte 3 */
+	const char *text;      /* muxdump's words for the frame, e.g.
+				  `DATA stream=3 len=5 flags=SYN "hello"`
+				  (16 payload bytes at most; GOAWAY debug
+				  text up to 120 bytes) */
+};
+
+/* Called for every traced frame, from inside muxring_submit_and_wait() on
+ * the loop's thread; it must not call into the loop. */
+typedef void muxring_trace_fn(const struct muxring_trace_frame *frame,
+			      void *arg);
+
+/*
+ * Writes the frame's trace line into out (cap bytes, NUL-terminated; cut
+ * if longer), without a newline. Tab-separated: time in seconds with
+ * microseconds, session, direction, then exactly muxdump's line (offset and
+ * text), so `cut -f4-` of one session's send lines is muxdump's output:
+ *	12.345678	session=1	send	0	DATA stream=3 len=5 flags=SYN "hello"
+ * This is the line MUXRING_TRACE writes. Returns the length the whole line
+ * has (as snprintf: cap - 1 or more means it was cut).
+ */
+MUXRING_API int muxring_trace_line(const struct muxring_trace_frame *frame,
+				   char *out, size_t cap);
+
+/*
  * Options of muxring_loop_create(). Every field left 0 takes its default;
  * a NULL options pointer means all defaults.
  */
@@ -202,6 +251,16 @@ struct muxring_loop_opts {
 	unsigned disable;
 	/* MUXRING_LOOP_* bits: features to ask for that are off by default. */
 	unsigned flags;
+	/* Frame tracing: when set, trace(frame, trace_arg) is called for every
+	 * frame sent and received by every session of the loop (see struct
+	 * muxring_trace_frame). When NULL, the environment variable
+	 * MUXRING_TRACE decides: unset, empty or "0" is off; "1" writes
+	 * muxring_trace_line()s to stderr; anything else is a file name the
+	 * lines are appended to. Off, tracing costs one predictable branch per
+	 * batch of kernel completions, nothing per frame. Sessions created
+	 * while memory is short are not traced. */
+	muxring_trace_fn *trace;
+	void *trace_arg;
 };
 
 /*
@@ -215,7 +274,8 @@ struct muxring_loop_opts {
  * it), -EPERM (io_uring is disabled by sysctl kernel.io_uring_disabled, or
  * forbidden by a seccomp/LSM profile, or restricted to a group this process
  * is not in), -ENOMEM, -EINVAL (an option out of range), -EOPNOTSUPP (the
- * kernel is too old: provided-buffer rings need Linux 5.19). In every case
+ * kernel is too old: provided-buffer rings need Linux 5.19), or the error
+ * of opening the MUXRING_TRACE file (e.g. -ENOENT, -EACCES). In every case
  * muxring_loop_create_error() then returns a sentence naming the cause and
  * what to do about it.
  */

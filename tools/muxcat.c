@@ -101,6 +101,8 @@ static const char usage_text[] =
 "                  reset id=ID code=CODE         a stream reset by the peer\n"
 "                  goaway code=CODE debug=\"TEXT\" the peer's GOAWAY\n"
 "                  end local=CODE remote=CODE debug=\"TEXT\"   the session's final result (remote=none when no GOAWAY came)\n"
+"  -vv           also trace every frame sent and received, one line each on stderr (as MUXRING_TRACE=1 does):\n"
+"                  TIME<tab>session=N<tab>send|recv<tab>OFFSET<tab>FRAME   FRAME as muxdump prints it\n"
 "Exit status: 0 success (whatever code the peer's GOAWAY carried), 1 verification or protocol failure, 2 usage, 3 connection failure.\n"
 "Numbers (C, CODE, N) are accepted in decimal or with a 0x prefix.\n"
 "  --type T      the session is typed: streams this side opens carry type T, and the type of every accepted stream is read;\n"
@@ -122,7 +124,8 @@ enum mode {
 struct options {
 	bool listen;             /* -l: server */
 	bool keep;               /* -k: serve every session, not just one */
-	bool verbose;            /* -v: session events on stderr */
+	unsigned verbose;        /* -v: session events on stderr; -vv: and
+				    every frame (the loop's tracer) */
 	enum mode mode;
 	const char *host;        /* NULL: DEFAULT_HOST (server only) */
 	const char *port;
@@ -258,7 +261,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'l': o->listen = true; break;
 		case 'k': o->keep = true; break;
 		case 'e': echo = true; break;
-		case 'v': o->verbose = true; break;
+		case 'v': o->verbose++; break;
 		case 'h': print_usage(stdout); return -1;
 		case OPT_LOAD:
 			if (!number_option("--load", optarg, MAX_LOAD_STREAMS,
@@ -357,7 +360,7 @@ static int write_all(int fd, const void *buf, size_t len)
  * concurrent processes sharing stderr never interleave. */
 static void print_line(const char *fmt, ...)
 {
-	char line[512];
+	char line[1024];
 	va_list ap;
 	int n;
 
@@ -1383,9 +1386,20 @@ static int app_listen(struct app *app)
 	return ret;
 }
 
+/* -vv: the loop's frame trace, one line each on stderr. */
+static void print_trace(const struct muxring_trace_frame *frame, void *arg)
+{
+	char line[1024];
+
+	(void)arg;
+	muxring_trace_line(frame, line, sizeof(line));
+	print_line("%s", line);
+}
+
 int main(int argc, char **argv)
 {
 	static struct app app; /* static: it holds the 64 KiB stdin buffer */
+	struct muxring_loop_opts loop_opts = { 0 };
 	int ret;
 
 	ret = parse_options(argc, argv, &app.opt);
@@ -1393,7 +1407,9 @@ int main(int argc, char **argv)
 		return ret < 0 ? STATUS_OK : ret;
 	install_signals();
 	ramp_init();
-	ret = muxring_loop_create(&app.loop, NULL);
+	if (app.opt.verbose >= 2)
+		loop_opts.trace = print_trace;
+	ret = muxring_loop_create(&app.loop, &loop_opts);
 	if (ret < 0) {
 		print_line("muxcat: %s", muxring_loop_create_error());
 		return STATUS_FAILED;

@@ -26,6 +26,7 @@
 
 #include "uring/listener.h"
 #include "uring/session_io.h"
+#include "uring/trace.h"
 #include "uring/uring_probe.h"
 
 #define DEFAULT_SQ_ENTRIES 256u
@@ -256,6 +257,10 @@ static unsigned loop_reap(struct muxring_loop *loop)
 			return total;
 		if (n > REAP_BATCH)
 			n = REAP_BATCH;
+		/* The one test tracing costs when off: per batch, not per
+		 * frame. */
+		if (loop->tracer)
+			mr_trace_cqes(loop, head, n);
 		for (i = 0; i < n; i++)
 			dispatch(loop, &cq->cqes[(head + i) & cq->ring_mask]);
 		io_uring_cq_advance(&loop->ring, n);
@@ -547,6 +552,7 @@ static void loop_free(struct muxring_loop *loop)
 	mr_send_arena_detach(loop->arena);
 	mr_cq_free(&loop->cq);
 	mr_timers_free(&loop->timers);
+	mr_tracer_free(loop->tracer);
 	while ((slot = loop->free_slots)) {
 		loop->free_slots = slot->next_free;
 		free(slot);
@@ -581,10 +587,17 @@ int muxring_loop_create(struct muxring_loop **loopp,
 	}
 	loop->linger_ms = o.linger_ms;
 	mr_timers_init(&loop->timers);
+	err = mr_tracer_create(&o, &loop->tracer, create_error,
+			       sizeof(create_error));
+	if (err) {
+		free(loop);
+		return err;
+	}
 	err = mr_uring_setup(&loop->ring, o.sq_entries, o.disable | env_disable(),
 			     &loop->features, create_error,
 			     sizeof(create_error));
 	if (err) {
+		mr_tracer_free(loop->tracer);
 		free(loop);
 		return err;
 	}

@@ -23,6 +23,8 @@
 #include "uring/send_arena.h"
 #include "uring/timer.h"
 
+struct mr_tracer;
+
 enum mr_op_tag {
 	MR_OP_RECV = 0,      /* session: recv (multishot or single) */
 	MR_OP_SEND = 1,      /* session: the one sendmsg in flight */
@@ -81,6 +83,7 @@ struct mr_send_slot {
 	struct mr_send_slot *next_free;
 	struct msghdr msg;
 	struct iovec iov[MR_SEND_IOV];
+	size_t iov_used;             /* of iov, in the send in flight */
 	uint8_t bounce[MR_SEND_BOUNCE];
 };
 
@@ -112,6 +115,7 @@ struct muxring_loop {
 	bool destroying;
 	struct muxring_stats stats;  /* the loop's own counters */
 	struct muxring_stats ended;  /* totals of the sessions already freed */
+	struct mr_tracer *tracer;    /* frame tracing, NULL when off */
 };
 
 /*

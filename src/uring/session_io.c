@@ -25,6 +25,7 @@
 #include "wire/frame.h"
 #include "uring/listener.h"
 #include "uring/net.h"
+#include "uring/trace.h"
 
 static void sio_config(const struct muxring_session_opts *o,
 		       struct mr_config *cfg)
@@ -77,6 +78,8 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	s->user_data = user_data;
 	mr_slist_push(&loop->sessions, s, MR_LIST_ALL);
 	loop->stats.sessions++;
+	if (loop->tracer)
+		s->trace = mr_trace_session_new(loop->stats.sessions);
 	mr_loop_mark_dirty(s);
 	*out = s;
 	return 0;
@@ -224,6 +227,7 @@ static void sio_start_send(struct muxring_session *s)
 		slot->msg.msg_iovlen = n;
 		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 	}
+	slot->iov_used = n;
 	sio_submit(s, sqe, MR_OP_SEND);
 	s->send = slot;
 	s->flags |= MR_SIO_SEND_ARMED;
@@ -673,5 +677,6 @@ void mr_sio_free(struct muxring_session *s)
 	if (s->ai_list)
 		freeaddrinfo(s->ai_list);
 	mr_session_free(s->mr);
+	free(s->trace);
 	free(s);
 }

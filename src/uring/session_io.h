@@ -77,6 +77,9 @@ struct muxring_session {
 
 	struct __kernel_timespec linger_ts; /* read by the kernel at submit */
 
+	struct mr_trace_session *trace; /* frame tracing state, NULL when the
+					   loop does not trace */
+
 	/* Driver counters (the engine keeps frames and bytes). */
 	uint64_t sends, recv_completions, recv_enobufs, recv_copied;
 	uint64_t recv_rearms;

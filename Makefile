@@ -14,6 +14,7 @@
 #   src/LAYER/*.c        the library, one folder per layer (wire, engine,
 #                        uring, api); tests/check_layers enforces the order
 #   tools/NAME.c         one program each -> build/NAME (each must have main)
+#   tools/common/*.c     shared CLI helpers, linked into every program
 #   bench/*.c            linked together  -> build/muxbench
 #   tests/test_NAME.c    one cmocka binary each -> build/test/test_NAME,
 #                        linked with every tests/support/*.c
@@ -64,6 +65,7 @@ TEST_CPPFLAGS := -Itests -Itests/support $(CMOCKA_CFLAGS)
 
 LIB_SRCS     := $(sort $(wildcard src/*/*.c))
 TOOL_SRCS    := $(sort $(wildcard tools/*.c))
+TOOL_COMMON_SRCS := $(sort $(wildcard tools/common/*.c))
 BENCH_SRCS   := $(sort $(wildcard bench/*.c))
 TEST_SRCS    := $(sort $(wildcard tests/test_*.c))
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
@@ -74,6 +76,7 @@ SOBJ := $(SAN)/obj
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(OBJ)/%.o)
 TOOL_OBJS  := $(TOOL_SRCS:%.c=$(OBJ)/%.o)
+TOOL_COMMON_OBJS := $(TOOL_COMMON_SRCS:%.c=$(OBJ)/%.o)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(OBJ)/%.o)
 
 LIB_A       := $(BUILD)/libmuxring.a
@@ -86,6 +89,7 @@ BENCH_BIN   := $(if $(BENCH_SRCS),$(BUILD)/muxbench)
 
 SAN_LIB_OBJS  := $(LIB_SRCS:%.c=$(SOBJ)/%.o)
 SAN_TOOL_OBJS := $(TOOL_SRCS:%.c=$(SOBJ)/%.o)
+SAN_TOOL_COMMON_OBJS := $(TOOL_COMMON_SRCS:%.c=$(SOBJ)/%.o)
 SAN_SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(SOBJ)/%.o)
 SAN_TEST_OBJS := $(TEST_SRCS:%.c=$(SOBJ)/%.o)
 SAN_LIB_A     := $(SAN)/libmuxring.a
@@ -140,8 +144,9 @@ $(BUILD)/libmuxring.so: $(BUILD)/$(LIB_SONAME)
 
 # Programs link the static library: no LD_LIBRARY_PATH needed to run them
 # from the build tree.
-$(TOOL_BINS): $(BUILD)/%: $(OBJ)/tools/%.o $(LIB_A)
-	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
+$(TOOL_BINS): $(BUILD)/%: $(OBJ)/tools/%.o $(TOOL_COMMON_OBJS) $(LIB_A)
+	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TOOL_COMMON_OBJS) $(LIB_A) \
+	  $(URING_LIBS) -lpthread $(LDLIBS)
 
 $(BUILD)/muxbench: $(BENCH_OBJS) $(LIB_A)
 	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(LIB_A) \
@@ -164,8 +169,9 @@ $(SOBJ)/%.o: %.c $(SAN)/.flags
 $(SAN_LIB_A): $(SAN_LIB_OBJS)
 	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
 
-$(SAN_TOOL_BINS): $(SAN)/%: $(SOBJ)/tools/%.o $(SAN_LIB_A)
-	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
+$(SAN_TOOL_BINS): $(SAN)/%: $(SOBJ)/tools/%.o $(SAN_TOOL_COMMON_OBJS) $(SAN_LIB_A)
+	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_TOOL_COMMON_OBJS) \
+	  $(SAN_LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
 
 $(TEST_BINS): $(BUILD)/test/%: $(SOBJ)/tests/%.o $(SAN_SUPPORT_OBJS) $(SAN_LIB_A)
 	@mkdir -p $(@D)
@@ -335,5 +341,5 @@ help:
 	@sed -n '1,/^$$/s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 -include $(wildcard $(OBJ)/*/*.d $(OBJ)/src/*/*.d $(SOBJ)/*/*.d $(SOBJ)/src/*/*.d \
-  $(SOBJ)/tests/support/*.d)
+  $(SOBJ)/tests/support/*.d $(OBJ)/tools/common/*.d $(SOBJ)/tools/common/*.d)
 -include $(wildcard $(FUZZ)/obj/*/*.d $(FUZZ)/obj/src/*/*.d $(FUZZ)/obj/tests/support/*.d)

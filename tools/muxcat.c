@@ -56,13 +56,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cli.h"
 #include "muxring.h"
 
 /* Exit statuses (part of the fixed interface). */
 enum {
 	STATUS_OK = 0,      /* success, whatever the peer's GOAWAY code */
 	STATUS_FAILED = 1,  /* verification or protocol failure */
-	STATUS_USAGE = 2,   /* bad command line */
+	STATUS_USAGE = CLI_STATUS_USAGE, /* bad command line */
 	STATUS_CONNECT = 3, /* could not connect or listen */
 };
 
@@ -139,72 +140,24 @@ struct options {
 	uint32_t heartbeat_ms;   /* --heartbeat: interval, 0 when off */
 };
 
-/* Parses a number in decimal or 0x hex, nothing else (no sign, no octal,
- * no spaces), at most `max`. Returns false when s is not one. */
-static bool parse_number(const char *s, uint64_t max, uint64_t *out)
-{
-	int base = 10;
-	char *end;
-	unsigned long long v;
-
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-		base = 16;
-		s += 2;
-	}
-	if (!(base == 16 ? isxdigit((unsigned char)s[0])
-			 : isdigit((unsigned char)s[0])))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, base);
-	if (errno || *end || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 static void print_usage(FILE *f)
 {
 	fputs(usage_text, f);
 }
 
-/* Reports a usage error; returns STATUS_USAGE for the caller to pass on. */
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("muxcat: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n(muxcat -h shows the usage)\n", stderr);
-	return STATUS_USAGE;
-}
-
-/* Parses one numeric option argument into *out; false on error (reported). */
-static bool number_option(const char *name, const char *arg, uint64_t max,
-			  uint64_t *out)
-{
-	if (parse_number(arg, max, out))
-		return true;
-	usage_error("%s: not a number in 0..%" PRIu64 " (decimal or 0x hex): "
-		    "'%s'", name, max, arg);
-	return false;
-}
-
 /* The positional arguments: HOST PORT (client), [HOST] PORT (server). */
 static int parse_operands(int argc, char **argv, struct options *o)
 {
-	uint64_t port;
 	int n = argc - optind;
 
 	if (o->listen ? (n < 1 || n > 2) : n != 2)
-		return usage_error(o->listen ? "-l needs [HOST] PORT"
+		return cli_usage_error(o->listen ? "-l needs [HOST] PORT"
 					     : "need HOST PORT");
 	if (n == 2)
 		o->host = argv[optind++];
 	o->port = argv[optind];
-	if (!parse_number(o->port, 65535, &port) || (!o->listen && !port))
-		return usage_error("bad port '%s'", o->port);
+	if (!cli_valid_port(o->port, o->listen))
+		return cli_usage_error("bad port '%s'", o->port);
 	return 0;
 }
 
@@ -213,11 +166,11 @@ static int check_options(struct options *o, bool mode_echo, bool have_load,
 			 bool have_size)
 {
 	if (mode_echo && have_load)
-		return usage_error("-e and --load exclude each other");
+		return cli_usage_error("-e and --load exclude each other");
 	if (have_size && !have_load)
-		return usage_error("--size needs --load");
+		return cli_usage_error("--size needs --load");
 	if (o->keep && !o->listen)
-		return usage_error("-k needs -l");
+		return cli_usage_error("-k needs -l");
 	o->mode = mode_echo ? MODE_ECHO : have_load ? MODE_LOAD : MODE_CAT;
 	return 0;
 }
@@ -264,22 +217,22 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'v': o->verbose++; break;
 		case 'h': print_usage(stdout); return -1;
 		case OPT_LOAD:
-			if (!number_option("--load", optarg, MAX_LOAD_STREAMS,
+			if (!cli_number_option("--load", optarg, 0, MAX_LOAD_STREAMS,
 					   &v))
 				return STATUS_USAGE;
 			if (!v)
-				return usage_error("--load: N must be >= 1");
+				return cli_usage_error("--load: N must be >= 1");
 			o->load_streams = (uint32_t)v;
 			load = true;
 			break;
 		case OPT_SIZE:
-			if (!number_option("--size", optarg, UINT64_MAX / 2,
+			if (!cli_number_option("--size", optarg, 0, UINT64_MAX / 2,
 					   &o->load_size))
 				return STATUS_USAGE;
 			size = true;
 			break;
 		case OPT_CLOSE_CODE:
-			if (!number_option("--close-code", optarg, UINT32_MAX,
+			if (!cli_number_option("--close-code", optarg, 0, UINT32_MAX,
 					   &v))
 				return STATUS_USAGE;
 			o->close_code = (uint32_t)v;
@@ -288,33 +241,33 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->close_debug = optarg;
 			o->close_debug_len = strlen(optarg);
 			if (o->close_debug_len > MAX_CLOSE_DEBUG)
-				return usage_error("--close-debug: longer than "
+				return cli_usage_error("--close-debug: longer than "
 						   "%u bytes", MAX_CLOSE_DEBUG);
 			break;
 		case OPT_TYPE:
-			if (!number_option("--type", optarg, UINT32_MAX, &v))
+			if (!cli_number_option("--type", optarg, 0, UINT32_MAX, &v))
 				return STATUS_USAGE;
 			o->stream_type = (uint32_t)v;
 			o->typed = true;
 			break;
 		case OPT_HEARTBEAT:
-			if (!number_option("--heartbeat", optarg,
+			if (!cli_number_option("--heartbeat", optarg, 0,
 					   UINT32_MAX / 1000, &v))
 				return STATUS_USAGE;
 			if (!v)
-				return usage_error("--heartbeat: MS must be "
+				return cli_usage_error("--heartbeat: MS must be "
 						   ">= 1");
 			o->heartbeat_ms = (uint32_t)v;
 			o->typed = true;
 			break;
 		case ':':
-			return usage_error("option %s needs an argument",
+			return cli_usage_error("option %s needs an argument",
 					   argv[optind - 1]);
 		default:
 			if (optopt)
-				return usage_error("unknown option -%c",
+				return cli_usage_error("unknown option -%c",
 						   optopt);
-			return usage_error("unknown option %s",
+			return cli_usage_error("unknown option %s",
 					   argv[optind - 1]);
 		}
 	}
@@ -354,25 +307,6 @@ static int write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
-}
-
-/* Prints one line to stderr with a single write, so that lines of
- * concurrent processes sharing stderr never interleave. */
-static void print_line(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-	write_all(STDERR_FILENO, line, (size_t)n);
 }
 
 /* `len` bytes as the TEXT of a -v line: printable ASCII as is but `"` and
@@ -528,7 +462,7 @@ static void session_end(struct sess_ctx *sc)
 	ret = muxring_session_close(sc->sess, o->close_code, o->close_debug,
 				    o->close_debug_len);
 	if (ret < 0)
-		print_line("muxcat: closing the session: %s",
+		cli_print_line("muxcat: closing the session: %s",
 			   muxring_strerror(ret));
 }
 
@@ -597,7 +531,7 @@ static void cat_start(struct sess_ctx *sc)
 		return; /* the server waits for the peer's stream */
 	ret = open_stream(sc, CAT_STREAM_DATA, &st);
 	if (ret < 0) {
-		print_line("muxcat: opening the stream: %s",
+		cli_print_line("muxcat: opening the stream: %s",
 			   muxring_strerror(ret));
 		app_fail(sc->app, STATUS_FAILED);
 		session_end(sc);
@@ -628,7 +562,7 @@ static void cat_pump_stdin(struct app *app)
 			return;
 		if (n <= 0) {
 			if (n < 0)
-				print_line("muxcat: reading stdin: %s",
+				cli_print_line("muxcat: reading stdin: %s",
 					   strerror(errno));
 			cat_stdin_end(app);
 			return;
@@ -660,7 +594,7 @@ static void cat_data(struct sess_ctx *sc, struct muxring_cqe *cqe)
 		return;
 	ret = write_all(STDOUT_FILENO, cqe->view.data, cqe->view.len);
 	if (ret < 0 && !stop_signal) {
-		print_line("muxcat: writing stdout: %s", strerror(-ret));
+		cli_print_line("muxcat: writing stdout: %s", strerror(-ret));
 		app_fail(sc->app, STATUS_FAILED);
 		session_end(sc);
 	}
@@ -915,7 +849,7 @@ static void load_start(struct sess_ctx *sc)
 		run->starved = calloc(o->load_streams, sizeof(*run->starved));
 	}
 	if (!run || !run->streams || !run->starved) {
-		print_line("muxcat: out of memory for %" PRIu32 " streams",
+		cli_print_line("muxcat: out of memory for %" PRIu32 " streams",
 			   o->load_streams);
 		load_run_free(run);
 		app_fail(sc->app, STATUS_FAILED);
@@ -937,7 +871,7 @@ static void load_start(struct sess_ctx *sc)
 		int ret = open_stream(sc, (uintptr_t)ls, &ls->stream);
 
 		if (ret < 0) {
-			print_line("muxcat: opening stream %" PRIu32 ": %s", k,
+			cli_print_line("muxcat: opening stream %" PRIu32 ": %s", k,
 				   muxring_strerror(ret));
 			load_abandon(run, k);
 			return;
@@ -1033,7 +967,7 @@ static void heartbeat_start(struct sess_ctx *sc)
 		return;
 	ret = muxring_session_heartbeat(sc->sess, interval, 0);
 	if (ret < 0)
-		print_line("muxcat: starting the heartbeat: %s",
+		cli_print_line("muxcat: starting the heartbeat: %s",
 			   muxring_strerror(ret));
 }
 
@@ -1049,7 +983,7 @@ static void on_session_ready(struct app *app, struct muxring_cqe *cqe)
 	if (cqe->listener) { /* accepted: user_data is the listener's */
 		sc = sess_ctx_new(app, cqe->session);
 		if (!sc) {
-			print_line("muxcat: out of memory");
+			cli_print_line("muxcat: out of memory");
 			muxring_session_close(cqe->session,
 					      MUXRING_INTERNAL_ERROR, NULL, 0);
 			return;
@@ -1066,7 +1000,7 @@ static void on_session_ready(struct app *app, struct muxring_cqe *cqe)
 		sc = sess_of(cqe);
 	}
 	if (cqe->res < 0) {
-		print_line("muxcat: cannot connect to %s port %s: %s",
+		cli_print_line("muxcat: cannot connect to %s port %s: %s",
 			   app->opt.host, app->opt.port,
 			   muxring_strerror((int)cqe->res));
 		app_fail(app, STATUS_CONNECT);
@@ -1115,7 +1049,7 @@ static void on_session_ended(struct app *app, struct muxring_cqe *cqe)
 		print_with_debug(head, &cqe->view);
 	}
 	if (sc->ready && !sc->extra && session_end_failed(cqe)) {
-		print_line("muxcat: session failed: %s",
+		cli_print_line("muxcat: session failed: %s",
 			   muxring_strerror((int)cqe->res));
 		app_fail(app, STATUS_FAILED);
 	}
@@ -1143,10 +1077,10 @@ static void on_stream_accepted(struct app *app, struct muxring_cqe *cqe)
 	muxring_stream_set_data(cqe->stream, 0); /* not one of ours (yet) */
 	if (app->opt.verbose) {
 		if (app->opt.typed)
-			print_line("accept id=%" PRIu32 " type=0x%08" PRIx32,
+			cli_print_line("accept id=%" PRIu32 " type=0x%08" PRIx32,
 				   id, cqe->code);
 		else
-			print_line("accept id=%" PRIu32, id);
+			cli_print_line("accept id=%" PRIu32, id);
 	}
 	switch (app->opt.mode) {
 	case MODE_CAT:
@@ -1205,7 +1139,7 @@ static void on_write_done(struct app *app, struct muxring_cqe *cqe)
 static void on_stream_closed(struct app *app, struct muxring_cqe *cqe)
 {
 	if (app->opt.verbose && (cqe->flags & MUXRING_CQE_F_REMOTE))
-		print_line("reset id=%" PRIu32 " code=%" PRIu32,
+		cli_print_line("reset id=%" PRIu32 " code=%" PRIu32,
 			   muxring_stream_id(cqe->stream), cqe->code);
 	if (app->opt.mode == MODE_CAT)
 		cat_closed(sess_of(cqe), cqe);
@@ -1217,7 +1151,7 @@ static void on_listener_closed(struct app *app, struct muxring_cqe *cqe)
 {
 	app->listener = NULL;
 	if (cqe->res < 0) {
-		print_line("muxcat: listener failed: %s",
+		cli_print_line("muxcat: listener failed: %s",
 			   muxring_strerror((int)cqe->res));
 		app_fail(app, STATUS_FAILED);
 	}
@@ -1254,10 +1188,10 @@ static void handle_cqe(struct app *app, struct muxring_cqe *cqe)
 		on_listener_closed(app, cqe);
 		break;
 	case MUXRING_CQE_HEARTBEAT:
-		print_line("rtt_us=%" PRId64, cqe->res / 1000);
+		cli_print_line("rtt_us=%" PRId64, cqe->res / 1000);
 		break;
 	case MUXRING_CQE_HEARTBEAT_FAILED:
-		print_line("heartbeat_failed");
+		cli_print_line("heartbeat_failed");
 		break;
 	default: /* DEADLINE: muxcat sets none */
 		break;
@@ -1341,7 +1275,7 @@ static int app_run(struct app *app)
 		cat_pump_stdin(app);
 		ret = muxring_submit_and_wait(app->loop, 1, app_wait_ns(app));
 		if (ret < 0 && ret != -EINTR && ret != -ETIME) {
-			print_line("muxcat: loop: %s", muxring_strerror(ret));
+			cli_print_line("muxcat: loop: %s", muxring_strerror(ret));
 			return STATUS_FAILED;
 		}
 		app_drain(app);
@@ -1363,7 +1297,7 @@ static int app_dial(struct app *app)
 			      (uintptr_t)sc, &sc->sess);
 	if (ret < 0) {
 		sess_ctx_free(sc);
-		print_line("muxcat: cannot connect to %s port %s: %s",
+		cli_print_line("muxcat: cannot connect to %s port %s: %s",
 			   app->opt.host, app->opt.port, muxring_strerror(ret));
 	}
 	return ret;
@@ -1381,7 +1315,7 @@ static int app_listen(struct app *app)
 	ret = muxring_listen(app->loop, app->opt.host, app->opt.port, 0, &so,
 			     0, &app->listener);
 	if (ret < 0)
-		print_line("muxcat: cannot listen on %s port %s: %s",
+		cli_print_line("muxcat: cannot listen on %s port %s: %s",
 			   app->opt.host, app->opt.port, muxring_strerror(ret));
 	return ret;
 }
@@ -1393,7 +1327,7 @@ static void print_trace(const struct muxring_trace_frame *frame, void *arg)
 
 	(void)arg;
 	muxring_trace_line(frame, line, sizeof(line));
-	print_line("%s", line);
+	cli_print_line("%s", line);
 }
 
 int main(int argc, char **argv)
@@ -1402,6 +1336,7 @@ int main(int argc, char **argv)
 	struct muxring_loop_opts loop_opts = { 0 };
 	int ret;
 
+	cli_set_program("muxcat");
 	ret = parse_options(argc, argv, &app.opt);
 	if (ret)
 		return ret < 0 ? STATUS_OK : ret;
@@ -1411,7 +1346,7 @@ int main(int argc, char **argv)
 		loop_opts.trace = print_trace;
 	ret = muxring_loop_create(&app.loop, &loop_opts);
 	if (ret < 0) {
-		print_line("muxcat: %s", muxring_loop_create_error());
+		cli_print_line("muxcat: %s", muxring_loop_create_error());
 		return STATUS_FAILED;
 	}
 	ret = app.opt.listen ? app_listen(&app) : app_dial(&app);

@@ -96,6 +96,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "common/cli.h"
 #include "muxring.h"
 
 /* Exit statuses (part of the interface). */
@@ -103,7 +104,7 @@ enum {
 	STATUS_OK = 0,      /* stopped by a signal, or the session ended
 			       cleanly (entry side: the peer's GOAWAY NoError) */
 	STATUS_FAILED = 1,  /* the session was lost, or the loop failed */
-	STATUS_USAGE = 2,   /* bad command line */
+	STATUS_USAGE = CLI_STATUS_USAGE, /* bad command line */
 	STATUS_CONNECT = 3, /* could not connect, listen or resolve */
 };
 
@@ -154,7 +155,7 @@ static const char usage_text[] =
 "                    open-failed code=C                entry side: no stream could be opened\n"
 "                  and `refuse stream=ID` is printed for a stream refused at --max-conns or while stopping.\n"
 "  -h, --help      this text\n"
-"A LISTEN_PORT or PORT of 0 takes any free port (the listen line shows it).\n"
+"A LISTEN_PORT or PORT of 0 takes any free port (the listen line shows it). Numbers are decimal or 0x hex.\n"
 "SIGINT/SIGTERM: GOAWAY(NoError) on every session, every connection closed, exit.\n"
 "Exit status: 0 stopped by a signal or the session ended cleanly, 1 the session was lost,\n"
 "  2 usage error, 3 could not connect, listen or resolve.\n";
@@ -179,56 +180,19 @@ struct options {
 	uint32_t max_conns;      /* --max-conns */
 };
 
-/* Reports a usage error; returns STATUS_USAGE for the caller to pass on. */
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("muxtun: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n(muxtun -h shows the usage)\n", stderr);
-	return STATUS_USAGE;
-}
-
-/* Parses a decimal number in min..max, nothing else around it. */
-static bool parse_uint(const char *s, unsigned long min, unsigned long max,
-		       unsigned long *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool valid_port(const char *s, bool listening)
-{
-	unsigned long v;
-
-	return parse_uint(s, listening ? 0 : 1, 65535, &v);
-}
-
 /* -c HOST PORT and -R HOST PORT: getopt gives HOST, PORT is the next word. */
 static int take_host_port(int argc, char **argv, const char *opt,
 			  struct options *o)
 {
 	if (o->host)
-		return usage_error("%s given twice (or with %s)", opt,
+		return cli_usage_error("%s given twice (or with %s)", opt,
 				   o->mode == MODE_EXIT ? "-R" : "-c");
 	if (optind >= argc)
-		return usage_error("%s needs HOST PORT", opt);
+		return cli_usage_error("%s needs HOST PORT", opt);
 	o->host = optarg;
 	o->port = argv[optind++];
-	if (!valid_port(o->port, false))
-		return usage_error("%s: bad port '%s'", opt, o->port);
+	if (!cli_valid_port(o->port, false))
+		return cli_usage_error("%s: bad port '%s'", opt, o->port);
 	return 0;
 }
 
@@ -236,7 +200,7 @@ static int take_host_port(int argc, char **argv, const char *opt,
 static int want_mode(struct options *o, enum mode m)
 {
 	if (o->mode != MODE_NONE && o->mode != m)
-		return usage_error("-L/-c (entry side) and -R/-l (exit side) "
+		return cli_usage_error("-L/-c (entry side) and -R/-l (exit side) "
 				   "exclude each other");
 	o->mode = m;
 	return 0;
@@ -245,9 +209,9 @@ static int want_mode(struct options *o, enum mode m)
 static int take_listen_port(const char *opt, struct options *o)
 {
 	if (o->listen_port)
-		return usage_error("%s given twice", opt);
-	if (!valid_port(optarg, true))
-		return usage_error("%s: bad port '%s'", opt, optarg);
+		return cli_usage_error("%s given twice", opt);
+	if (!cli_valid_port(optarg, true))
+		return cli_usage_error("%s: bad port '%s'", opt, optarg);
 	o->listen_port = optarg;
 	return 0;
 }
@@ -256,15 +220,15 @@ static int take_listen_port(const char *opt, struct options *o)
 static int check_options(const struct options *o, int argc, char **argv)
 {
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (o->mode == MODE_NONE)
-		return usage_error("need -L LISTEN_PORT -c HOST PORT, or "
+		return cli_usage_error("need -L LISTEN_PORT -c HOST PORT, or "
 				   "-R TARGET_HOST TARGET_PORT -l PORT");
 	if (!o->listen_port)
-		return usage_error(o->mode == MODE_ENTRY ? "-c needs -L "
+		return cli_usage_error(o->mode == MODE_ENTRY ? "-c needs -L "
 				   "LISTEN_PORT" : "-R needs -l PORT");
 	if (!o->host)
-		return usage_error(o->mode == MODE_ENTRY ? "-L needs -c HOST "
+		return cli_usage_error(o->mode == MODE_ENTRY ? "-L needs -c HOST "
 				   "PORT" : "-l needs -R TARGET_HOST "
 				   "TARGET_PORT");
 	return 0;
@@ -275,7 +239,7 @@ enum { OPT_MAX_CONNS = 0x100, OPT_BIND };
 /* One option from getopt. Returns 0 or STATUS_USAGE (reported). */
 static int take_option(int c, int argc, char **argv, struct options *o)
 {
-	unsigned long v;
+	uint64_t v;
 	int ret;
 
 	switch (c) {
@@ -295,8 +259,8 @@ static int take_option(int c, int argc, char **argv, struct options *o)
 		o->verbose = true;
 		return 0;
 	case OPT_MAX_CONNS:
-		if (!parse_uint(optarg, 1, MAX_MAX_CONNS, &v))
-			return usage_error("--max-conns: not a number in "
+		if (!cli_parse_number(optarg, 1, MAX_MAX_CONNS, &v))
+			return cli_usage_error("--max-conns: not a number in "
 					   "1..%u: '%s'", MAX_MAX_CONNS,
 					   optarg);
 		o->max_conns = (uint32_t)v;
@@ -305,12 +269,12 @@ static int take_option(int c, int argc, char **argv, struct options *o)
 		o->bind = optarg;
 		return 0;
 	case ':':
-		return usage_error("option %s needs an argument",
+		return cli_usage_error("option %s needs an argument",
 				   argv[optind - 1]);
 	default:
 		if (optopt > 0 && optopt < 0x100)
-			return usage_error("unknown option -%c", optopt);
-		return usage_error("unknown option %s", argv[optind - 1]);
+			return cli_usage_error("unknown option -%c", optopt);
+		return cli_usage_error("unknown option %s", argv[optind - 1]);
 	}
 }
 
@@ -349,26 +313,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* ---------------------------------------------------------------------- */
 /* Output                                                                  */
 /* ---------------------------------------------------------------------- */
-
-/* Prints one line to stderr with a single write, so that lines of
- * processes sharing stderr never interleave. */
-static void print_line(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	size_t len;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	len = (size_t)n < sizeof(line) - 2 ? (size_t)n : sizeof(line) - 2;
-	line[len++] = '\n';
-	if (write(STDERR_FILENO, line, len) < 0)
-		return; /* nowhere left to report it */
-}
 
 /* ---------------------------------------------------------------------- */
 /* Program state                                                           */
@@ -663,7 +607,7 @@ static void conn_set_end(struct conn *c, enum conn_end end, uint32_t code,
 static void conn_print_open(const struct conn *c)
 {
 	if (c->app->opt.verbose)
-		print_line("open conn=%" PRIu64 " stream=%" PRIu32, c->id,
+		cli_print_line("open conn=%" PRIu64 " stream=%" PRIu32, c->id,
 			   c->stream_id);
 }
 
@@ -697,7 +641,7 @@ static void conn_print_close(const struct conn *c)
 			 c->end_code);
 		break;
 	}
-	print_line("close conn=%" PRIu64 " stream=%" PRIu32 " read=%" PRIu64
+	cli_print_line("close conn=%" PRIu64 " stream=%" PRIu32 " read=%" PRIu64
 		   " written=%" PRIu64 " end=%s", c->id, c->stream_id,
 		   c->bytes_read, c->bytes_written, why);
 }
@@ -1130,7 +1074,7 @@ static void entry_conn_start(struct app *app, int fd)
 	int ret;
 
 	if (!c) {
-		print_line("muxtun: out of memory");
+		cli_print_line("muxtun: out of memory");
 		close(fd);
 		return;
 	}
@@ -1185,7 +1129,7 @@ static void tcp_listener_accept(struct app *app)
 		} else if (errno != EINTR && errno != ECONNABORTED) {
 			/* EMFILE and friends: leave it pending; a closing
 			 * connection tries again. */
-			print_line("muxtun: accept: %s", strerror(errno));
+			cli_print_line("muxtun: accept: %s", strerror(errno));
 			return;
 		}
 	}
@@ -1220,7 +1164,7 @@ static int tcp_listener_open(struct app *app)
 
 	ret = resolve(app->opt.bind, app->opt.listen_port, &ai);
 	if (ret) {
-		print_line("muxtun: cannot resolve %s: %s", app->opt.bind,
+		cli_print_line("muxtun: cannot resolve %s: %s", app->opt.bind,
 			   gai_strerror(ret));
 		return -1;
 	}
@@ -1231,7 +1175,7 @@ static int tcp_listener_open(struct app *app)
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 	    listen(fd, SOMAXCONN) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		print_line("muxtun: cannot listen on %s port %s: %s",
+		cli_print_line("muxtun: cannot listen on %s port %s: %s",
 			   app->opt.bind, app->opt.listen_port,
 			   strerror(errno));
 		if (fd >= 0)
@@ -1256,7 +1200,7 @@ static void tcp_listener_start(struct app *app)
 		return;
 	ret = epoll_add(app, tl->fd, &tl->src, EPOLLIN | EPOLLET);
 	if (ret < 0) {
-		print_line("muxtun: epoll: %s", strerror(-ret));
+		cli_print_line("muxtun: epoll: %s", strerror(-ret));
 		app_fail(app, STATUS_FAILED);
 		tcp_listener_close(app);
 		return;
@@ -1264,7 +1208,7 @@ static void tcp_listener_start(struct app *app)
 	tl->started = true;
 	tl->pending = true;
 	if (app->opt.verbose)
-		print_line("listen %s", tl->name);
+		cli_print_line("listen %s", tl->name);
 	tcp_listener_accept(app);
 }
 
@@ -1284,7 +1228,7 @@ static int entry_start(struct app *app)
 	ret = muxring_connect(app->loop, app->opt.host, app->opt.port, &so,
 			      (uintptr_t)s, &s->ms);
 	if (ret < 0) {
-		print_line("muxtun: cannot connect to %s port %s: %s",
+		cli_print_line("muxtun: cannot connect to %s port %s: %s",
 			   app->opt.host, app->opt.port,
 			   muxring_strerror(ret));
 		sess_free(s);
@@ -1304,7 +1248,7 @@ static void exit_refuse(struct app *app, struct muxring_stream *st,
 	muxring_stream_set_data(st, 0);
 	muxring_stream_reset(st, code);
 	if (app->opt.verbose)
-		print_line("refuse stream=%" PRIu32, muxring_stream_id(st));
+		cli_print_line("refuse stream=%" PRIu32, muxring_stream_id(st));
 }
 
 /* The peer opened a stream: connect it to the target. */
@@ -1337,7 +1281,7 @@ static int exit_start(struct app *app)
 
 	ret = resolve(app->opt.host, app->opt.port, &app->targets);
 	if (ret) {
-		print_line("muxtun: cannot resolve %s: %s", app->opt.host,
+		cli_print_line("muxtun: cannot resolve %s: %s", app->opt.host,
 			   gai_strerror(ret));
 		return -1;
 	}
@@ -1345,13 +1289,13 @@ static int exit_start(struct app *app)
 	ret = muxring_listen(app->loop, app->opt.bind, app->opt.listen_port,
 			     0, &so, 0, &app->ml);
 	if (ret < 0) {
-		print_line("muxtun: cannot listen on %s port %s: %s",
+		cli_print_line("muxtun: cannot listen on %s port %s: %s",
 			   app->opt.bind, app->opt.listen_port,
 			   muxring_strerror(ret));
 		return -1;
 	}
 	if (app->opt.verbose)
-		print_line(strchr(app->opt.bind, ':') ? "listen [%s]:%d"
+		cli_print_line(strchr(app->opt.bind, ':') ? "listen [%s]:%d"
 						      : "listen %s:%d",
 			   app->opt.bind, muxring_listener_port(app->ml));
 	return 0;
@@ -1431,7 +1375,7 @@ static void epoll_watch(struct app *app)
 	int ret = muxring_poll_fd(app->loop, app->epfd, POLLIN, EPOLL_WATCH);
 
 	if (ret < 0) {
-		print_line("muxtun: watching sockets: %s",
+		cli_print_line("muxtun: watching sockets: %s",
 			   muxring_strerror(ret));
 		app_fail(app, STATUS_FAILED);
 		app->failed = true;
@@ -1446,7 +1390,7 @@ static void on_poll(struct app *app, const struct muxring_cqe *cqe)
 
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED) {
-			print_line("muxtun: watching sockets: %s",
+			cli_print_line("muxtun: watching sockets: %s",
 				   strerror((int)-cqe->res));
 			app_fail(app, STATUS_FAILED);
 			app->failed = true;
@@ -1481,7 +1425,7 @@ static void on_session_ready(struct app *app, struct muxring_cqe *cqe)
 		s = sess_of(cqe);
 	}
 	if (cqe->res < 0) { /* entry side: the dial failed */
-		print_line("muxtun: cannot connect to %s port %s: %s",
+		cli_print_line("muxtun: cannot connect to %s port %s: %s",
 			   app->opt.host, app->opt.port,
 			   muxring_strerror((int)cqe->res));
 		app_fail(app, STATUS_CONNECT);
@@ -1489,7 +1433,7 @@ static void on_session_ready(struct app *app, struct muxring_cqe *cqe)
 	}
 	s->ready = true;
 	if (app->opt.verbose)
-		print_line("session open");
+		cli_print_line("session open");
 	if (app->stopping) {
 		sess_close(s);
 		return;
@@ -1516,13 +1460,13 @@ static void on_session_ended(struct app *app, struct muxring_cqe *cqe)
 	if (!s)
 		return; /* refused for want of memory */
 	if (s->ready && app->opt.verbose)
-		print_line("session close err=\"%s\"",
+		cli_print_line("session close err=\"%s\"",
 			   muxring_strerror((int)cqe->res));
 	if (app->opt.mode == MODE_ENTRY) {
 		/* The tunnel is gone: no more connections. */
 		tcp_listener_close(app);
 		if (s->ready && entry_session_lost(app, cqe)) {
-			print_line("muxtun: the session ended: %s",
+			cli_print_line("muxtun: the session ended: %s",
 				   muxring_strerror((int)cqe->res));
 			app_fail(app, STATUS_FAILED);
 		}
@@ -1542,7 +1486,7 @@ static void on_listener_closed(struct app *app, struct muxring_cqe *cqe)
 {
 	app->ml = NULL;
 	if (cqe->res < 0) {
-		print_line("muxtun: listener failed: %s",
+		cli_print_line("muxtun: listener failed: %s",
 			   muxring_strerror((int)cqe->res));
 		app_fail(app, STATUS_FAILED);
 		app_stop(app);
@@ -1636,7 +1580,7 @@ static int app_run(struct app *app)
 		int ret = muxring_submit_and_wait(app->loop, 1, -1);
 
 		if (ret < 0 && ret != -EINTR && ret != -ETIME) {
-			print_line("muxtun: loop: %s", muxring_strerror(ret));
+			cli_print_line("muxtun: loop: %s", muxring_strerror(ret));
 			app_fail(app, STATUS_FAILED);
 			break;
 		}
@@ -1678,17 +1622,17 @@ static int app_init(struct app *app)
 	app->tl.fd = app->sigfd = -1;
 	app->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (app->epfd < 0) {
-		print_line("muxtun: epoll: %s", strerror(errno));
+		cli_print_line("muxtun: epoll: %s", strerror(errno));
 		return -1;
 	}
 	ret = signals_setup(app);
 	if (ret < 0) {
-		print_line("muxtun: signals: %s", strerror(-ret));
+		cli_print_line("muxtun: signals: %s", strerror(-ret));
 		return -1;
 	}
 	ret = muxring_loop_create(&app->loop, NULL);
 	if (ret < 0) {
-		print_line("muxtun: %s", muxring_loop_create_error());
+		cli_print_line("muxtun: %s", muxring_loop_create_error());
 		return -1;
 	}
 	return 0;
@@ -1699,6 +1643,7 @@ int main(int argc, char **argv)
 	static struct app app; /* static: it holds the scratch buffer */
 	int ret;
 
+	cli_set_program("muxtun");
 	ret = parse_options(argc, argv, &app.opt);
 	if (ret)
 		return ret < 0 ? STATUS_OK : ret;

@@ -85,6 +85,7 @@ struct peer_stream {
 	uint32_t rst_code;
 	bool rst, fin, syn;  /* syn: set on a stream we opened */
 	bool after_fin;      /* DATA after its FIN */
+	bool opened;         /* we sent SYN on it */
 };
 
 struct conn {
@@ -196,6 +197,13 @@ static void take_data(struct conn *c, const struct mr_frame_header *h,
 	if (!s) {
 		c->stray_id = h->stream_id;
 		return;
+	}
+	if (h->stream_id & 1 && !s->opened) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "the peer sent DATA on stream %u, "
+			 "which we never opened", h->stream_id);
+		note_malformed(c, what);
 	}
 	if (h->flags & MR_FLAG_SYN)
 		s->syn = true;
@@ -412,6 +420,10 @@ static int send_frame(struct conn *c, uint8_t type, uint8_t flags,
 static int send_data(struct conn *c, uint32_t id, uint8_t flags,
 		     const void *payload, uint32_t len)
 {
+	struct peer_stream *s = stream_of(c, id & MR_STREAM_ID_MASK);
+
+	if (s && flags & MR_FLAG_SYN)
+		s->opened = true;
 	return send_frame(c, MR_FRAME_DATA, flags, id, payload, len);
 }
 

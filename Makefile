@@ -7,7 +7,8 @@
 #   make fuzz            clang + libFuzzer: build/fuzz/fuzz_*, each run for
 #                        FUZZ_SECONDS (default 30; FUZZ_ARGS=... adds options)
 #   make deps            apt-get install what is missing (quiet when nothing is)
-#   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR
+#   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR,
+#                        BINDIR (the programs), MANDIR (man/*.1)
 #   make uninstall | clean
 #
 # Sources are found by wildcard, so a new file needs no edit here:
@@ -35,6 +36,8 @@ PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
 
 PKG_CONFIG ?= pkg-config
 CFLAGS     ?= -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow \
@@ -86,6 +89,7 @@ LIB_SO      := $(BUILD)/$(LIB_SO_REAL)
 LIB_LINKS   := $(BUILD)/$(LIB_SONAME) $(BUILD)/libmuxring.so
 TOOL_BINS   := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 BENCH_BIN   := $(if $(BENCH_SRCS),$(BUILD)/muxbench)
+MAN_PAGES   := $(sort $(wildcard man/*.1))
 
 SAN_LIB_OBJS  := $(LIB_SRCS:%.c=$(SOBJ)/%.o)
 SAN_TOOL_OBJS := $(TOOL_SRCS:%.c=$(SOBJ)/%.o)
@@ -313,8 +317,11 @@ deps:
 PC_REQUIRES := $(if $(shell $(PKG_CONFIG) --exists liburing 2>/dev/null && echo y),liburing)
 PC_LIBS     := $(if $(PC_REQUIRES),,-luring )-lpthread
 
-install: libs
-	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+install: libs tools $(BENCH_BIN)
+	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' \
+	  '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MANDIR)/man1'
+	install -m 755 $(TOOL_BINS) $(BENCH_BIN) '$(DESTDIR)$(BINDIR)/'
+	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man1/'
 	install -m 644 include/muxring.h '$(DESTDIR)$(INCLUDEDIR)/'
 	install -m 644 $(LIB_A) '$(DESTDIR)$(LIBDIR)/'
 	install -m 755 $(LIB_SO) '$(DESTDIR)$(LIBDIR)/'
@@ -332,7 +339,9 @@ uninstall:
 	      '$(DESTDIR)$(LIBDIR)/$(LIB_SO_REAL)' \
 	      '$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)' \
 	      '$(DESTDIR)$(LIBDIR)/libmuxring.so' \
-	      '$(DESTDIR)$(PKGCONFIGDIR)/muxring.pc'
+	      '$(DESTDIR)$(PKGCONFIGDIR)/muxring.pc' \
+	      $(foreach p,$(TOOL_BINS:$(BUILD)/%=%) $(notdir $(BENCH_BIN)),'$(DESTDIR)$(BINDIR)/$(p)') \
+	      $(foreach p,$(notdir $(MAN_PAGES)),'$(DESTDIR)$(MANDIR)/man1/$(p)')
 
 clean:
 	rm -rf $(BUILD)

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "wire/frame.h"
 #include "wire/frame_text.h"
 
@@ -34,7 +35,8 @@ static const char usage_text[] =
 	"usage: muxdump [-x] [--preview N] [FILE]\n"
 	"  Prints every muxado frame in FILE (default: standard input).\n"
 	"  -x           the input is hex text, as tests/vectors/*.hex\n"
-	"  --preview N  show up to N payload bytes of each DATA frame (default 16)\n";
+	"  --preview N  show up to N payload bytes of each DATA frame (default 16;\n"
+"               decimal or 0x hex)\n";
 
 struct input {
 	uint8_t *bytes;
@@ -176,17 +178,16 @@ static int parse_args(int argc, char **argv, bool *hex, size_t *preview,
 	int c;
 
 	while ((c = getopt_long(argc, argv, "xh", longopts, NULL)) != -1) {
-		char *end;
+		uint64_t n;
 
 		switch (c) {
 		case 'x':
 			*hex = true;
 			break;
 		case 'P':
-			errno = 0;
-			*preview = strtoul(optarg, &end, 0);
-			if (errno || *end || !*optarg)
+			if (!cli_parse_number(optarg, 0, 1u << 24, &n))
 				return -1;
+			*preview = (size_t)n;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -16,6 +16,7 @@
  *   {"streams":1000,"ok":1000,"failed":0,"bytes":65536000,"seconds":0.412}
  *
  *   build/muxcat -l -v --type 7 --heartbeat 1000 9000 # typed, with heartbeat
+ *   build/muxcat -l -e -vv 9000                       # every frame on stderr
  *
  * `muxcat -h` prints the whole interface, which other programs depend on:
  * change it only together with them.

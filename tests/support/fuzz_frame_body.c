@@ -6,7 +6,9 @@
  * bit), the whole input as a stream of frames (as a receiver walks it), and
  * as arguments to the pack functions, whose output must parse back to what
  * was packed. mr_frame_header_check() is compared with a model written here
- * from PROTOCOL.md's table, independently of src/wire/frame.c.
+ * from PROTOCOL.md's table, independently of src/wire/frame.c. Every frame
+ * of the walk is also put into text (mr_frame_text) in arrays of every
+ * size, which must hold it NUL-terminated and never be overrun.
  */
 #include "fuzz_body.h"
 
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "wire/frame.h"
+#include "wire/frame_text.h"
 #include "muxring.h"
 
 static void fail(const char *what, const uint8_t *hdr)
@@ -77,6 +80,29 @@ static void check_header_bytes(const uint8_t in[MR_FRAME_HEADER_LEN])
 		fail("parse(pack(h)) is not h", in);
 }
 
+/*
+ * The frame's text into an array of exactly `cap` bytes on the heap (so
+ * the sanitizer sees a byte written past it): NUL-terminated, as long as
+ * the returned length, and starting with the frame type's name.
+ */
+static void check_text(const struct mr_frame_header *h, const uint8_t *body,
+		       size_t body_len, size_t cap)
+{
+	static const char *const names[] = {"RST", "DATA", "WNDINC", "GOAWAY"};
+	const char *name = h->type < 4 ? names[h->type] : "UNKNOWN";
+	char *text = malloc(cap);
+	size_t len;
+
+	if (!text)
+		return;
+	len = mr_frame_text(text, cap, h, body, body_len, 16);
+	if (len >= cap || text[len] != '\0' || strlen(text) != len)
+		fail("frame text not NUL-terminated within its array", NULL);
+	if (strncmp(text, name, len < strlen(name) ? len : strlen(name)))
+		fail("frame text does not start with the type", NULL);
+	free(text);
+}
+
 /* Walks the input as a receiver does: header, body, next header. */
 static void walk_frames(const uint8_t *data, size_t size)
 {
@@ -97,6 +123,10 @@ static void walk_frames(const uint8_t *data, size_t size)
 				fail("WNDINC increment keeps the reserved bit",
 				     data + pos - MR_FRAME_HEADER_LEN);
 		}
+		check_text(&h, data + pos,
+			   size - pos < h.length ? size - pos : h.length,
+			   1 + data[pos - 1] % 2 * MR_FRAME_TEXT_MAX(64) +
+				   data[pos - 5] % 64);
 		if (size - pos < h.length)
 			break;
 		pos += h.length;

@@ -10,7 +10,9 @@
  * bytes; session, direction and time fields; muxring_trace_line's layout;
  * MUXRING_TRACE=FILE writes the same lines to the file; an unwritable
  * MUXRING_TRACE path fails loop creation with a sentence naming it; the
- * option's callback takes precedence over the environment variable.
+ * option's callback takes precedence over the environment variable; a
+ * malformed frame is traced with its error and ends the trace of its
+ * direction, and the GOAWAY it causes is traced.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -426,6 +428,67 @@ static void test_callback_wins_over_the_env_var(void **state)
 	assert_true(cap.n >= 6);
 }
 
+/* A malformed frame is traced with the error it carries, and the scanner
+ * of that direction stops there (nothing after it can be framed); the
+ * session's GOAWAY for it is traced on the send side. */
+static void test_a_malformed_frame_ends_the_trace_of_its_direction(void **state)
+{
+	static struct capture cap;
+	static struct app a;
+	struct muxring_loop_opts o = {.trace = capture_frame,
+				      .trace_arg = &cap};
+	uint8_t out[64];
+	size_t n = 0;
+	unsigned i, nrecv = 0;
+	bool goaway = false;
+	struct muxring_session *s;
+	uint64_t until = muxring_now_ns() + RUN_NS;
+	int fds[2];
+
+	(void)state;
+	memset(&cap, 0, sizeof(cap));
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(muxring_loop_create(&a.loop, &o), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	assert_int_equal(muxring_session_create(a.loop, fds[0], MUXRING_SERVER,
+						NULL, 0, &s), 0);
+	n += put_header(out + n, 2, MR_FRAME_DATA, MR_FLAG_SYN, 3);
+	memcpy(out + n, "he", 2);
+	n += 2;
+	n += put_header(out + n, 5, MR_FRAME_WNDINC, 0, 3);
+	memcpy(out + n, "12345", 5);
+	n += 5;
+	n += put_header(out + n, 0, MR_FRAME_DATA, MR_FLAG_FIN, 3);
+	assert_int_equal(write(fds[1], out, n), (ssize_t)n);
+	while (!a.ended) {
+		assert_true(muxring_now_ns() < until);
+		turn(&a, 2000000);
+		if (!a.wire_eof && (a.wire_eof = raw_read(fds[1], a.wire,
+							   sizeof(a.wire),
+							   &a.wire_len)))
+			shutdown(fds[1], SHUT_WR);
+	}
+	close(fds[1]);
+	muxring_loop_destroy(a.loop);
+
+	for (i = 0; i < cap.n; i++) {
+		if (cap.dir[i] == MUXRING_TRACE_SEND) {
+			goaway |= strstr(cap.line[i], "GOAWAY last=3 code=8 "
+						      "(FrameSizeError)") != NULL;
+			continue;
+		}
+		assert_true(nrecv < 2);
+		assert_string_equal(cap.line[i],
+				    nrecv ? "10\tWNDINC stream=3 len=5 "
+					    "malformed=8 (FrameSizeError)"
+					  : "0\tDATA stream=3 len=2 flags=SYN "
+					    "\"he\"");
+		nrecv++;
+	}
+	assert_int_equal(nrecv, 2);
+	assert_true(goaway);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +497,8 @@ int main(void)
 		cmocka_unit_test(test_env_var_writes_the_lines_to_a_file),
 		cmocka_unit_test(test_env_var_bad_path_fails_loop_creation),
 		cmocka_unit_test(test_callback_wins_over_the_env_var),
+		cmocka_unit_test(
+			test_a_malformed_frame_ends_the_trace_of_its_direction),
 	};
 
 	unsetenv("MUXRING_TRACE");

@@ -18,7 +18,8 @@
  * then 1000 concurrent streams x 1 KiB), then SIGTERM ending a live session
  * with the close code; SIGINT on a client ending the session with
  * GOAWAY(C, STR); typed sessions (--type) both ways with the accept line's
- * type; --heartbeat (rtt_us lines both ways, no failure).
+ * type; --heartbeat (rtt_us lines both ways, no failure); -vv (trace
+ * lines of every frame).
  *
  * Servers get a port that was free a moment ago (bind port 0); a server
  * that lost the race (exit 3, "in use") is started again on another port.
@@ -925,6 +926,32 @@ static void test_heartbeat(void **state)
 	assert_int_equal(count_lines(cli->err.p, "heartbeat_failed"), 0);
 }
 
+/* -vv: the -v lines, and every frame of the session as a trace line. */
+static void test_vv_traces_every_frame(void **state)
+{
+	static const char *const srv_args[] = { "-l", "-e", "-vv", "{port}",
+						NULL };
+	static const char *const cli_args[] = { HOST, "{port}", NULL };
+	struct proc *srv, *cli;
+	int port;
+
+	(void)state;
+	srv = start_server(srv_args, NULL, 0, false, &port);
+	cli = proc_start(cli_args, port, "hello", 5, false);
+	wait_pair(srv, cli);
+	expect_exit("server", srv, 0);
+	expect_exit("client", cli, 0);
+	assert_string_equal(cli->out.p, "hello");
+	expect_in("server", srv, srv->err.p, "\tsession=1\trecv\t0\tDATA "
+		  "stream=3 len=5 flags=SYN \"hello\"\n");
+	expect_in("server", srv, srv->err.p, "\tsession=1\tsend\t0\tDATA "
+		  "stream=3 len=5");
+	expect_in("server", srv, srv->err.p, "flags=FIN");
+	expect_in("server", srv, srv->err.p, "accept id=3\n");
+	assert_true(count_lines(srv->err.p, "") >= 5);
+	assert_null(strstr(cli->err.p, "session=1"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -941,6 +968,7 @@ int main(void)
 		T(test_sigint_sends_the_close_code),
 		T(test_typed_sessions_report_the_type),
 		T(test_heartbeat),
+		T(test_vv_traces_every_frame),
 #undef T
 	};
 

@@ -10,7 +10,7 @@
  *	build/muxconform 127.0.0.1 9000
  *	PASS stream-echo
  *	...
- *	28 passed, 0 failed
+ *	30 passed, 0 failed
  *
  * Each rule dials its own TCP connection, so no rule sees another's state,
  * writes the frames it needs with the library's wire codec (never through

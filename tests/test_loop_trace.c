@@ -150,7 +150,7 @@ static void handle(struct app *a, struct muxring_cqe *c)
 	case MUXRING_CQE_DATA:
 		/* The bytes come one per receive, so the payload may too. */
 		assert_true(a->got + c->view.len <= 5);
-		assert_memory_equal(c->view.data, "hello" + a->got,
+		assert_memory_equal(c->view.data, &"hello"[a->got],
 				    c->view.len);
 		a->got += c->view.len;
 		muxring_view_release(&c->view);

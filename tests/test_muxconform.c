@@ -376,7 +376,7 @@ static void test_a_broken_peer_fails_the_rules_it_breaks(void **state)
 	assert_int_equal(pipe(b.stop), 0);
 	assert_int_equal(pthread_create(&b.thread, NULL, broken_main, &b), 0);
 
-	snprintf(args, sizeof(args), "--timeout 300 127.0.0.1 %d", b.port);
+	snprintf(args, sizeof(args), "--timeout 700 127.0.0.1 %d", b.port);
 	run_conform(&r, args);
 
 	assert_int_equal(write(b.stop[1], "x", 1), 1);

@@ -239,8 +239,9 @@ static void test_json_and_one_rule(void **state)
 	assert_non_null(strstr(r.out, ",\"failed\":0}\n"));
 	assert_null(strstr(r.out, "\"pass\":false"));
 
+	/* The port in hex: the tools take numbers in decimal or 0x hex. */
 	snprintf(args, sizeof(args), "--rule wndinc-zero --rule stream-echo "
-		 "127.0.0.1 %d", port);
+		 "127.0.0.1 0x%x", port);
 	run_conform(&r, args);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.out, "PASS stream-echo\nPASS wndinc-zero\n"

@@ -42,14 +42,12 @@
  * the loop never waits longer than SIGNAL_POLL_NS, so a signal that lands
  * just before the wait is still seen promptly.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -130,7 +128,7 @@ struct options {
 				    every frame (the loop's tracer) */
 	enum mode mode;
 	const char *host;        /* NULL: DEFAULT_HOST (server only) */
-	const char *port;
+	char port[CLI_PORT_LEN]; /* in decimal */
 	uint32_t load_streams;   /* --load N */
 	uint64_t load_size;      /* --size: bytes written per load stream */
 	uint32_t close_code;     /* --close-code: GOAWAY code when we end it */
@@ -156,9 +154,8 @@ static int parse_operands(int argc, char **argv, struct options *o)
 					     : "need HOST PORT");
 	if (n == 2)
 		o->host = argv[optind++];
-	o->port = argv[optind];
-	if (!cli_valid_port(o->port, o->listen))
-		return cli_usage_error("bad port '%s'", o->port);
+	if (!cli_parse_port(argv[optind], o->listen, o->port))
+		return cli_usage_error("bad port '%s'", argv[optind]);
 	return 0;
 }
 

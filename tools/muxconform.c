@@ -129,10 +129,10 @@ static int64_t now_ms(void)
 /* Nonblocking connect with the timeout; the socket stays nonblocking. */
 static int dial(const char *host, const char *port, int timeout_ms)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+	struct addrinfo *res, *ai;
 	int fd = -1, err = -EHOSTUNREACH;
 
-	if (getaddrinfo(host, port, &hints, &res))
+	if (cli_resolve_tcp(host, port, &res))
 		return -EHOSTUNREACH;
 	for (ai = res; ai; ai = ai->ai_next) {
 		struct pollfd p;
@@ -1108,7 +1108,8 @@ static const struct rule rules[] = {
 /* ---------------------------------------------------------------------- */
 
 struct options {
-	const char *host, *port;
+	const char *host;
+	char port[CLI_PORT_LEN]; /* in decimal */
 	int timeout_ms;
 	bool json;
 	bool only[RULE_COUNT];
@@ -1253,9 +1254,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (argc - optind != 2)
 		return cli_usage_error("need HOST PORT");
 	o->host = argv[optind];
-	o->port = argv[optind + 1];
-	if (!cli_valid_port(o->port, false))
-		return cli_usage_error("bad port '%s'", o->port);
+	if (!cli_parse_port(argv[optind + 1], false, o->port))
+		return cli_usage_error("bad port '%s'", argv[optind + 1]);
 	return 0;
 }
 

@@ -82,7 +82,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,7 +93,6 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "common/cli.h"
 #include "muxring.h"
@@ -172,9 +170,9 @@ enum mode {
 
 struct options {
 	enum mode mode;
-	const char *listen_port; /* -L (entry) or -l (exit) */
+	char listen_port[CLI_PORT_LEN]; /* -L (entry) or -l (exit); "" unset */
 	const char *host;        /* -c: the exit side; -R: the target */
-	const char *port;
+	char port[CLI_PORT_LEN]; /* of host, in decimal */
 	const char *bind;        /* --bind */
 	bool verbose;            /* -v */
 	uint32_t max_conns;      /* --max-conns */
@@ -190,9 +188,9 @@ static int take_host_port(int argc, char **argv, const char *opt,
 	if (optind >= argc)
 		return cli_usage_error("%s needs HOST PORT", opt);
 	o->host = optarg;
-	o->port = argv[optind++];
-	if (!cli_valid_port(o->port, false))
-		return cli_usage_error("%s: bad port '%s'", opt, o->port);
+	if (!cli_parse_port(argv[optind], false, o->port))
+		return cli_usage_error("%s: bad port '%s'", opt, argv[optind]);
+	optind++;
 	return 0;
 }
 
@@ -208,11 +206,10 @@ static int want_mode(struct options *o, enum mode m)
 
 static int take_listen_port(const char *opt, struct options *o)
 {
-	if (o->listen_port)
+	if (o->listen_port[0])
 		return cli_usage_error("%s given twice", opt);
-	if (!cli_valid_port(optarg, true))
+	if (!cli_parse_port(optarg, true, o->listen_port))
 		return cli_usage_error("%s: bad port '%s'", opt, optarg);
-	o->listen_port = optarg;
 	return 0;
 }
 
@@ -224,7 +221,7 @@ static int check_options(const struct options *o, int argc, char **argv)
 	if (o->mode == MODE_NONE)
 		return cli_usage_error("need -L LISTEN_PORT -c HOST PORT, or "
 				   "-R TARGET_HOST TARGET_PORT -l PORT");
-	if (!o->listen_port)
+	if (!o->listen_port[0])
 		return cli_usage_error(o->mode == MODE_ENTRY ? "-c needs -L "
 				   "LISTEN_PORT" : "-R needs -l PORT");
 	if (!o->host)
@@ -514,42 +511,6 @@ static int socket_error(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		return errno;
 	return err;
-}
-
-/* "ADDR:PORT" of a socket address ("[ADDR]:PORT" for IPv6). */
-static void format_addr(const struct sockaddr *sa, char *out, size_t size)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-		snprintf(out, size, "%s:%u", host, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-		snprintf(out, size, "[%s]:%u", host, port);
-	} else {
-		snprintf(out, size, "?");
-	}
-}
-
-/* Resolves host:port (a numeric port) for TCP. Returns 0 or the
- * getaddrinfo error. */
-static int resolve(const char *host, const char *port, struct addrinfo **res)
-{
-	struct addrinfo hints;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	return getaddrinfo(host, port, &hints, res);
 }
 
 /* Adds fd to the epoll set with `events` (EPOLLET for edge-triggered);
@@ -1162,7 +1123,7 @@ static int tcp_listener_open(struct app *app)
 	struct addrinfo *ai;
 	int one = 1, fd, ret;
 
-	ret = resolve(app->opt.bind, app->opt.listen_port, &ai);
+	ret = cli_resolve_tcp(app->opt.bind, app->opt.listen_port, &ai);
 	if (ret) {
 		cli_print_line("muxtun: cannot resolve %s: %s", app->opt.bind,
 			   gai_strerror(ret));
@@ -1186,7 +1147,7 @@ static int tcp_listener_open(struct app *app)
 	freeaddrinfo(ai);
 	tl->fd = fd;
 	tl->src.on_event = tcp_listener_on_event;
-	format_addr((struct sockaddr *)&ss, tl->name, sizeof(tl->name));
+	cli_format_addr((struct sockaddr *)&ss, tl->name, sizeof(tl->name));
 	return 0;
 }
 
@@ -1279,7 +1240,7 @@ static int exit_start(struct app *app)
 	struct muxring_session_opts so;
 	int ret;
 
-	ret = resolve(app->opt.host, app->opt.port, &app->targets);
+	ret = cli_resolve_tcp(app->opt.host, app->opt.port, &app->targets);
 	if (ret) {
 		cli_print_line("muxtun: cannot resolve %s: %s", app->opt.host,
 			   gai_strerror(ret));

@@ -7,12 +7,17 @@
  */
 #include "cli.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static const char *program = "muxring";
@@ -44,11 +49,47 @@ bool cli_parse_number(const char *s, uint64_t min, uint64_t max,
 	return true;
 }
 
-bool cli_valid_port(const char *s, bool any)
+bool cli_parse_port(const char *s, bool any, char out[CLI_PORT_LEN])
 {
 	uint64_t v;
 
-	return cli_parse_number(s, any ? 0 : 1, 65535, &v);
+	if (!cli_parse_number(s, any ? 0 : 1, 65535, &v))
+		return false;
+	snprintf(out, CLI_PORT_LEN, "%u", (unsigned)v);
+	return true;
+}
+
+int cli_resolve_tcp(const char *host, const char *port, struct addrinfo **res)
+{
+	struct addrinfo hints;
+	char decimal[CLI_PORT_LEN];
+
+	if (!cli_parse_port(port, true, decimal))
+		return EAI_SERVICE;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	return getaddrinfo(host, decimal, &hints, res);
+}
+
+void cli_format_addr(const struct sockaddr *sa, char *out, size_t size)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, size, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, size, "?");
+	}
 }
 
 int cli_usage_error(const char *fmt, ...)

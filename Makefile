@@ -300,6 +300,7 @@ deps:
 	has_header liburing.h || missing="$$missing liburing-dev"; \
 	has_header cmocka.h || missing="$$missing libcmocka-dev"; \
 	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	command -v groff >/dev/null 2>&1 || missing="$$missing groff-base"; \
 	[ -n "$$missing" ] || exit 0; \
 	echo "deps: missing:$$missing"; \
 	if [ "$$(id -u)" -eq 0 ]; then sudo=; \

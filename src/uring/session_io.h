@@ -25,6 +25,7 @@
 
 #include "uring/loop.h"
 #include "engine/session.h"
+#include "muxring_engine.h"
 
 enum mr_sio_state {
 	MR_SIO_CONNECTING,
@@ -51,7 +52,8 @@ enum mr_sio_flag {
 /* The fields of struct muxring_session, the public handle. */
 struct muxring_session {
 	struct muxring_loop *loop;
-	struct mr_session *mr;        /* the protocol engine */
+	struct muxring_engine *engine; /* the protocol engine, driven through
+					  its public calls */
 	int fd;                       /* the socket, -1 once closed */
 	uint8_t state;                /* enum mr_sio_state */
 	uint8_t on_lists;             /* bit per enum mr_slist_kind */
@@ -76,6 +78,10 @@ struct muxring_session {
 	struct addrinfo *ai_list, *ai_cur;
 
 	struct __kernel_timespec linger_ts; /* read by the kernel at submit */
+
+	/* The engine's SESSION_ENDED entry, posted once the transport is
+	 * closed (valid with MR_SIO_ENDED_SEEN). */
+	struct muxring_cqe ended;
 
 	/* Driver counters (the engine keeps frames and bytes). */
 	uint64_t sends, recv_completions, recv_enobufs, recv_copied;

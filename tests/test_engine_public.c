@@ -30,7 +30,7 @@
 
 #include "muxring_engine.h"
 
-#define MAX_ENTRIES 4096
+#define MAX_ENTRIES 8192
 #define KIB 1024u
 
 /* One end: its engine and every entry it polled, in order. */
@@ -64,7 +64,10 @@ static void drain(struct end *x)
 
 	while (x->n < MAX_ENTRIES &&
 	       muxring_engine_poll(x->e, (c = &x->ev[x->n]))) {
-		x->n++;
+		/* DATA entries are kept only while their views are held: fed
+		 * a byte at a time, a stream makes one per byte. */
+		if (c->type != MUXRING_CQE_DATA || x->hold_views)
+			x->n++;
 		/* Streams keep their payload in slot id / 2 - 1: the
 		 * client's ids 3, 5, 7 are slots 0, 1, 2. Set at once, so
 		 * the stream's next entries carry it. */
@@ -87,6 +90,7 @@ static void drain(struct end *x)
 		if (x->auto_done && c->type != MUXRING_CQE_STREAM_CLOSED)
 			muxring_engine_cqe_done(x->e, c);
 	}
+	assert_true(x->n < MAX_ENTRIES); /* else entries were left unpolled */
 }
 
 /* Gives back everything still held and frees the end. */

@@ -47,6 +47,16 @@ static inline struct mr_buf *bf(struct muxring_engine_buf *buf)
 	return (struct mr_buf *)buf;
 }
 
+/* Whether len bytes at p lie inside buf (compared as addresses: p may
+ * point anywhere when the caller errs). */
+static bool inside(struct muxring_engine_buf *buf, const void *p, size_t len)
+{
+	uintptr_t start = (uintptr_t)bf(buf)->data, at = (uintptr_t)p;
+
+	return p && at >= start && at - start <= bf(buf)->cap &&
+	       len <= bf(buf)->cap - (at - start);
+}
+
 /* ---- engine ------------------------------------------------------------ */
 
 /* The engine's configuration from the public options; false when they
@@ -111,12 +121,9 @@ int muxring_engine_feed_buf(struct muxring_engine *engine,
 			    struct muxring_engine_buf *buf, const void *data,
 			    size_t len)
 {
-	const uint8_t *p = data;
-
-	if (!engine || !buf || !p || p < bf(buf)->data ||
-	    len > bf(buf)->cap - (size_t)(p - bf(buf)->data))
+	if (!engine || !buf || !inside(buf, data, len))
 		return -EINVAL;
-	return mr_session_recv(sess_of(engine), bf(buf), p, len, 0);
+	return mr_session_recv(sess_of(engine), bf(buf), data, len, 0);
 }
 
 void muxring_engine_feed_end(struct muxring_engine *engine, int error)
@@ -408,12 +415,9 @@ int muxring_engine_stream_write_buf(struct muxring_stream *stream,
 				    const void *data, size_t len,
 				    uint64_t user_data)
 {
-	const uint8_t *p = data;
-
-	if (!stream || !buf || !p || p < bf(buf)->data ||
-	    len > bf(buf)->cap - (size_t)(p - bf(buf)->data))
+	if (!stream || !buf || !inside(buf, data, len))
 		return -EINVAL;
-	return mr_stream_write(st(stream), bf(buf), p, len, user_data);
+	return mr_stream_write(st(stream), bf(buf), data, len, user_data);
 }
 
 int muxring_engine_stream_close_write(struct muxring_stream *stream)

@@ -71,6 +71,11 @@
  *
  * Errors are the negative values of muxring.h: MUXRING_ERR(code) for a
  * muxado code, -ENOMEM, -EINVAL for misuse.
+ *
+ * An engine's streams are driven with the muxring_engine_stream_* calls
+ * below. The muxring_stream_* calls of muxring.h belong to a loop's
+ * sessions and are not for an engine's streams (the writes, which need a
+ * loop's send buffers, refuse one with MUXRING_ERR(MUXRING_SESSION_CLOSED)).
  */
 #ifndef MUXRING_ENGINE_H
 #define MUXRING_ENGINE_H

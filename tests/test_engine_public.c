@@ -632,6 +632,9 @@ static void test_argument_errors(void **state)
 	assert_int_equal(muxring_engine_stream_write_buf(s, b, other, 1, 0),
 			 -EINVAL);
 	assert_int_equal(muxring_engine_stream_write(s, NULL, 1, 0), -EINVAL);
+	/* The loop's write needs a loop: an engine's stream is refused. */
+	assert_int_equal(muxring_stream_write(s, "x", 1, 0),
+			 MUXRING_ERR(MUXRING_SESSION_CLOSED));
 	assert_int_equal(muxring_engine_heartbeat(e, 10, 10, 0, 1), -EINVAL);
 	assert_int_equal(muxring_engine_stream_close_write(s), 0);
 	assert_int_equal(muxring_engine_stream_write(s, "x", 1, 0),

@@ -13,6 +13,15 @@
  * Bytes are never lost or reordered: one receive at a time is armed, a new
  * one only after the previous one's last completion (no IORING_CQE_F_MORE),
  * and completions of one receive arrive in order.
+ *
+ * The engine is driven through its public calls (include/muxring_engine.h),
+ * as any other transport would drive it: feed, send_iov/sent, poll (straight
+ * into the completion queue's slots), expire. Two things stay internal, on
+ * purpose: the session's user pointer, which links an engine stream back to
+ * this session for the loop's stream calls (mr_sio_of_stream), and the
+ * ring's and arena's buffers, which are preallocated struct mr_buf headers
+ * that return to their ring on release: the public
+ * muxring_engine_buf_wrap() would allocate a wrapper for every receive.
  */
 #include "uring/session_io.h"
 

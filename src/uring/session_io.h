@@ -116,7 +116,9 @@ void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
 void mr_sio_free(struct muxring_session *s);
 
 /* The driver session of an engine stream, or NULL once the engine session
- * is gone. */
+ * is gone, or for a stream of an engine that no loop drives (the public
+ * engine leaves the user pointer NULL, so the loop's stream calls refuse
+ * such a stream instead of treating it as theirs). */
 static inline struct muxring_session *mr_sio_of_stream(struct mr_stream *st)
 {
 	struct mr_session *ms = mr_stream_session(st);

@@ -307,14 +307,15 @@ static int serve(const char *port)
 	};
 	struct server srv = { 0 };
 	bool listener_open = true;
-	sigset_t stop;
+	sigset_t signals;
 	int sfd, err;
 
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigprocmask(SIG_BLOCK, &stop, NULL);
-	sfd = signalfd(-1, &stop, SFD_CLOEXEC);
+	/* Blocked, so that they arrive only through the signalfd. */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGTERM);
+	sigprocmask(SIG_BLOCK, &signals, NULL);
+	sfd = signalfd(-1, &signals, SFD_CLOEXEC);
 	err = muxring_loop_create(&srv.loop, NULL);
 	if (err < 0) {
 		fprintf(stderr, "kv_rpc: %s\n", muxring_loop_create_error());

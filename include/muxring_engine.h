@@ -56,8 +56,8 @@
  *   on it, so the buffer lives until the last view is released.
  * - Written bytes: muxring_engine_stream_write() copies them (one heap
  *   block per write); muxring_engine_stream_write_buf() takes a reference
- *   on the caller's buffer until the write is over (the transport took its
- *   last byte, or it failed: its WRITE_DONE entry is then queued).
+ *   on the caller's buffer until its WRITE_DONE entry is queued and none
+ *   of its bytes wait in the output any more.
  * - Output iovecs point into the engine's memory and the writes' buffers;
  *   they stay valid and unchanged until muxring_engine_sent() says they
  *   were sent (or the engine is destroyed).

@@ -13,7 +13,9 @@
  * that holds its views stops the writer at 256 KiB, the windows say so,
  * releasing resumes it); reset by the peer (code, F_REMOTE, failed writes);
  * GOAWAY (entry, refused opens, streams already open go on) and close
- * (SESSION_ENDED with the peer's code and debug text); deadlines and
+ * (SESSION_ENDED with the peer's code and debug text); the accept backlog
+ * held until entries are given back (muxring_engine_cqe_done), and the
+ * counters; deadlines and
  * heartbeats driven only by explicit `now` values; malformed input; the
  * transport's EOF; argument errors.
  */
@@ -580,6 +582,56 @@ static void test_heartbeat_explicit_now(void **state)
 	end_free(srv);
 }
 
+/* ---- the accept backlog ----------------------------------------------------- */
+
+/* An accepted stream counts against the backlog until its entry is given
+ * back with muxring_engine_cqe_done(): the one beyond is refused. */
+static void test_backlog_until_cqe_done(void **state)
+{
+	struct muxring_session_opts two = { .accept_backlog = 2 };
+	struct end *cli = end_new(MUXRING_CLIENT, NULL);
+	struct end *srv = end_new(MUXRING_SERVER, &two);
+	struct muxring_stream *s[4];
+	struct muxring_stats st;
+	const struct muxring_cqe *c;
+
+	(void)state;
+	srv->auto_done = false;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(muxring_engine_stream_open(cli->e, (uint64_t)i,
+							    &s[i]), 0);
+		assert_int_equal(muxring_engine_stream_write(s[i], "x", 1, 0), 0);
+	}
+	pump(cli, srv, 64);
+	assert_int_equal(count(srv, MUXRING_CQE_STREAM_ACCEPTED), 2);
+	c = find(cli, MUXRING_CQE_STREAM_CLOSED);
+	assert_ptr_equal(c->stream, s[2]);
+	assert_int_equal(c->code, MUXRING_ACCEPT_QUEUE_FULL);
+	assert_true(c->flags & MUXRING_CQE_F_REMOTE);
+
+	/* One given back: the next stream gets in. */
+	muxring_engine_cqe_done(srv->e, &srv->ev[0]);
+	srv->ev[0].type = 0; /* done: end_free must not give it back again */
+	assert_int_equal(muxring_engine_stream_open(cli->e, 3, &s[3]), 0);
+	assert_int_equal(muxring_engine_stream_write(s[3], "y", 1, 0), 0);
+	pump(cli, srv, 64);
+	assert_int_equal(count(srv, MUXRING_CQE_STREAM_ACCEPTED), 1 + 1);
+	c = &srv->ev[srv->n - 1];
+	while (c->type != MUXRING_CQE_STREAM_ACCEPTED)
+		c--;
+	assert_int_equal(muxring_engine_stream_id(c->stream), 9);
+	assert_int_equal(count(cli, MUXRING_CQE_STREAM_CLOSED), 1);
+
+	assert_int_equal(muxring_engine_stats(srv->e, &st), 0);
+	assert_int_equal(st.streams_accepted, 3);
+	assert_int_equal(st.streams_opened, 0);
+	assert_int_equal(muxring_engine_stats(cli->e, &st), 0);
+	assert_int_equal(st.streams_opened, 4);
+	assert_true(st.frames_out >= 4 && st.bytes_out >= 4 * 9);
+	end_free(cli);
+	end_free(srv);
+}
+
 /* ---- hostile input and misuse ------------------------------------------- */
 
 static void test_malformed_input_ends_session(void **state)
@@ -657,6 +709,7 @@ int main(void)
 		cmocka_unit_test(test_goaway_then_close),
 		cmocka_unit_test(test_deadlines_explicit_now),
 		cmocka_unit_test(test_heartbeat_explicit_now),
+		cmocka_unit_test(test_backlog_until_cqe_done),
 		cmocka_unit_test(test_malformed_input_ends_session),
 		cmocka_unit_test(test_argument_errors),
 	};

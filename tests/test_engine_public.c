@@ -644,15 +644,20 @@ static void test_malformed_input_ends_session(void **state)
 	size_t n;
 
 	(void)state;
-	assert_true(muxring_engine_feed(srv->e, bad, sizeof(bad)) < 0);
+	/* PROTOCOL.md: a WNDINC whose length is not 4 is a FrameSizeError. */
+	assert_int_equal(muxring_engine_feed(srv->e, bad, sizeof(bad)),
+			 MUXRING_ERR(MUXRING_FRAME_SIZE_ERROR));
 	assert_true(muxring_engine_ended(srv->e));
 	drain(srv);
 	c = find(srv, MUXRING_CQE_SESSION_ENDED);
-	assert_true(muxring_is_code((int)c->res));
-	/* The GOAWAY naming the error waits in the output. */
+	assert_int_equal(c->res, MUXRING_ERR(MUXRING_FRAME_SIZE_ERROR));
+	/* The GOAWAY naming the error waits in the output: type 3, its code
+	 * in the second word of the body. */
 	n = muxring_engine_send_iov(srv->e, iov, 4, SIZE_MAX);
-	assert_true(n >= 1);
+	assert_true(n >= 1 && iov[0].iov_len >= 16);
 	assert_int_equal(((const uint8_t *)iov[0].iov_base)[3] >> 4, 0x3);
+	assert_int_equal(((const uint8_t *)iov[0].iov_base)[15],
+			 MUXRING_FRAME_SIZE_ERROR);
 	assert_int_equal(muxring_engine_feed(srv->e, bad, sizeof(bad)), 0);
 	end_free(srv);
 }

@@ -1,6 +1,7 @@
 # muxring build.  GNU make; Linux; needs liburing (and cmocka for tests).
 #
-#   make                 libmuxring.a, libmuxring.so, tools/*, muxbench
+#   make                 libmuxring.a, libmuxring.so, tools/*, examples/*,
+#                        muxbench
 #   make test            deps, then everything under ASan+UBSan, run all tests
 #                        (make test T="frame session" runs only those)
 #   make bench           deps, then build and run build/muxbench (BENCH_ARGS=...)
@@ -16,6 +17,9 @@
 #                        uring, api); tests/check_layers enforces the order
 #   tools/NAME.c         one program each -> build/NAME (each must have main)
 #   tools/common/*.c     shared CLI helpers, linked into every program
+#   examples/NAME.c      one program each -> build/examples/NAME; their
+#                        sanitizer builds (build/asan/examples/NAME) are run
+#                        by tests/test_examples.c
 #   bench/*.c            linked together  -> build/muxbench
 #   tests/test_NAME.c    one cmocka binary each -> build/test/test_NAME,
 #                        linked with every tests/support/*.c
@@ -69,6 +73,7 @@ TEST_CPPFLAGS := -Itests -Itests/support $(CMOCKA_CFLAGS)
 LIB_SRCS     := $(sort $(wildcard src/*/*.c))
 TOOL_SRCS    := $(sort $(wildcard tools/*.c))
 TOOL_COMMON_SRCS := $(sort $(wildcard tools/common/*.c))
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 BENCH_SRCS   := $(sort $(wildcard bench/*.c))
 TEST_SRCS    := $(sort $(wildcard tests/test_*.c))
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
@@ -88,6 +93,7 @@ LIB_SONAME  := libmuxring.so.$(SOVERSION)
 LIB_SO      := $(BUILD)/$(LIB_SO_REAL)
 LIB_LINKS   := $(BUILD)/$(LIB_SONAME) $(BUILD)/libmuxring.so
 TOOL_BINS   := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 BENCH_BIN   := $(if $(BENCH_SRCS),$(BUILD)/muxbench)
 MAN_PAGES   := $(sort $(wildcard man/*.1))
 
@@ -98,6 +104,7 @@ SAN_SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(SOBJ)/%.o)
 SAN_TEST_OBJS := $(TEST_SRCS:%.c=$(SOBJ)/%.o)
 SAN_LIB_A     := $(SAN)/libmuxring.a
 SAN_TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(SAN)/%)
+SAN_EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(SAN)/examples/%)
 TEST_BINS     := $(TEST_SRCS:tests/%.c=$(BUILD)/test/%)
 RUN_TESTS     := $(if $(T),$(filter $(addprefix $(BUILD)/test/test_,$(T)),$(TEST_BINS)),$(TEST_BINS))
 
@@ -111,11 +118,13 @@ endif
 
 .SUFFIXES:
 .DELETE_ON_ERROR:
-.PHONY: all libs tools test check bench fuzz deps install uninstall clean help FORCE
+.PHONY: all libs tools examples test check bench fuzz deps install uninstall \
+        clean help FORCE
 
-all: libs tools $(BENCH_BIN)
+all: libs tools examples $(BENCH_BIN)
 libs: $(LIB_A) $(LIB_SO) $(LIB_LINKS)
 tools: $(TOOL_BINS)
+examples: $(EXAMPLE_BINS)
 
 # --- release tree --------------------------------------------------------
 
@@ -152,6 +161,11 @@ $(TOOL_BINS): $(BUILD)/%: $(OBJ)/tools/%.o $(TOOL_COMMON_OBJS) $(LIB_A)
 	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TOOL_COMMON_OBJS) $(LIB_A) \
 	  $(URING_LIBS) -lpthread $(LDLIBS)
 
+# Examples build like programs of their own: only the public headers.
+$(EXAMPLE_BINS): $(BUILD)/examples/%: $(OBJ)/examples/%.o $(LIB_A)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
+
 $(BUILD)/muxbench: $(BENCH_OBJS) $(LIB_A)
 	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(LIB_A) \
 	  $(URING_LIBS) -lpthread -lm $(LDLIBS)
@@ -177,6 +191,10 @@ $(SAN_TOOL_BINS): $(SAN)/%: $(SOBJ)/tools/%.o $(SAN_TOOL_COMMON_OBJS) $(SAN_LIB_
 	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_TOOL_COMMON_OBJS) \
 	  $(SAN_LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
 
+$(SAN_EXAMPLE_BINS): $(SAN)/examples/%: $(SOBJ)/examples/%.o $(SAN_LIB_A)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
+
 $(TEST_BINS): $(BUILD)/test/%: $(SOBJ)/tests/%.o $(SAN_SUPPORT_OBJS) $(SAN_LIB_A)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_SUPPORT_OBJS) $(SAN_LIB_A) \
@@ -191,7 +209,7 @@ test:
 
 # Release build too: -O2 finds warnings -O1 does not, and -Werror holds.
 # Every binary runs even after one fails; the last line is the tally.
-check: all $(SAN_TOOL_BINS) $(RUN_TESTS)
+check: all $(SAN_TOOL_BINS) $(SAN_EXAMPLE_BINS) $(RUN_TESTS)
 	@if [ -n '$(T)' ] && [ -z '$(RUN_TESTS)' ]; then \
 	  echo "no test matches T=$(T)" >&2; exit 1; fi; \
 	pass=0; fail=0; failed=; \
@@ -323,7 +341,8 @@ install: libs tools $(BENCH_BIN)
 	  '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MANDIR)/man1'
 	install -m 755 $(TOOL_BINS) $(BENCH_BIN) '$(DESTDIR)$(BINDIR)/'
 	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man1/'
-	install -m 644 include/muxring.h '$(DESTDIR)$(INCLUDEDIR)/'
+	install -m 644 include/muxring.h include/muxring_engine.h \
+	  '$(DESTDIR)$(INCLUDEDIR)/'
 	install -m 644 $(LIB_A) '$(DESTDIR)$(LIBDIR)/'
 	install -m 755 $(LIB_SO) '$(DESTDIR)$(LIBDIR)/'
 	ln -sf $(LIB_SO_REAL) '$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)'
@@ -336,6 +355,7 @@ install: libs tools $(BENCH_BIN)
 
 uninstall:
 	rm -f '$(DESTDIR)$(INCLUDEDIR)/muxring.h' \
+	      '$(DESTDIR)$(INCLUDEDIR)/muxring_engine.h' \
 	      '$(DESTDIR)$(LIBDIR)/libmuxring.a' \
 	      '$(DESTDIR)$(LIBDIR)/$(LIB_SO_REAL)' \
 	      '$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)' \

@@ -1,8 +1,11 @@
 /*
  * muxring.h - the muxado stream-multiplexing protocol over io_uring.
  *
- * This is the only header a muxring user includes. Every public name starts
- * with muxring_ (functions, types) or MUXRING_ (constants).
+ * This is the header of the io_uring API, the only one its users include.
+ * (muxring_engine.h, the sans-I/O engine for those who drive muxado over
+ * their own transport, includes this one for the vocabulary both share.)
+ * Every public name starts with muxring_ (functions, types) or MUXRING_
+ * (constants).
  *
  * Errors are values. Functions return 0 or a non-negative count on success
  * and a negative number on failure, which is one of:

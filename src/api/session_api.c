@@ -76,7 +76,7 @@ int muxring_session_goaway(struct muxring_session *sess, uint32_t code,
 	if (!sess)
 		return -EINVAL;
 	debug = debug_text(code, debug, &debug_len);
-	err = mr_session_goaway(sess->mr, code, debug, debug_len);
+	err = muxring_engine_goaway(sess->engine, code, debug, debug_len);
 	mr_loop_mark_dirty(sess);
 	return err;
 }
@@ -88,13 +88,13 @@ int muxring_session_close(struct muxring_session *sess, uint32_t code,
 
 	if (!sess)
 		return -EINVAL;
-	if (sess->flags & MR_SIO_CLOSE_ASKED || mr_session_ended(sess->mr))
+	if (sess->flags & MR_SIO_CLOSE_ASKED || muxring_engine_ended(sess->engine))
 		return 0;
 	debug = debug_text(code, debug, &debug_len);
 	if (debug_len > MR_FRAME_MAX_LEN - MR_GOAWAY_FIXED_LEN)
 		return -EINVAL;
 	sess->flags |= MR_SIO_CLOSE_ASKED;
-	err = mr_session_close(sess->mr, code, debug, debug_len);
+	err = muxring_engine_close(sess->engine, code, debug, debug_len);
 	mr_loop_mark_dirty(sess);
 	return err;
 }
@@ -110,23 +110,17 @@ int muxring_session_heartbeat(struct muxring_session *sess,
 
 	if (!sess)
 		return -EINVAL;
-	if (mr_session_ended(sess->mr))
-		return MUXRING_ERR(MUXRING_SESSION_CLOSED);
 	if (!interval_ns)
 		interval_ns = HEARTBEAT_INTERVAL_NS;
 	if (!tolerance_ns)
 		tolerance_ns = HEARTBEAT_TOLERANCE_NS;
-	mr_session_set_now(sess->mr, now);
-	err = mr_session_heartbeat_start(sess->mr, interval_ns, tolerance_ns,
-					 now ^ (uint64_t)(uintptr_t)sess);
-	if (err == -EALREADY)
-		err = mr_session_heartbeat_configure(sess->mr, interval_ns,
-						     tolerance_ns);
+	err = muxring_engine_heartbeat(sess->engine, interval_ns, tolerance_ns,
+				       now, now ^ (uint64_t)(uintptr_t)sess);
 	if (err)
 		return err;
 	/* The first beat's time is the session's earliest deadline now. */
 	if (mr_timers_set(&sess->loop->timers, sess,
-			  mr_session_next_deadline(sess->mr)))
+			  muxring_engine_next_deadline(sess->engine)))
 		return -ENOMEM;
 	mr_loop_mark_dirty(sess);
 	return 0;
@@ -138,8 +132,8 @@ int muxring_session_heartbeat_beat(struct muxring_session *sess)
 
 	if (!sess)
 		return -EINVAL;
-	mr_session_set_now(sess->mr, muxring_now_ns());
-	err = mr_session_heartbeat_beat(sess->mr);
+	muxring_engine_set_now(sess->engine, muxring_now_ns());
+	err = muxring_engine_heartbeat_beat(sess->engine);
 	if (!err)
 		mr_loop_mark_dirty(sess);
 	return err;

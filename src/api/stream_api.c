@@ -2,9 +2,9 @@
  * stream_api.c - the public stream calls: open, write (copied or from the
  * send arena), close-write, close, reset, deadlines.
  *
- * A struct muxring_stream * is the engine's struct mr_stream *, never
- * dereferenced as anything else; the handle therefore costs nothing. After
- * each call the stream's session is marked dirty, so that its frames leave
+ * Each is the public engine's call (muxring_engine.h) on the same handle,
+ * plus what the loop adds: writes copied into the send arena, deadlines on
+ * the ring's timer, and the session marked dirty, so that its frames leave
  * with the next turn's single sendmsg.
  */
 #include <errno.h>
@@ -14,11 +14,6 @@
 static inline struct mr_stream *st(struct muxring_stream *stream)
 {
 	return (struct mr_stream *)stream;
-}
-
-static inline const struct mr_stream *cst(const struct muxring_stream *stream)
-{
-	return (const struct mr_stream *)stream;
 }
 
 /* Marks the stream's session dirty; returns err for tail calls. */
@@ -31,41 +26,41 @@ static int touched(struct muxring_stream *stream, int err)
 	return err;
 }
 
-static int open_stream(struct muxring_session *sess, uint32_t type,
-		       uint64_t user_data, struct muxring_stream **streamp)
+static int open_stream(struct muxring_session *sess, bool typed,
+		       uint32_t type, uint64_t user_data,
+		       struct muxring_stream **streamp)
 {
-	struct mr_stream *stream;
 	int err;
 
 	if (!sess || !streamp)
 		return -EINVAL;
 	if (sess->flags & MR_SIO_CLOSE_ASKED)
 		return MUXRING_ERR(MUXRING_SESSION_CLOSED);
-	err = mr_session_open(sess->mr, type, &stream);
-	if (err)
-		return err;
-	mr_stream_set_user(stream, (void *)(uintptr_t)user_data);
-	*streamp = (struct muxring_stream *)stream;
-	mr_loop_mark_dirty(sess);
-	return 0;
+	err = typed ? muxring_engine_stream_open_typed(sess->engine, type,
+						       user_data, streamp)
+		    : muxring_engine_stream_open(sess->engine, user_data,
+						 streamp);
+	if (!err)
+		mr_loop_mark_dirty(sess);
+	return err;
 }
 
 int muxring_stream_open(struct muxring_session *sess, uint64_t user_data,
 			struct muxring_stream **streamp)
 {
-	return open_stream(sess, 0, user_data, streamp);
+	return open_stream(sess, false, 0, user_data, streamp);
 }
 
 int muxring_stream_open_typed(struct muxring_session *sess,
 			      uint32_t stream_type, uint64_t user_data,
 			      struct muxring_stream **streamp)
 {
-	return open_stream(sess, stream_type, user_data, streamp);
+	return open_stream(sess, true, stream_type, user_data, streamp);
 }
 
 uint32_t muxring_stream_id(const struct muxring_stream *stream)
 {
-	return mr_stream_id(cst(stream));
+	return muxring_engine_stream_id(stream);
 }
 
 struct muxring_session *muxring_stream_session(const struct muxring_stream *stream)
@@ -75,12 +70,12 @@ struct muxring_session *muxring_stream_session(const struct muxring_stream *stre
 
 void muxring_stream_set_data(struct muxring_stream *stream, uint64_t user_data)
 {
-	mr_stream_set_user(st(stream), (void *)(uintptr_t)user_data);
+	muxring_engine_stream_set_data(stream, user_data);
 }
 
 uint64_t muxring_stream_data(const struct muxring_stream *stream)
 {
-	return (uint64_t)(uintptr_t)mr_stream_user(cst(stream));
+	return muxring_engine_stream_data(stream);
 }
 
 int muxring_stream_write(struct muxring_stream *stream, const void *data,
@@ -106,7 +101,8 @@ int muxring_stream_write(struct muxring_stream *stream, const void *data,
 			return -ENOMEM;
 		where = buf->data;
 	}
-	err = mr_stream_write(st(stream), buf, where, len, user_data);
+	err = muxring_engine_stream_write_buf(stream, mr_engine_buf_of(buf),
+					      where, len, user_data);
 	mr_buf_unref(buf);
 	if (!err)
 		mr_loop_mark_dirty(s);
@@ -155,41 +151,35 @@ int muxring_stream_write_zc(struct muxring_stream *stream, void *data,
 	/* The application's reference passes to the write: the engine took
 	 * its own, and ours goes now. The buffer returns to the arena when
 	 * the engine lets go, after the kernel took its last byte. */
-	err = mr_stream_write(st(stream), buf, data, len, user_data);
+	err = muxring_engine_stream_write_buf(stream, mr_engine_buf_of(buf),
+					      data, len, user_data);
 	mr_buf_unref(buf);
 	return touched(stream, err);
 }
 
 int muxring_stream_close_write(struct muxring_stream *stream)
 {
-	return touched(stream, mr_stream_close_write(st(stream)));
+	return touched(stream, muxring_engine_stream_close_write(stream));
 }
 
 int muxring_stream_close(struct muxring_stream *stream)
 {
-	return touched(stream, mr_stream_close(st(stream)));
+	return touched(stream, muxring_engine_stream_close(stream));
 }
 
 int muxring_stream_reset(struct muxring_stream *stream, uint32_t code)
 {
-	return touched(stream, mr_stream_reset(st(stream), code));
+	return touched(stream, muxring_engine_stream_reset(stream, code));
 }
 
 int muxring_stream_set_deadline(struct muxring_stream *stream, unsigned which,
 				uint64_t when_ns)
 {
 	struct muxring_session *s;
+	int err = muxring_engine_stream_set_deadline(stream, which, when_ns);
 
-	if (!stream || !which ||
-	    which & ~(MUXRING_DEADLINE_READ | MUXRING_DEADLINE_WRITE))
-		return -EINVAL;
-	/* The first deadline of a stream allocates its record. */
-	if (which & MUXRING_DEADLINE_READ &&
-	    mr_stream_set_deadline(st(stream), MR_DEADLINE_READ, when_ns))
-		return -ENOMEM;
-	if (which & MUXRING_DEADLINE_WRITE &&
-	    mr_stream_set_deadline(st(stream), MR_DEADLINE_WRITE, when_ns))
-		return -ENOMEM;
+	if (err)
+		return err;
 	s = mr_sio_of_stream(st(stream));
 	if (s) {
 		/* Only an earlier deadline needs the session re-keyed; a key

@@ -130,6 +130,26 @@ enum mr_deadline_kind {
 
 struct mr_stream;
 struct mr_session;
+struct muxring_engine;
+
+/* The public engine (include/muxring_engine.h, engine_api.c) is the
+ * session itself: its handle is this struct, cast. */
+static inline struct muxring_engine *mr_engine_of_session(struct mr_session *s)
+{
+	return (struct muxring_engine *)s;
+}
+
+static inline struct mr_session *mr_session_of_engine(struct muxring_engine *e)
+{
+	return (struct mr_session *)e;
+}
+
+/* And its reference-counted buffers are struct mr_buf. */
+struct muxring_engine_buf;
+static inline struct muxring_engine_buf *mr_engine_buf_of(struct mr_buf *b)
+{
+	return (struct muxring_engine_buf *)b;
+}
 
 struct mr_view {
 	struct mr_stream *stream; /* holds a reference */

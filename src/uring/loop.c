@@ -425,17 +425,10 @@ int muxring_wait_cqe(struct muxring_loop *loop, struct muxring_cqe **cqe,
 /* What advancing past an entry ends or gives back. */
 static void entry_done(struct muxring_cqe *cqe)
 {
-	struct mr_event ev;
-
 	switch (cqe->type) {
 	case MUXRING_CQE_STREAM_ACCEPTED:
-		mr_session_accept_done(cqe->session->mr);
-		break;
 	case MUXRING_CQE_STREAM_CLOSED:
-		memset(&ev, 0, sizeof(ev));
-		ev.type = MR_EV_STREAM_CLOSED;
-		ev.stream = (struct mr_stream *)cqe->stream;
-		mr_event_done(&ev);
+		muxring_engine_cqe_done(cqe->session->engine, cqe);
 		break;
 	case MUXRING_CQE_SESSION_ENDED:
 		mr_sio_free(cqe->session);
@@ -471,24 +464,15 @@ void muxring_cqe_seen(struct muxring_loop *loop, struct muxring_cqe *cqe)
 
 void muxring_view_release(struct muxring_view *view)
 {
-	struct mr_view v;
-	struct muxring_session *s;
+	struct muxring_session *s = NULL;
 
-	if (!view || !view->priv_[0]) {
-		if (view)
-			memset(view, 0, sizeof(*view));
-		return;
-	}
-	v.stream = view->priv_[0];
-	v.buf = view->priv_[1];
-	v.data = view->data;
-	v.len = view->len;
+	/* Found before the release, which may free the stream. */
+	if (view && view->priv_[0])
+		s = mr_sio_of_stream(view->priv_[0]);
+	muxring_engine_view_release(view);
 	/* The session may now owe the peer a WNDINC. */
-	s = mr_sio_of_stream(v.stream);
-	mr_view_release(&v);
 	if (s)
 		mr_loop_mark_dirty(s);
-	memset(view, 0, sizeof(*view));
 }
 
 /* ---- create and destroy ------------------------------------------------- */

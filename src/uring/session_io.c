@@ -13,6 +13,15 @@
  * Bytes are never lost or reordered: one receive at a time is armed, a new
  * one only after the previous one's last completion (no IORING_CQE_F_MORE),
  * and completions of one receive arrive in order.
+ *
+ * The engine is driven through its public calls (include/muxring_engine.h),
+ * as any other transport would drive it: feed, send_iov/sent, poll (straight
+ * into the completion queue's slots), expire. Two things stay internal, on
+ * purpose: the session's user pointer, which links an engine stream back to
+ * this session for the loop's stream calls (mr_sio_of_stream), and the
+ * ring's and arena's buffers, which are preallocated struct mr_buf headers
+ * that return to their ring on release: the public
+ * muxring_engine_buf_wrap() would allocate a wrapper for every receive.
  */
 #include "uring/session_io.h"
 
@@ -27,51 +36,22 @@
 #include "uring/net.h"
 #include "uring/trace.h"
 
-static void sio_config(const struct muxring_session_opts *o,
-		       struct mr_config *cfg)
-{
-	mr_config_default(cfg);
-	if (!o)
-		return;
-	if (o->window)
-		cfg->window = o->window;
-	if (o->accept_backlog)
-		cfg->accept_backlog = o->accept_backlog;
-	if (o->max_streams)
-		cfg->max_streams = o->max_streams;
-	if (o->max_frame_payload)
-		cfg->max_frame_payload = o->max_frame_payload;
-	cfg->typed = (o->flags & MUXRING_SESSION_TYPED) != 0;
-}
-
 int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 		  const struct muxring_session_opts *opts, uint64_t user_data,
 		  enum mr_sio_state state, struct muxring_session **out)
 {
-	struct muxring_session *s;
-	struct mr_config cfg;
+	struct muxring_session *s = calloc(1, sizeof(*s));
+	int err = s ? muxring_engine_create(&s->engine, role, opts) : -ENOMEM;
 
-	sio_config(opts, &cfg);
-	if ((role != MUXRING_CLIENT && role != MUXRING_SERVER) ||
-	    cfg.window < MR_INITIAL_WINDOW ||
-	    cfg.max_frame_payload > MR_FRAME_MAX_LEN ||
-	    (opts && opts->flags & ~MUXRING_SESSION_TYPED)) {
-		if (fd >= 0)
-			close(fd);
-		return -EINVAL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s)
-		s->mr = mr_session_new(role == MUXRING_SERVER ? MR_ROLE_SERVER
-							      : MR_ROLE_CLIENT,
-				       &cfg);
-	if (!s || !s->mr) {
+	if (err) {
 		free(s);
 		if (fd >= 0)
 			close(fd);
-		return -ENOMEM;
+		return err;
 	}
-	mr_session_set_user(s->mr, s);
+	/* Not a public call: the engine's user pointer is how the loop's
+	 * stream calls find the session of a stream (mr_sio_of_stream). */
+	mr_session_set_user(mr_session_of_engine(s->engine), s);
 	s->loop = loop;
 	s->fd = fd;
 	s->state = (uint8_t)state;
@@ -196,14 +176,15 @@ static void sio_start_send(struct muxring_session *s)
 	size_t n;
 
 	if (s->flags & (MR_SIO_SEND_ARMED | MR_SIO_TX_DEAD) || s->fd < 0 ||
-	    !mr_session_tx_pending(s->mr))
+	    !muxring_engine_want_send(s->engine))
 		return;
 	slot = mr_loop_slot_get(loop);
 	if (!slot) {
 		mr_loop_mark_dirty(s); /* out of memory: retried next turn */
 		return;
 	}
-	n = mr_session_tx_iov(s->mr, slot->iov, MR_SEND_IOV, MR_SEND_MAX_BYTES);
+	n = muxring_engine_send_iov(s->engine, slot->iov, MR_SEND_IOV,
+				    MR_SEND_MAX_BYTES);
 	if (!n) {
 		mr_loop_slot_put(loop, slot);
 		return;
@@ -237,11 +218,6 @@ static void sio_start_send(struct muxring_session *s)
 
 /* ---- entries ---------------------------------------------------------- */
 
-static uint64_t stream_data(struct mr_stream *st)
-{
-	return (uint64_t)(uintptr_t)mr_stream_user(st);
-}
-
 static void post_ready(struct muxring_session *s)
 {
 	struct muxring_cqe *cqe = mr_cq_push(&s->loop->cq);
@@ -257,118 +233,64 @@ static void post_ready(struct muxring_session *s)
 	s->flags |= MR_SIO_READY_POSTED;
 }
 
-/* One engine event as one entry (a slot is reserved by the caller). */
-static void post_event(struct muxring_session *s, struct mr_event *ev)
+/* The engine's entries are the loop's, but for the session's fields. */
+static void adopt_entry(struct muxring_session *s, struct muxring_cqe *cqe)
 {
-	const struct mr_session_result *r;
-	struct muxring_cqe *cqe;
-
-	if (ev->type == MR_EV_SESSION_ENDED) {
-		/* Held back: SESSION_ENDED is posted once the transport is
-		 * closed. */
-		s->flags |= MR_SIO_ENDED_SEEN;
-		return;
-	}
-	cqe = mr_cq_push(&s->loop->cq);
 	cqe->session = s;
-	cqe->stream = (struct muxring_stream *)ev->stream;
-	cqe->user_data = ev->stream ? stream_data(ev->stream) : s->user_data;
-	switch (ev->type) {
-	case MR_EV_STREAM_ACCEPTED:
-		cqe->type = MUXRING_CQE_STREAM_ACCEPTED;
-		cqe->code = ev->stream_type;
+	switch (cqe->type) {
+	case MUXRING_CQE_STREAM_ACCEPTED:
+	case MUXRING_CQE_GOAWAY:
+	case MUXRING_CQE_HEARTBEAT:
+	case MUXRING_CQE_HEARTBEAT_FAILED:
+	case MUXRING_CQE_SESSION_ENDED:
 		cqe->user_data = s->user_data;
 		break;
-	case MR_EV_DATA:
-		cqe->type = MUXRING_CQE_DATA;
-		cqe->res = (int64_t)ev->view.len;
-		cqe->view.data = ev->view.data;
-		cqe->view.len = ev->view.len;
-		cqe->view.priv_[0] = ev->view.stream;
-		cqe->view.priv_[1] = ev->view.buf;
-		break;
-	case MR_EV_EOF:
-		cqe->type = MUXRING_CQE_EOF;
-		break;
-	case MR_EV_WRITE_DONE:
-		cqe->type = MUXRING_CQE_WRITE_DONE;
-		cqe->res = ev->result;
-		cqe->user_data = ev->user_data;
-		break;
-	case MR_EV_DEADLINE:
-		cqe->type = MUXRING_CQE_DEADLINE;
-		cqe->code = (uint32_t)ev->deadline;
-		break;
-	case MR_EV_STREAM_CLOSED:
-		/* The entry keeps the event's stream reference until the
-		 * application advances past it (mr_event_done then). */
-		cqe->type = MUXRING_CQE_STREAM_CLOSED;
-		cqe->code = ev->code;
-		cqe->res = ev->result;
-		if (ev->close_reason == MR_CLOSE_PEER_RESET)
-			cqe->flags |= MUXRING_CQE_F_REMOTE;
-		break;
-	case MR_EV_GOAWAY:
-		r = mr_session_result(s->mr);
-		cqe->type = MUXRING_CQE_GOAWAY;
-		cqe->code = ev->code;
-		cqe->user_data = s->user_data;
-		cqe->flags |= MUXRING_CQE_F_REMOTE;
-		cqe->view.data = r->remote_debug;
-		cqe->view.len = r->remote_debug ? r->remote_debug_len : 0;
-		break;
-	case MR_EV_HEARTBEAT:
-		cqe->type = MUXRING_CQE_HEARTBEAT;
-		cqe->res = ev->result;
-		cqe->user_data = s->user_data;
-		cqe->stream = NULL;
-		break;
-	case MR_EV_HEARTBEAT_FAILED:
-		cqe->type = MUXRING_CQE_HEARTBEAT_FAILED;
-		cqe->res = -ETIMEDOUT;
-		cqe->user_data = s->user_data;
-		cqe->stream = NULL;
-		break;
-	case MR_EV_SESSION_ENDED:
+	default:
 		break;
 	}
 }
 
 static bool post_ended(struct muxring_session *s)
 {
-	const struct mr_session_result *r = mr_session_result(s->mr);
 	struct muxring_cqe *cqe = mr_cq_push(&s->loop->cq);
 
 	if (!cqe)
 		return false;
-	cqe->type = MUXRING_CQE_SESSION_ENDED;
-	cqe->res = r->local_error;
-	cqe->session = s;
+	*cqe = s->ended;
+	/* The application may have changed it since the engine ended. */
 	cqe->user_data = s->user_data;
-	if (r->remote_goaway) {
-		cqe->flags |= MUXRING_CQE_F_REMOTE;
-		cqe->code = r->remote_code;
-		cqe->view.data = r->remote_debug;
-		cqe->view.len = r->remote_debug ? r->remote_debug_len : 0;
-	}
 	return true;
 }
 
-/* Moves the engine's events into entries, up to its SESSION_ENDED. */
+/*
+ * Moves the engine's entries into the completion queue, up to its
+ * SESSION_ENDED, which waits in the session until the transport is closed
+ * (post_ended).
+ */
 static void gather_events(struct muxring_session *s)
 {
-	struct mr_event ev;
+	struct mr_cq *cq = &s->loop->cq;
+	struct muxring_cqe *cqe;
 
 	while (!(s->flags & MR_SIO_ENDED_SEEN)) {
-		if (mr_cq_reserve(&s->loop->cq)) {
+		if (mr_cq_reserve(cq)) {
 			/* Out of memory: the events wait in the engine and
 			 * the next turn tries again. */
 			mr_loop_mark_dirty(s);
 			return;
 		}
-		if (!mr_session_poll_event(s->mr, &ev))
+		/* Polled straight into the free slot at the tail, which
+		 * moves only for an entry the application may see now. */
+		cqe = &cq->slots[cq->tail & cq->mask];
+		if (!muxring_engine_poll(s->engine, cqe))
 			return;
-		post_event(s, &ev);
+		adopt_entry(s, cqe);
+		if (cqe->type == MUXRING_CQE_SESSION_ENDED) {
+			s->ended = *cqe;
+			s->flags |= MR_SIO_ENDED_SEEN;
+		} else {
+			cq->tail++;
+		}
 	}
 }
 
@@ -463,7 +385,7 @@ void mr_sio_step(struct muxring_session *s)
 		sio_arm_recv(s);
 		if ((s->flags & MR_SIO_ENDED_SEEN) &&
 		    !(s->flags & MR_SIO_SEND_ARMED) &&
-		    (s->flags & MR_SIO_TX_DEAD || mr_session_done(s->mr)))
+		    (s->flags & MR_SIO_TX_DEAD || muxring_engine_done(s->engine)))
 			begin_drain(s);
 	}
 	if (s->state == MR_SIO_DRAINING) {
@@ -482,8 +404,26 @@ void mr_sio_step(struct muxring_session *s)
 /* The transport failed (or ended, err 0): the engine hears it once. */
 static void transport_end(struct muxring_session *s, int err)
 {
-	if (!mr_session_ended(s->mr))
-		mr_session_recv_end(s->mr, err);
+	muxring_engine_feed_end(s->engine, err);
+}
+
+/* Received bytes into the engine: as views into the ring buffer, or, when
+ * few buffers are left in the ring, copied out so that this one goes back
+ * at once. */
+static void feed(struct muxring_session *s, struct mr_buf *buf, size_t len)
+{
+	struct muxring_loop *loop = s->loop;
+
+	muxring_engine_set_now(s->engine, loop->now);
+	if (mr_bufring_low(loop->bufring)) {
+		s->recv_copied++;
+		loop->stats.recv_copied++;
+		muxring_engine_feed(s->engine, buf->data, len);
+	} else {
+		muxring_engine_feed_buf(s->engine,
+					mr_engine_buf_of(buf),
+					buf->data, len);
+	}
 }
 
 static void recv_complete(struct muxring_session *s,
@@ -491,7 +431,6 @@ static void recv_complete(struct muxring_session *s,
 {
 	struct muxring_loop *loop = s->loop;
 	struct mr_buf *buf = NULL;
-	unsigned flags = 0;
 	int res = cqe->res;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -505,18 +444,8 @@ static void recv_complete(struct muxring_session *s,
 		s->recv_completions++;
 		loop->stats.recv_completions++;
 		if (s->state == MR_SIO_OPEN && !loop->destroying &&
-		    !mr_session_ended(s->mr)) {
-			/* Few buffers left in the ring: copy the payloads
-			 * out so this buffer goes back at once. */
-			if (mr_bufring_low(loop->bufring)) {
-				flags = MR_RECV_COPY;
-				s->recv_copied++;
-				loop->stats.recv_copied++;
-			}
-			mr_session_set_now(s->mr, loop->now);
-			mr_session_recv(s->mr, buf, buf->data, (size_t)res,
-					flags);
-		}
+		    !muxring_engine_ended(s->engine))
+			feed(s, buf, (size_t)res);
 		mr_buf_unref(buf);
 		return;
 	}
@@ -570,7 +499,7 @@ static void send_complete(struct muxring_session *s,
 		s->send = NULL;
 	}
 	if (res >= 0) {
-		mr_session_tx_advance(s->mr, (size_t)res);
+		muxring_engine_sent(s->engine, (size_t)res);
 		return;
 	}
 	if (res == -EINTR || res == -EAGAIN)
@@ -634,16 +563,7 @@ void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
 
 void mr_sio_stats(const struct muxring_session *s, struct muxring_stats *out)
 {
-	struct mr_session_stats es;
-
-	mr_session_stats(s->mr, &es);
-	memset(out, 0, sizeof(*out));
-	out->frames_in = es.frames_in;
-	out->frames_out = es.frames_out;
-	out->bytes_in = es.bytes_in;
-	out->bytes_out = es.bytes_out;
-	out->streams_opened = es.streams_opened;
-	out->streams_accepted = es.streams_accepted;
+	muxring_engine_stats(s->engine, out);
 	out->sends = s->sends;
 	out->recv_completions = s->recv_completions;
 	out->recv_enobufs = s->recv_enobufs;
@@ -676,7 +596,7 @@ void mr_sio_free(struct muxring_session *s)
 		mr_loop_slot_put(loop, s->send);
 	if (s->ai_list)
 		freeaddrinfo(s->ai_list);
-	mr_session_free(s->mr);
+	muxring_engine_destroy(s->engine);
 	free(s->trace);
 	free(s);
 }

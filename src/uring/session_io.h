@@ -25,6 +25,7 @@
 
 #include "uring/loop.h"
 #include "engine/session.h"
+#include "muxring_engine.h"
 
 enum mr_sio_state {
 	MR_SIO_CONNECTING,
@@ -51,7 +52,8 @@ enum mr_sio_flag {
 /* The fields of struct muxring_session, the public handle. */
 struct muxring_session {
 	struct muxring_loop *loop;
-	struct mr_session *mr;        /* the protocol engine */
+	struct muxring_engine *engine; /* the protocol engine, driven through
+					  its public calls */
 	int fd;                       /* the socket, -1 once closed */
 	uint8_t state;                /* enum mr_sio_state */
 	uint8_t on_lists;             /* bit per enum mr_slist_kind */
@@ -79,6 +81,10 @@ struct muxring_session {
 
 	struct mr_trace_session *trace; /* frame tracing state, NULL when the
 					   loop does not trace */
+
+	/* The engine's SESSION_ENDED entry, posted once the transport is
+	 * closed (valid with MR_SIO_ENDED_SEEN). */
+	struct muxring_cqe ended;
 
 	/* Driver counters (the engine keeps frames and bytes). */
 	uint64_t sends, recv_completions, recv_enobufs, recv_copied;
@@ -113,7 +119,9 @@ void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
 void mr_sio_free(struct muxring_session *s);
 
 /* The driver session of an engine stream, or NULL once the engine session
- * is gone. */
+ * is gone, or for a stream of an engine that no loop drives (the public
+ * engine leaves the user pointer NULL, so the loop's stream calls refuse
+ * such a stream instead of treating it as theirs). */
 static inline struct muxring_session *mr_sio_of_stream(struct mr_stream *st)
 {
 	struct mr_session *ms = mr_stream_session(st);

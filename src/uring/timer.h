@@ -2,7 +2,7 @@
  * timer.h - deadlines of every session on one IORING_OP_TIMEOUT.
  *
  * Sessions with a deadline sit in a binary min-heap keyed by their engine's
- * next deadline (mr_session_next_deadline). One absolute CLOCK_MONOTONIC
+ * next deadline (muxring_engine_next_deadline). One absolute CLOCK_MONOTONIC
  * timeout is armed on the ring for the heap's top; when an earlier deadline
  * appears it is moved with IORING_TIMEOUT_UPDATE rather than adding timers.
  * A key may be early (the engine moved a deadline later or cleared it): the

@@ -210,7 +210,7 @@ static void trace_recv(struct muxring_loop *loop, struct muxring_session *s,
 
 	if (cqe->res <= 0 || !(cqe->flags & IORING_CQE_F_BUFFER) ||
 	    bid >= loop->bufring->nbufs || s->state != MR_SIO_OPEN ||
-	    loop->destroying || mr_session_ended(s->mr))
+	    loop->destroying || muxring_engine_ended(s->engine))
 		return;
 	scan(loop->tracer, s, MUXRING_TRACE_RECV,
 	     loop->bufring->bufs[bid].data, (size_t)cqe->res, loop->now);

@@ -26,6 +26,26 @@
 #include "uring/listener.h"
 #include "uring/net.h"
 
+/* The flood budgets the options set (0 keeps a default). */
+static void sio_flood_config(const struct muxring_session_opts *o,
+			     struct mr_flood_limits *lim)
+{
+	if (o->wndinc_per_sec)
+		lim->wndinc_per_sec = o->wndinc_per_sec;
+	if (o->rst_per_sec)
+		lim->rst_per_sec = o->rst_per_sec;
+	if (o->churn_per_sec)
+		lim->churn_per_sec = o->churn_per_sec;
+	if (o->unknown_per_sec)
+		lim->unknown_per_sec = o->unknown_per_sec;
+	if (o->empty_data_per_sec)
+		lim->empty_data_per_sec = o->empty_data_per_sec;
+	if (o->closed_data_per_sec)
+		lim->closed_data_per_sec = o->closed_data_per_sec;
+	if (o->max_goaways)
+		lim->max_goaways = o->max_goaways;
+}
+
 static void sio_config(const struct muxring_session_opts *o,
 		       struct mr_config *cfg)
 {
@@ -41,6 +61,9 @@ static void sio_config(const struct muxring_session_opts *o,
 	if (o->max_frame_payload)
 		cfg->max_frame_payload = o->max_frame_payload;
 	cfg->typed = (o->flags & MUXRING_SESSION_TYPED) != 0;
+	if (o->max_control_backlog)
+		cfg->max_control_backlog = o->max_control_backlog;
+	sio_flood_config(o, &cfg->flood);
 }
 
 int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
@@ -54,6 +77,7 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	if ((role != MUXRING_CLIENT && role != MUXRING_SERVER) ||
 	    cfg.window < MR_INITIAL_WINDOW ||
 	    cfg.max_frame_payload > MR_FRAME_MAX_LEN ||
+	    cfg.max_control_backlog < MR_CONTROL_FRAME_LEN ||
 	    (opts && opts->flags & ~MUXRING_SESSION_TYPED)) {
 		if (fd >= 0)
 			close(fd);
@@ -339,6 +363,7 @@ static bool post_ended(struct muxring_session *s)
 		return false;
 	cqe->type = MUXRING_CQE_SESSION_ENDED;
 	cqe->res = r->local_error;
+	cqe->reason = r->local_reason;
 	cqe->session = s;
 	cqe->user_data = s->user_data;
 	if (r->remote_goaway) {

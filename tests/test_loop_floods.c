@@ -14,6 +14,7 @@
  * budgets (cut off at once); and one GOAWAY per loop turn against a budget
  * of 200 per session, so that the flood lasts 200 turns whatever the speed
  * of the machine, during which the other session must make progress.
+ * Last, a control backlog too small for one frame is refused as an option.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -265,11 +266,30 @@ static void test_a_goaway_flood_lasting_200_turns_does_not_stall_another_session
 	free_ctx(&fc);
 }
 
+static void test_a_control_backlog_below_one_frame_is_refused(void **state)
+{
+	struct lh *h = lh_new(NULL);
+	struct muxring_session_opts opts = {.max_control_backlog = 11};
+	struct muxring_session *sess = NULL;
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    fds), 0);
+	/* The call owns fds[0] and closes it, also when it fails. */
+	assert_int_equal(muxring_session_create(h->loop, fds[0], MUXRING_SERVER,
+						&opts, 0, &sess), -EINVAL);
+	assert_null(sess);
+	close(fds[1]);
+	lh_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_an_rst_flood_at_full_speed_ends_only_its_session),
 		cmocka_unit_test(test_a_goaway_flood_lasting_200_turns_does_not_stall_another_session),
+		cmocka_unit_test(test_a_control_backlog_below_one_frame_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

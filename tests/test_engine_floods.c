@@ -11,7 +11,8 @@
  * kind of frame at the same or a similar rate as legitimate heavy traffic
  * does (a reader that credits every 4 bytes, a client whose fire-and-forget
  * requests get answered with RSTs, one that cancels half its requests, data
- * in flight on streams we reset) and must never be cut off.
+ * in flight on streams we reset, which also draw one RST per stream, not
+ * one per frame) and must never be cut off.
  *
  * Time is the engine's argument: the tests move a clock of their own with
  * mr_session_set_now(), so every rate here is exact and no test depends on
@@ -41,6 +42,7 @@ struct run {
 	uint64_t now;
 	size_t max_queued;  /* bytes waiting to be sent, at the worst */
 	uint32_t max_streams; /* live streams, at the worst */
+	size_t closed_rsts_read; /* RST StreamClosed frames the peer read */
 };
 
 static void run_init(struct run *r, enum mr_role role,
@@ -78,10 +80,18 @@ static int feed(struct run *r, struct eh_bytes *b)
 	return rc;
 }
 
-/* The peer reads what the session sent (and the test forgets it). */
+/* The peer reads what the session sent (and the test forgets it but for
+ * the count of RST StreamClosed). */
 static void peer_reads(struct run *r)
 {
-	eh_flush(r->h);
+	struct eh_frames f;
+
+	eh_tx_frames(r->h, &f);
+	for (size_t i = 0; i < f.n; i++)
+		r->closed_rsts_read += f.v[i].hdr.type == MR_FRAME_RST &&
+				       mr_get_be32(f.v[i].body) ==
+					       MUXRING_STREAM_CLOSED;
+	eh_frames_free(&f);
 	eh_tx_clear(r->h);
 }
 
@@ -509,10 +519,9 @@ static void test_a_fin_for_every_stream_we_reset_is_never_a_flood(void **state)
 
 /* ---- DATA on closed streams ------------------------------------------- */
 
-static void data_on_stream_3(struct eh_bytes *b, size_t i)
+static void data_on_gone_streams(struct eh_bytes *b, size_t i)
 {
-	(void)i;
-	eh_bytes_data(b, 3, 0, "z", 1);
+	eh_bytes_data(b, 1001 + 2 * (uint32_t)i, 0, "z", 1);
 }
 
 /* Stream 3, opened by the peer and reset by our application. */
@@ -524,7 +533,7 @@ static void reset_peer_stream_3(struct run *r)
 	peer_reads(r);
 }
 
-static void test_a_flood_of_data_on_a_closed_stream_is_cut_off_even_when_the_peer_reads(void **state)
+static void test_a_flood_of_data_on_closed_streams_is_cut_off_even_when_the_peer_reads(void **state)
 {
 	struct run r;
 	size_t fed;
@@ -532,9 +541,11 @@ static void test_a_flood_of_data_on_a_closed_stream_is_cut_off_even_when_the_pee
 	(void)state;
 	run_init(&r, MR_ROLE_SERVER, NULL);
 	reset_peer_stream_3(&r);
-	fed = flood(&r, data_on_stream_3, 1000000, 40000, 100);
+	/* Each frame for another gone stream: each gets its RST, read. */
+	fed = flood(&r, data_on_gone_streams, 1000000, 40000, 100);
 	assert_calmed(&r, "flood of DATA on closed streams",
 		      100 * MR_CONTROL_FRAME_LEN + MR_GOAWAY_HEAD_LEN + 128);
+	assert_true(r.closed_rsts_read >= fed - 100);
 	/* 10,000/s plus one earned by the stream. */
 	assert_cut_after(fed, 10000, 40000);
 	eh_free(r.h);
@@ -550,8 +561,8 @@ static void test_replies_the_peer_never_reads_are_capped_in_bytes(void **state)
 	mr_config_default(&cfg);
 	cfg.max_control_backlog = 4096;
 	run_init(&r, MR_ROLE_SERVER, &cfg);
-	reset_peer_stream_3(&r);
-	fed = flood(&r, data_on_stream_3, 1000000, 1000, 0);
+	/* Each frame for another gone stream, so each wants its own RST. */
+	fed = flood(&r, data_on_gone_streams, 1000000, 1000, 0);
 	assert_calmed(&r, "unread replies",
 		      4096 + MR_GOAWAY_HEAD_LEN + 128);
 	/* Every RST that fitted, then the one that did not. */
@@ -592,6 +603,9 @@ static void test_data_in_flight_on_streams_we_reset_is_never_a_flood(void **stat
 	}
 	assert_int_equal(frames, 10 * MR_INITIAL_WINDOW / 64);
 	assert_alive(&r);
+	/* One RST per stream, not one per frame in flight. */
+	peer_reads(&r);
+	assert_int_equal(r.closed_rsts_read, 10);
 	eh_bytes_free(&b);
 	eh_free(r.h);
 }
@@ -690,7 +704,7 @@ int main(void)
 		cmocka_unit_test(test_a_flood_of_empty_data_frames_is_cut_off),
 		cmocka_unit_test(test_a_flood_of_fins_for_streams_that_are_gone_is_cut_off),
 		cmocka_unit_test(test_a_fin_for_every_stream_we_reset_is_never_a_flood),
-		cmocka_unit_test(test_a_flood_of_data_on_a_closed_stream_is_cut_off_even_when_the_peer_reads),
+		cmocka_unit_test(test_a_flood_of_data_on_closed_streams_is_cut_off_even_when_the_peer_reads),
 		cmocka_unit_test(test_replies_the_peer_never_reads_are_capped_in_bytes),
 		cmocka_unit_test(test_data_in_flight_on_streams_we_reset_is_never_a_flood),
 		cmocka_unit_test(test_streams_opened_and_reset_as_fast_as_possible_are_cut_off),

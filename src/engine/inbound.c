@@ -126,8 +126,10 @@ static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 }
 
 /* Finds the stream a non-SYN DATA frame is for; NULL when it is gone, after
- * answering as PROTOCOL.md says (an empty FIN is ignored silently). Both
- * answers are charged to the flood budget. */
+ * answering as PROTOCOL.md says (an empty FIN is ignored silently), with
+ * one RST for a run of frames on the same gone stream, which are what the
+ * peer had in flight when it ended. Every such frame is charged to the
+ * flood budget. */
 static int find_data_stream(struct mr_session *sess,
 			    const struct mr_frame_header *hdr,
 			    struct mr_stream **out)
@@ -135,7 +137,6 @@ static int find_data_stream(struct mr_session *sess,
 	struct mr_stream *stream = mr_stream_map_get(&sess->streams,
 						     hdr->stream_id);
 	bool empty_fin = hdr->length == 0 && (hdr->flags & MR_FLAG_FIN);
-
 	int err;
 
 	*out = NULL;
@@ -150,6 +151,9 @@ static int find_data_stream(struct mr_session *sess,
 		return err;
 	if (stream && stream->recv_state == MR_RECV_FIN) /* after its FIN */
 		return reset_stream(sess, stream, MUXRING_STREAM_CLOSED);
+	if (hdr->stream_id == sess->rst_closed_id)
+		return 0;
+	sess->rst_closed_id = hdr->stream_id;
 	return reply_rst(sess, hdr->stream_id, MUXRING_STREAM_CLOSED);
 }
 

@@ -168,6 +168,10 @@ struct mr_session {
 	uint32_t rx_remaining;     /* body bytes of the frame still to come */
 	struct mr_stream *rx_stream; /* DATA target; NULL drops the payload */
 	uint32_t goaway_last_id, goaway_code;
+	uint32_t rst_closed_id;    /* the last gone stream answered with RST
+				      StreamClosed; the frames that follow
+				      for it get no RST of their own (0:
+				      none yet) */
 
 	/* Outbound: control bytes not yet committed, then the ring. */
 	uint8_t *ctrl;

@@ -492,8 +492,9 @@ struct muxring_session_opts {
 	/* DATA frames without payload whose flags change nothing (default
 	 * 100/s; plus one per stream). */
 	uint32_t empty_data_per_sec;
-	/* DATA frames for streams that are not open, each answered with RST
-	 * StreamClosed (default 10000/s; plus one per stream). */
+	/* DATA frames for streams that are not open, answered with RST
+	 * StreamClosed (one per run of frames on the same stream) (default
+	 * 10000/s; plus one per stream). */
 	uint32_t closed_data_per_sec;
 	/* GOAWAY frames in the whole session (default 8). */
 	uint32_t max_goaways;

@@ -34,8 +34,8 @@ enum mr_flood_kind {
 	MR_FLOOD_EMPTY_DATA,  /* DATA with no payload whose flags change
 				 nothing (no SYN, and no FIN for an open
 				 stream) */
-	MR_FLOOD_CLOSED_DATA, /* DATA for a stream that is not open (each is
-				 answered with RST StreamClosed) */
+	MR_FLOOD_CLOSED_DATA, /* DATA for a stream that is not open (answered
+				 with RST StreamClosed) */
 	MR_FLOOD_KINDS,
 };
 

@@ -293,7 +293,9 @@ enum muxring_cqe_type {
 	 * closed the transport, MUXRING_ERR(code) of a protocol failure, or
 	 * -errno of the transport). With MUXRING_CQE_F_REMOTE the peer sent a
 	 * GOAWAY: code is its code and view its debug text (no release
-	 * needed, valid until advanced past). user_data: the session's. */
+	 * needed, valid until advanced past). `reason` says why this side
+	 * ended it when the peer was at fault (e.g. EnhanceYourCalm and which
+	 * flood budget it spent). user_data: the session's. */
 	MUXRING_CQE_SESSION_ENDED,
 	/* The listener is closed: res 0 after muxring_listener_close(), or the
 	 * negative error that stopped it. user_data: the listener's. */

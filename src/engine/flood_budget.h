@@ -23,7 +23,6 @@
 #ifndef MUXRING_FLOOD_BUDGET_H
 #define MUXRING_FLOOD_BUDGET_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 enum mr_flood_kind {

@@ -10,10 +10,12 @@
  * that reason on its socket, and the other session must go on being served
  * (bytes move while the flood lasts) and finish every stream intact.
  *
- * Two floods: RSTs as fast as the socket takes them, with the default
- * budgets (cut off at once); and one GOAWAY per loop turn against a budget
- * of 200 per session, so that the flood lasts 200 turns whatever the speed
- * of the machine, during which the other session must make progress.
+ * Floods: each kind of cheap frame (tiny WNDINCs, RSTs, unknown types,
+ * empty DATA, DATA for gone streams, streams opened and reset) as fast as
+ * the socket takes it, with the default budgets (cut off at once); and
+ * one GOAWAY per loop turn against a budget of 200 per session, so that
+ * the flood lasts 200 turns whatever the speed of the machine, during
+ * which the other session must make progress.
  * Last, a control backlog too small for one frame is refused as an option.
  */
 #include <setjmp.h>
@@ -167,6 +169,34 @@ static void start(struct lh *h, struct flood_ctx *fc,
 	fc->fd = fds[0];
 }
 
+/* Every stream of the well-behaved pair came through whole; every stream
+ * the raw peer opened is closed. */
+static void assert_streams_ok(struct lh *h, struct flood_ctx *fc)
+{
+	for (size_t i = 0; i < h->nstreams; i++) {
+		struct lh_stream *s = h->streams[i];
+
+		assert_true(s->closed);
+		if (s->peer == fc->victim)
+			continue;
+		if (s->mismatch || s->write_errors || !s->eof ||
+		    s->close_code != MUXRING_NO_ERROR)
+			fail_msg("stream %u (%s): mismatch %d, %u write errors, "
+				 "eof %d, closed with %u", s->id,
+				 s->peer->server ? "server" : "client",
+				 s->mismatch, s->write_errors, s->eof,
+				 s->close_code);
+		if (s->role == LH_SOURCE) {
+			assert_int_equal(s->written, s->total);
+			assert_int_equal(s->received, s->total);
+			assert_true(lh_sum_value(&s->recv_sum) ==
+				    lh_sum_value(&s->send_sum));
+		} else {
+			assert_int_equal(s->written, s->received);
+		}
+	}
+}
+
 /* The victim ended over the flood, said why in SESSION_ENDED and on the
  * wire, and the other session lost nothing. */
 static void assert_flood_ended_alone(struct lh *h, struct flood_ctx *fc,
@@ -202,7 +232,7 @@ static void assert_flood_ended_alone(struct lh *h, struct flood_ctx *fc,
 	assert_int_equal(off, fc->in_len);
 	/* The other session: untouched, every byte back. */
 	assert_false(fc->legit->ended);
-	lh_assert_streams_ok(h);
+	assert_streams_ok(h, fc);
 	assert_int_equal(legit_received(h),
 			 (uint64_t)LEGIT_STREAMS * LEGIT_BYTES);
 	printf("flood: %u turns, the other session moved %llu bytes meanwhile\n",
@@ -216,25 +246,117 @@ static void free_ctx(struct flood_ctx *fc)
 	free(fc->in);
 }
 
-static void test_an_rst_flood_at_full_speed_ends_only_its_session(void **state)
+/* One frame (or two) of a flood, for index i; returns the bytes packed. */
+typedef size_t (*pack_fn)(uint8_t *out, uint32_t i);
+
+/* Never-opened client stream ids, all different within a pattern. */
+static uint32_t flood_id(uint32_t i)
+{
+	return 1001 + 2 * i;
+}
+
+static size_t pack_tiny_wndinc(uint8_t *out, uint32_t i)
+{
+	return mr_frame_pack_wndinc(out, flood_id(i), 1);
+}
+
+static size_t pack_rst(uint8_t *out, uint32_t i)
+{
+	return mr_frame_pack_rst(out, flood_id(i), MUXRING_STREAM_CANCELLED);
+}
+
+static size_t pack_unknown(uint8_t *out, uint32_t i)
+{
+	mr_put_be32(out, 0xF0); /* length 0, type 0xF */
+	mr_put_be32(out + 4, i);
+	return MR_FRAME_HEADER_LEN;
+}
+
+static size_t pack_empty_data(uint8_t *out, uint32_t i)
+{
+	return mr_frame_pack_data_header(out, flood_id(i), 0, 0);
+}
+
+static size_t pack_data_for_gone_stream(uint8_t *out, uint32_t i)
+{
+	size_t n = mr_frame_pack_data_header(out, flood_id(i), 0, 1);
+
+	out[n] = 'z';
+	return n + 1;
+}
+
+static size_t pack_open_and_reset(uint8_t *out, uint32_t i)
+{
+	size_t n = mr_frame_pack_data_header(out, flood_id(i), MR_FLAG_SYN, 0);
+
+	return n + mr_frame_pack_rst(out + n, flood_id(i),
+				     MUXRING_STREAM_CANCELLED);
+}
+
+/* The raw peer writes frames made by `pack` as fast as its socket takes
+ * them, against a session with `opts` (NULL: the default budgets); only
+ * its session may end. */
+static void flood_at_full_speed(pack_fn pack,
+				const struct muxring_session_opts *opts,
+				const char *reason)
 {
 	struct lh *h = lh_new(NULL);
 	struct flood_ctx fc = {.bytes_per_turn = 256u << 10};
-	size_t frames = 8192;
+	const uint32_t frames = 8192;
 
-	(void)state;
-	fc.pattern_len = frames * MR_CONTROL_FRAME_LEN;
-	fc.pattern = malloc(fc.pattern_len);
+	fc.pattern = malloc((size_t)frames * 2 * MR_CONTROL_FRAME_LEN);
 	assert_non_null(fc.pattern);
-	for (size_t i = 0; i < frames; i++)
-		mr_frame_pack_rst(fc.pattern + i * MR_CONTROL_FRAME_LEN,
-				  1001 + 2 * (uint32_t)i,
-				  MUXRING_STREAM_CANCELLED);
-	start(h, &fc, NULL);
+	for (uint32_t i = 0; i < frames; i++)
+		fc.pattern_len += pack(fc.pattern + fc.pattern_len, i);
+	start(h, &fc, opts);
 	lh_run(h, flood_done, 60);
-	assert_flood_ended_alone(h, &fc, "RST flood");
+	assert_flood_ended_alone(h, &fc, reason);
 	lh_free(h);
 	free_ctx(&fc);
+}
+
+static void test_a_wndinc_flood_at_full_speed_ends_only_its_session(void **state)
+{
+	(void)state;
+	flood_at_full_speed(pack_tiny_wndinc, NULL, "WNDINC flood");
+}
+
+static void test_an_rst_flood_at_full_speed_ends_only_its_session(void **state)
+{
+	(void)state;
+	flood_at_full_speed(pack_rst, NULL, "RST flood");
+}
+
+static void test_an_unknown_frame_flood_at_full_speed_ends_only_its_session(void **state)
+{
+	(void)state;
+	flood_at_full_speed(pack_unknown, NULL, "flood of unknown frame types");
+}
+
+static void test_an_empty_data_flood_at_full_speed_ends_only_its_session(void **state)
+{
+	(void)state;
+	flood_at_full_speed(pack_empty_data, NULL, "empty DATA flood");
+}
+
+static void test_data_for_gone_streams_at_full_speed_ends_only_its_session(void **state)
+{
+	(void)state;
+	flood_at_full_speed(pack_data_for_gone_stream, NULL,
+			    "flood of DATA on closed streams");
+}
+
+static void test_syn_rst_churn_at_full_speed_ends_only_its_session(void **state)
+{
+	/* Streams count against the accept backlog until the application
+	 * has seen them, so at full speed SYNs beyond it would be refused,
+	 * and the RSTs for those charged as an RST flood (how many depends
+	 * on how the bytes arrive); a backlog larger than the flood lets
+	 * every stream open, and the churn budget is what ends it. */
+	struct muxring_session_opts opts = {.accept_backlog = 16384};
+
+	(void)state;
+	flood_at_full_speed(pack_open_and_reset, &opts, "stream churn");
 }
 
 static void test_a_goaway_flood_lasting_200_turns_does_not_stall_another_session(void **state)
@@ -287,7 +409,12 @@ static void test_a_control_backlog_below_one_frame_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_a_wndinc_flood_at_full_speed_ends_only_its_session),
 		cmocka_unit_test(test_an_rst_flood_at_full_speed_ends_only_its_session),
+		cmocka_unit_test(test_an_unknown_frame_flood_at_full_speed_ends_only_its_session),
+		cmocka_unit_test(test_an_empty_data_flood_at_full_speed_ends_only_its_session),
+		cmocka_unit_test(test_data_for_gone_streams_at_full_speed_ends_only_its_session),
+		cmocka_unit_test(test_syn_rst_churn_at_full_speed_ends_only_its_session),
 		cmocka_unit_test(test_a_goaway_flood_lasting_200_turns_does_not_stall_another_session),
 		cmocka_unit_test(test_a_control_backlog_below_one_frame_is_refused),
 	};

@@ -16,7 +16,9 @@
  *
  * Time is the engine's argument: the tests move a clock of their own with
  * mr_session_set_now(), so every rate here is exact and no test depends on
- * the speed of the machine.
+ * the speed of the machine. The clock itself: a budget refills in proportion
+ * to the time that passed, never beyond one second's worth, and not at all
+ * while the clock stands still or goes back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -672,6 +674,59 @@ static void test_a_busy_client_that_cancels_half_its_requests_is_never_a_flood(v
 	eh_free(r.h);
 }
 
+/* ---- the clock --------------------------------------------------------- */
+
+/* Feeds unknown frames at the current time until the session ends or
+ * `max` went through; returns how many went through. */
+static size_t unknown_frames_through(struct run *r, size_t max)
+{
+	struct eh_bytes b = {0};
+	size_t n = 0;
+
+	while (n < max) {
+		unknown_frame(&b, n);
+		if (feed(r, &b))
+			break;
+		n++;
+	}
+	eh_bytes_free(&b);
+	return n;
+}
+
+static void test_the_clock_refills_a_budget_and_only_when_it_moves_forward(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_init(&r, MR_ROLE_SERVER, NULL);
+	set_time(&r, T0 + 10 * SEC);
+	/* The burst: one second's worth, while the clock stands still. */
+	assert_int_equal(unknown_frames_through(&r, 1000), 100);
+	assert_calmed(&r, "flood of unknown frame types",
+		      MR_GOAWAY_HEAD_LEN + 128);
+	eh_free(r.h);
+
+	run_init(&r, MR_ROLE_SERVER, NULL);
+	set_time(&r, T0 + 10 * SEC);
+	assert_int_equal(unknown_frames_through(&r, 100), 100);
+	/* Back in time: nothing comes back. */
+	set_time(&r, T0 + 5 * SEC);
+	assert_int_equal(unknown_frames_through(&r, 1), 0);
+	assert_calmed(&r, "flood of unknown frame types",
+		      MR_GOAWAY_HEAD_LEN + 128);
+	eh_free(r.h);
+
+	run_init(&r, MR_ROLE_SERVER, NULL);
+	set_time(&r, T0 + 10 * SEC);
+	assert_int_equal(unknown_frames_through(&r, 100), 100);
+	/* Half a second later, half a second's worth. */
+	set_time(&r, T0 + 10 * SEC + SEC / 2);
+	assert_int_equal(unknown_frames_through(&r, 1000), 50);
+	assert_calmed(&r, "flood of unknown frame types",
+		      MR_GOAWAY_HEAD_LEN + 128);
+	eh_free(r.h);
+}
+
 /* ---- the budgets are options ------------------------------------------ */
 
 static void test_a_budget_raised_in_the_config_lets_the_same_flood_through(void **state)
@@ -709,6 +764,7 @@ int main(void)
 		cmocka_unit_test(test_data_in_flight_on_streams_we_reset_is_never_a_flood),
 		cmocka_unit_test(test_streams_opened_and_reset_as_fast_as_possible_are_cut_off),
 		cmocka_unit_test(test_a_busy_client_that_cancels_half_its_requests_is_never_a_flood),
+		cmocka_unit_test(test_the_clock_refills_a_budget_and_only_when_it_moves_forward),
 		cmocka_unit_test(test_a_budget_raised_in_the_config_lets_the_same_flood_through),
 	};
 

@@ -356,7 +356,9 @@ enum muxring_cqe_type {
 	 * closed the transport, MUXRING_ERR(code) of a protocol failure, or
 	 * -errno of the transport). With MUXRING_CQE_F_REMOTE the peer sent a
 	 * GOAWAY: code is its code and view its debug text (no release
-	 * needed, valid until advanced past). user_data: the session's. */
+	 * needed, valid until advanced past). `reason` says why this side
+	 * ended it when the peer was at fault (e.g. EnhanceYourCalm and which
+	 * flood budget it spent). user_data: the session's. */
 	MUXRING_CQE_SESSION_ENDED,
 	/* The listener is closed: res 0 after muxring_listener_close(), or the
 	 * negative error that stopped it. user_data: the listener's. */
@@ -413,6 +415,11 @@ struct muxring_cqe {
 	struct muxring_listener *listener; /* SESSION_READY of an accepted
 					      session; LISTENER_CLOSED */
 	struct muxring_view view;          /* DATA; GOAWAY/SESSION_ENDED debug */
+	/* SESSION_ENDED: why this side ended the session when it did so over
+	 * the peer's conduct, as one static sentence (the debug text of the
+	 * GOAWAY it sent: a protocol fault, or which flood budget was
+	 * spent); NULL otherwise (muxring_strerror(res) then describes it). */
+	const char *reason;
 };
 
 /* The user_data of an entry as a pointer (it was given as one). */
@@ -521,6 +528,41 @@ struct muxring_session_opts {
 	uint32_t max_frame_payload;
 	/* MUXRING_SESSION_* bits. */
 	uint32_t flags;
+	/* Bytes of control frames the peer provoked (RST replies, window
+	 * updates) that may wait unsent because it does not read them;
+	 * beyond it the session ends with EnhanceYourCalm (default 1 MiB,
+	 * at least 12: one frame). */
+	uint32_t max_control_backlog;
+	/*
+	 * Flood budgets: frames the peer may send that carry no application
+	 * data. Each is a rate per second with a burst of one second's worth,
+	 * plus credit the peer earns by legitimate exchange over the session
+	 * (noted per field). Past a budget the session ends with GOAWAY
+	 * EnhanceYourCalm and SESSION_ENDED says which flood in `reason`. The
+	 * defaults (README, "Floods") are never reached by a well-behaved
+	 * muxado peer; UINT32_MAX means practically no limit.
+	 */
+	/* WNDINC frames (default 1000/s; plus one per payload byte sent and
+	 * one per stream). */
+	uint32_t wndinc_per_sec;
+	/* RST frames (default 1000/s; plus one per DATA frame sent and one
+	 * per stream). */
+	uint32_t rst_per_sec;
+	/* Resets by the peer of streams it opened that are still live
+	 * (default 1000/s; plus one per DATA frame sent on the peer's
+	 * streams). */
+	uint32_t churn_per_sec;
+	/* Frames of an unknown type (default 100/s). */
+	uint32_t unknown_per_sec;
+	/* DATA frames without payload whose flags change nothing (default
+	 * 100/s; plus one per stream). */
+	uint32_t empty_data_per_sec;
+	/* DATA frames for streams that are not open, answered with RST
+	 * StreamClosed (one per run of frames on the same stream) (default
+	 * 10000/s; plus one per stream). */
+	uint32_t closed_data_per_sec;
+	/* GOAWAY frames in the whole session (default 8). */
+	uint32_t max_goaways;
 };
 
 /*

@@ -4,7 +4,8 @@
  * Covers: a flood of DATA on unknown streams whose RST answers the peer
  * never reads ends the session with EnhanceYourCalm once max_control_backlog
  * is reached, with the queued output bounded by that cap (and a peer that
- * does read is never cut off); a SYN flood beyond max_streams refused with
+ * does read, within its flood budget, is never cut off; the budgets
+ * themselves are test_engine_floods.c's); a SYN flood beyond max_streams refused with
  * RST StreamRefused; DATA headers claiming 0xFFFFFF bytes, their body split
  * over thousands of input buffers (unknown stream: one RST StreamClosed;
  * known stream: RST FlowControlError from the header alone), the next frame
@@ -55,11 +56,18 @@ static uint64_t seed_from_env(void)
 
 /* ---- control backlog ------------------------------------------------------ */
 
-static void flood_unknown_data(struct eh *h, size_t frames, size_t flush_every)
+/* DATA for never-opened streams; with flush_every the peer reads our
+ * replies every that many frames, and the clock moves a second every
+ * frames_per_sec frames (0: it stands still). */
+static void flood_unknown_data(struct eh *h, size_t frames, size_t flush_every,
+			       size_t frames_per_sec)
 {
 	struct eh_bytes b = {0};
+	uint64_t now = 1000000000u;
 
 	for (size_t i = 0; i < frames; i++) {
+		if (frames_per_sec && i % frames_per_sec == 0)
+			mr_session_set_now(h->sess, now += 1000000000u);
 		bool batch_done = flush_every ? (i + 1) % flush_every == 0
 					      : b.len >= 65536;
 
@@ -112,22 +120,27 @@ static void test_a_data_flood_whose_rsts_are_never_read_ends_with_enhance_your_c
 	mr_config_default(&cfg);
 	cfg.max_control_backlog = 1200;
 	h = eh_new(MR_ROLE_SERVER, &cfg);
-	flood_unknown_data(h, 10000, 0);
+	flood_unknown_data(h, 10000, 0, 0);
 	assert_calmed_down_within(h, 1200);
 	eh_free(h);
 }
 
 static void test_the_default_control_backlog_bounds_a_flood_at_1_mib(void **state)
 {
-	struct eh *h = eh_new(MR_ROLE_SERVER, NULL);
+	struct mr_config cfg;
+	struct eh *h;
 
 	(void)state;
-	flood_unknown_data(h, 120000, 0); /* 1.44 MB of RSTs asked for */
+	mr_config_default(&cfg);
+	/* The backlog alone, not the rate budget of such frames. */
+	cfg.flood.closed_data_per_sec = UINT32_MAX;
+	h = eh_new(MR_ROLE_SERVER, &cfg);
+	flood_unknown_data(h, 120000, 0, 0); /* 1.44 MB of RSTs asked for */
 	assert_calmed_down_within(h, 1u << 20);
 	eh_free(h);
 }
 
-static void test_a_peer_that_reads_our_rsts_is_never_cut_off(void **state)
+static void test_a_peer_that_reads_our_rsts_within_its_budget_is_never_cut_off(void **state)
 {
 	struct mr_config cfg;
 	struct eh *h;
@@ -136,7 +149,7 @@ static void test_a_peer_that_reads_our_rsts_is_never_cut_off(void **state)
 	mr_config_default(&cfg);
 	cfg.max_control_backlog = 1200;
 	h = eh_new(MR_ROLE_SERVER, &cfg);
-	flood_unknown_data(h, 20000, 50);
+	flood_unknown_data(h, 20000, 50, 5000);
 	assert_false(mr_session_ended(h->sess));
 	assert_int_equal(h->recv_rc, 0);
 	eh_free(h);
@@ -460,7 +473,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_data_flood_whose_rsts_are_never_read_ends_with_enhance_your_calm),
 		cmocka_unit_test(test_the_default_control_backlog_bounds_a_flood_at_1_mib),
-		cmocka_unit_test(test_a_peer_that_reads_our_rsts_is_never_cut_off),
+		cmocka_unit_test(test_a_peer_that_reads_our_rsts_within_its_budget_is_never_cut_off),
 		cmocka_unit_test(test_a_syn_flood_beyond_max_streams_is_refused_with_stream_refused),
 		cmocka_unit_test(test_a_huge_data_frame_for_an_unknown_stream_split_into_4k_chunks_is_dropped),
 		cmocka_unit_test(test_a_huge_data_frame_beyond_the_window_is_reset_from_its_header),

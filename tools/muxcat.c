@@ -1047,8 +1047,10 @@ static void on_session_ended(struct app *app, struct muxring_cqe *cqe)
 		print_with_debug(head, &cqe->view);
 	}
 	if (sc->ready && !sc->extra && session_end_failed(cqe)) {
-		cli_print_line("muxcat: session failed: %s",
-			   muxring_strerror((int)cqe->res));
+		cli_print_line("muxcat: session failed: %s%s%s",
+			   muxring_strerror((int)cqe->res),
+			   cqe->reason ? ": " : "",
+			   cqe->reason ? cqe->reason : "");
 		app_fail(app, STATUS_FAILED);
 	}
 	if (sc->load && !sc->load->reported) /* cannot happen: streams close

@@ -59,6 +59,26 @@ static bool inside(struct muxring_engine_buf *buf, const void *p, size_t len)
 
 /* ---- engine ------------------------------------------------------------ */
 
+/* The flood budgets the options set (0 keeps a default). */
+static void flood_from_opts(const struct muxring_session_opts *o,
+			    struct mr_flood_limits *lim)
+{
+	if (o->wndinc_per_sec)
+		lim->wndinc_per_sec = o->wndinc_per_sec;
+	if (o->rst_per_sec)
+		lim->rst_per_sec = o->rst_per_sec;
+	if (o->churn_per_sec)
+		lim->churn_per_sec = o->churn_per_sec;
+	if (o->unknown_per_sec)
+		lim->unknown_per_sec = o->unknown_per_sec;
+	if (o->empty_data_per_sec)
+		lim->empty_data_per_sec = o->empty_data_per_sec;
+	if (o->closed_data_per_sec)
+		lim->closed_data_per_sec = o->closed_data_per_sec;
+	if (o->max_goaways)
+		lim->max_goaways = o->max_goaways;
+}
+
 /* The engine's configuration from the public options; false when they
  * name something the engine cannot do. */
 static bool config_from_opts(const struct muxring_session_opts *o,
@@ -76,10 +96,14 @@ static bool config_from_opts(const struct muxring_session_opts *o,
 	if (o->max_frame_payload)
 		cfg->max_frame_payload = o->max_frame_payload;
 	cfg->typed = (o->flags & MUXRING_SESSION_TYPED) != 0;
+	if (o->max_control_backlog)
+		cfg->max_control_backlog = o->max_control_backlog;
+	flood_from_opts(o, &cfg->flood);
 	return !(o->flags & ~MUXRING_SESSION_TYPED) &&
 	       cfg->window >= MR_INITIAL_WINDOW &&
 	       cfg->window <= MR_WNDINC_MASK &&
-	       cfg->max_frame_payload <= MR_FRAME_MAX_LEN;
+	       cfg->max_frame_payload <= MR_FRAME_MAX_LEN &&
+	       cfg->max_control_backlog >= MR_CONTROL_FRAME_LEN;
 }
 
 int muxring_engine_create(struct muxring_engine **enginep,
@@ -230,6 +254,7 @@ static void fill_entry(const struct mr_session *sess, const struct mr_event *ev,
 	case MR_EV_SESSION_ENDED:
 		cqe->type = MUXRING_CQE_SESSION_ENDED;
 		cqe->res = mr_session_result(sess)->local_error;
+		cqe->reason = mr_session_result(sess)->local_reason;
 		if (mr_session_result(sess)->remote_goaway)
 			put_goaway(sess, cqe);
 		break;

@@ -10,7 +10,10 @@
  * What the peer can get wrong is split by blast radius, as PROTOCOL.md
  * says: a malformed frame fails the whole session (GOAWAY with the code),
  * data beyond a stream's window or for a stream that is gone costs only
- * that stream an RST, and frames of unknown type are skipped.
+ * that stream an RST, and frames of unknown type are skipped. Frames that
+ * carry no application data are charged to the session's flood budget
+ * (flood_budget.h) as they arrive, so a peer that floods is stopped
+ * before it costs more than the budget.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,7 +27,9 @@ static int reply_rst(struct mr_session *sess, uint32_t id, uint32_t code)
 
 	if (err == MUXRING_ERR(MUXRING_ENHANCE_YOUR_CALM))
 		return mr_session_fail(sess, MUXRING_ENHANCE_YOUR_CALM,
-				       "too many unanswered control frames");
+				       "unread replies: the control frames the "
+				       "peer provoked and did not read passed "
+				       "max_control_backlog");
 	if (err)
 		return mr_session_fail(sess, MUXRING_INTERNAL_ERROR,
 				       "out of memory");
@@ -105,6 +110,7 @@ static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 		return reply_rst(sess, id, MUXRING_INTERNAL_ERROR);
 	sess->accept_pending++;
 	sess->stats.streams_accepted++;
+	mr_flood_earn_stream(sess);
 	if (sess->cfg.window > MR_INITIAL_WINDOW) {
 		int err = mr_outbound_wndinc(sess, id, sess->cfg.window -
 							       MR_INITIAL_WINDOW);
@@ -120,7 +126,10 @@ static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 }
 
 /* Finds the stream a non-SYN DATA frame is for; NULL when it is gone, after
- * answering as PROTOCOL.md says (an empty FIN is ignored silently). */
+ * answering as PROTOCOL.md says (an empty FIN is ignored silently), with
+ * one RST for a run of frames on the same gone stream, which are what the
+ * peer had in flight when it ended. Every such frame is charged to the
+ * flood budget. */
 static int find_data_stream(struct mr_session *sess,
 			    const struct mr_frame_header *hdr,
 			    struct mr_stream **out)
@@ -128,16 +137,23 @@ static int find_data_stream(struct mr_session *sess,
 	struct mr_stream *stream = mr_stream_map_get(&sess->streams,
 						     hdr->stream_id);
 	bool empty_fin = hdr->length == 0 && (hdr->flags & MR_FLAG_FIN);
+	int err;
 
 	*out = NULL;
 	if (stream && stream->recv_state == MR_RECV_OPEN) {
 		*out = stream;
 		return 0;
 	}
-	if (empty_fin)
-		return 0;
+	if (empty_fin) /* a FIN that changes nothing */
+		return mr_flood_charge(sess, MR_FLOOD_EMPTY_DATA);
+	err = mr_flood_charge(sess, MR_FLOOD_CLOSED_DATA);
+	if (err)
+		return err;
 	if (stream && stream->recv_state == MR_RECV_FIN) /* after its FIN */
 		return reset_stream(sess, stream, MUXRING_STREAM_CLOSED);
+	if (hdr->stream_id == sess->rst_closed_id)
+		return 0;
+	sess->rst_closed_id = hdr->stream_id;
 	return reply_rst(sess, hdr->stream_id, MUXRING_STREAM_CLOSED);
 }
 
@@ -147,6 +163,11 @@ static int on_data_header(struct mr_session *sess)
 	struct mr_stream *stream;
 	int err;
 
+	if (!hdr->length && !(hdr->flags & (MR_FLAG_SYN | MR_FLAG_FIN))) {
+		err = mr_flood_charge(sess, MR_FLOOD_EMPTY_DATA);
+		if (err)
+			return err;
+	}
 	if (hdr->flags & MR_FLAG_SYN)
 		err = accept_remote_stream(sess, hdr->stream_id, &stream);
 	else
@@ -269,7 +290,12 @@ static int on_rst(struct mr_session *sess, uint32_t code)
 {
 	struct mr_stream *stream = mr_stream_map_get(&sess->streams,
 						     sess->rx_hdr.stream_id);
+	int err = mr_flood_charge(sess, MR_FLOOD_RST);
 
+	if (!err && stream && !(stream->flags & MR_STREAM_LOCAL))
+		err = mr_flood_charge(sess, MR_FLOOD_CHURN);
+	if (err)
+		return err;
 	if (stream)
 		mr_stream_finish(stream, code,
 				 MUXRING_ERR(code ? code : MUXRING_STREAM_RESET),
@@ -280,10 +306,14 @@ static int on_rst(struct mr_session *sess, uint32_t code)
 static int on_wndinc(struct mr_session *sess, uint32_t increment)
 {
 	struct mr_stream *stream;
+	int err;
 
 	if (!increment)
 		return mr_session_fail(sess, MUXRING_PROTOCOL_ERROR,
 				       "WNDINC with an increment of 0");
+	err = mr_flood_charge(sess, MR_FLOOD_WNDINC);
+	if (err)
+		return err;
 	stream = mr_stream_map_get(&sess->streams, sess->rx_hdr.stream_id);
 	if (!stream || (stream->flags & MR_STREAM_FINISHED))
 		return 0;
@@ -323,7 +353,7 @@ static int on_header(struct mr_session *sess)
 		return 0;
 	default:
 		skip_body(sess);
-		return 0;
+		return mr_flood_charge(sess, MR_FLOOD_UNKNOWN);
 	}
 }
 
@@ -341,7 +371,10 @@ static int on_word(struct mr_session *sess)
 static int on_goaway_fixed(struct mr_session *sess)
 {
 	uint32_t keep = sess->rx_remaining;
+	int err = mr_flood_charge_goaway(sess);
 
+	if (err)
+		return err;
 	sess->goaway_last_id = mr_get_be32(sess->rx_bytes) & MR_STREAM_ID_MASK;
 	sess->goaway_code = mr_get_be32(sess->rx_bytes + 4);
 	if (keep > sess->cfg.goaway_debug_cap)

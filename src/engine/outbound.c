@@ -347,6 +347,7 @@ static bool commit_stream_frame(struct mr_session *sess,
 		return true;
 	}
 	stream->send_window -= payload;
+	mr_flood_earn_data_sent(sess, stream, payload);
 	mr_frame_pack_data_header(hdr->inline_bytes, stream->id, flags,
 				  payload);
 	sess->ring_bytes += hdr->len;

@@ -23,6 +23,7 @@ void mr_config_default(struct mr_config *cfg)
 		.max_control_backlog = 1u << 20,
 		.typed = false,
 	};
+	mr_flood_limits_default(&cfg->flood);
 }
 
 static bool config_valid(const struct mr_config *cfg)
@@ -57,6 +58,7 @@ struct mr_session *mr_session_new(enum mr_role role,
 	sess->last_remote_id = role == MR_ROLE_CLIENT ? 0 : 1;
 	mr_stream_map_init(&sess->streams);
 	mr_evq_init(&sess->events);
+	mr_flood_budget_init(&sess->flood, &cfg->flood);
 	if (mr_outbound_init(sess)) {
 		free(sess);
 		return NULL;
@@ -177,6 +179,7 @@ int mr_session_fail(struct mr_session *sess, uint32_t code, const char *debug)
 	while (debug[len])
 		len++;
 	mr_outbound_goaway(sess, code, debug, len, true);
+	sess->result.local_reason = debug;
 	mr_session_end(sess, MUXRING_ERR(code), code);
 	return MUXRING_ERR(code);
 }
@@ -257,6 +260,7 @@ int mr_session_open_flagged(struct mr_session *sess, uint32_t stream_type,
 	stream->flags |= flags;
 	sess->next_local_id += 2;
 	sess->stats.streams_opened++;
+	mr_flood_earn_stream(sess);
 	mr_stream_update_ready(stream);
 	*out = stream;
 	return 0;

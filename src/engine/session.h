@@ -37,6 +37,7 @@
 #include <sys/uio.h>
 
 #include "engine/buf.h"
+#include "engine/flood_budget.h"
 #include "muxring.h"
 
 /* Every stream window starts here in both directions (PROTOCOL.md). */
@@ -71,10 +72,16 @@ struct mr_config {
 	/* Typed streams: every stream starts with a 4-byte big-endian type;
 	 * accepted streams report it and the application never sees it. */
 	bool typed;
+	/* How many frames that carry no application data (WNDINC, RST,
+	 * resets of fresh streams, unknown types, empty DATA, DATA on closed
+	 * streams, GOAWAY) the peer may send before the session fails with
+	 * EnhanceYourCalm (flood_budget.h). */
+	struct mr_flood_limits flood;
 };
 
 /* Fills in the defaults: window 256 KiB, backlog 128, 4096 streams, 1 MiB of
- * GOAWAY debug, 64 KiB frames, 1 MiB control backlog, untyped. */
+ * GOAWAY debug, 64 KiB frames, 1 MiB control backlog, untyped, the flood
+ * budgets of mr_flood_limits_default(). */
 void mr_config_default(struct mr_config *cfg);
 
 enum mr_event_type {
@@ -175,6 +182,9 @@ struct mr_event {
 struct mr_session_result {
 	int local_error;          /* negative: why this side ended (muxado code
 				     via MUXRING_ERR, or -errno of the transport) */
+	const char *local_reason; /* the debug text of the GOAWAY this side sent
+				     when it failed the session (a protocol
+				     fault, a flood), else NULL; static */
 	bool remote_goaway;       /* a GOAWAY came from the peer */
 	uint32_t remote_code;     /* its code */
 	uint32_t remote_last_id;  /* its last stream id */

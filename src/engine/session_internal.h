@@ -168,6 +168,10 @@ struct mr_session {
 	uint32_t rx_remaining;     /* body bytes of the frame still to come */
 	struct mr_stream *rx_stream; /* DATA target; NULL drops the payload */
 	uint32_t goaway_last_id, goaway_code;
+	uint32_t rst_closed_id;    /* the last gone stream answered with RST
+				      StreamClosed; the frames that follow
+				      for it get no RST of their own (0:
+				      none yet) */
 
 	/* Outbound: control bytes not yet committed, then the ring. */
 	uint8_t *ctrl;
@@ -183,6 +187,7 @@ struct mr_session {
 	struct mr_stream *finished;  /* finished streams still referenced */
 	struct mr_heartbeat *heartbeat; /* NULL until started */
 	uint64_t now;              /* the driver's clock, as last told */
+	struct mr_flood_budget flood; /* what the peer may still send */
 
 	/* Freed writes kept for reuse (linked through next): a write per
 	 * message would otherwise cost a malloc and a free. */
@@ -273,7 +278,8 @@ int mr_session_open_flagged(struct mr_session *sess, uint32_t stream_type,
 /* Queues an event; memory exhaustion there ends the session. */
 void mr_session_emit(struct mr_session *sess, const struct mr_event *ev);
 /* Fails the session with a muxado code: GOAWAY(code, debug), every stream
- * closes with the code, SESSION_ENDED. Returns MUXRING_ERR(code). */
+ * closes with the code, SESSION_ENDED. debug must be static: it stays the
+ * session's local_reason. Returns MUXRING_ERR(code). */
 int mr_session_fail(struct mr_session *sess, uint32_t code, const char *debug);
 /* Ends the session with local error err (negative), sending nothing. */
 void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code);

@@ -499,6 +499,8 @@ static void on_entry(struct lh *h, struct muxring_cqe *c)
 		p->end_code = c->code;
 		p->end_flags = c->flags;
 		copy_debug(p->end_debug, sizeof(p->end_debug), &c->view);
+		snprintf(p->end_reason, sizeof(p->end_reason), "%s",
+			 c->reason ? c->reason : "");
 		muxring_session_stats(c->session, &p->final_stats);
 		p->sess = NULL;
 		h->sessions_ended++;

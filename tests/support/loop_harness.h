@@ -113,6 +113,7 @@ struct lh_peer {
 	uint32_t end_code, goaway_code;
 	unsigned end_flags;
 	char end_debug[128], goaway_debug[128];
+	char end_reason[128];          /* SESSION_ENDED's reason, or "" */
 	unsigned accepted, opened, closed_streams;
 	unsigned heartbeats, heartbeat_failures;
 	uint64_t last_rtt;

@@ -131,6 +131,7 @@ struct muxring_loop;
 struct muxring_session;
 struct muxring_stream;
 struct muxring_listener;
+struct muxring_filter;
 
 /* ---------------------------------------------------------------------- */
 /* Loop                                                                    */
@@ -458,6 +459,10 @@ struct muxring_session_opts {
 	uint32_t max_frame_payload;
 	/* MUXRING_SESSION_* bits. */
 	uint32_t flags;
+	/* A transport filter between the socket and the protocol, such as
+	 * TLS (muxring_tls.h); NULL: muxado straight on the socket. See
+	 * "Transport filters" below. */
+	const struct muxring_filter *filter;
 };
 
 /*
@@ -550,6 +555,88 @@ MUXRING_API uint64_t muxring_session_data(const struct muxring_session *sess);
 
 /* The session's socket (still owned by the loop), or -1 once closed. */
 MUXRING_API int muxring_session_fd(const struct muxring_session *sess);
+
+/* ---------------------------------------------------------------------- */
+/* Transport filters                                                       */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A transport filter turns the bytes of the socket into the bytes of the
+ * protocol and back: TLS is one (libmuxring-tls, muxring_tls.h, is built on
+ * this interface, so the core library needs no TLS library). It is given
+ * in muxring_session_opts.filter, for muxring_connect(), muxring_listen()
+ * (every accepted session gets its own state) and muxring_session_create().
+ *
+ * What the loop does with a filtered session:
+ * - Received bytes land in the loop's receive-buffer ring, go to feed(),
+ *   and read() decrypts them into heap blocks of 64 KiB that the protocol
+ *   engine hands to the application as views (a block returns to the
+ *   loop's copy cache when its last view is released).
+ * - Once established(), every frame the engine has ready goes to write()
+ *   (small frames are packed together first, so that many small frames make
+ *   one record), then everything pending() is drained into one buffer and
+ *   leaves in one send: still one send per session per turn.
+ * - SESSION_READY is posted when established() becomes true, or with the
+ *   failure's error when the filter fails first. A failure at any time (a
+ *   negative value from feed, read or write, or the handshake timeout: res
+ *   -ETIMEDOUT) ends the session; what pending() still holds (an alert) is
+ *   sent, and SESSION_ENDED carries the error in res and error()'s text in
+ *   its view (without MUXRING_CQE_F_REMOTE).
+ * - When the session ends cleanly, shutdown() is called and what it queued
+ *   (a close_notify) is sent before the socket's sending side is shut.
+ * - The peer's end-of-file is feed(state, NULL, 0): 0 when the end is clean
+ *   (the filter saw the peer's own closing message), else a negative error
+ *   (truncation).
+ * - passthrough() true (checked after established()) means the kernel now
+ *   carries the filter's records (kernel TLS): from then on the session
+ *   sends and receives plain protocol bytes, zero-copy, and calls no other
+ *   callback but close().
+ * All callbacks run in the loop's thread, inside muxring_submit_and_wait().
+ * Errors are negative errno values; error() names the cause in words.
+ */
+struct muxring_filter_ops {
+	/* Makes the state for one session of `role`; `host` is the name
+	 * dialled by muxring_connect() (else NULL). Returns 0 with *state
+	 * set, or a negative error (the session then fails at once). */
+	int (*open)(void *arg, struct muxring_session *sess,
+		    enum muxring_role role, const char *host, void **state);
+	/* Bytes from the peer, all taken (len 0: the peer's end-of-file).
+	 * Returns 0 or a negative error. */
+	int (*feed)(void *state, const uint8_t *data, size_t len);
+	/* Up to cap bytes for the protocol into out. Returns the count, 0
+	 * when there are none until more is fed, or a negative error. */
+	long (*read)(void *state, uint8_t *out, size_t cap);
+	/* Takes len protocol bytes to protect and send. Returns len, or a
+	 * negative error. Only called once established. */
+	long (*write)(void *state, const uint8_t *data, size_t len);
+	/* Bytes waiting to go to the peer. */
+	size_t (*pending)(void *state);
+	/* Moves up to cap of those bytes into out; returns how many. */
+	size_t (*drain)(void *state, uint8_t *out, size_t cap);
+	/* True once the handshake is complete. */
+	bool (*established)(void *state);
+	/* True once the kernel carries the records (see above). */
+	bool (*passthrough)(void *state);
+	/* Queues the clean end of the transport (TLS: close_notify). */
+	void (*shutdown)(void *state);
+	/* The last failure in plain words, or NULL; valid until close(). */
+	const char *(*error)(void *state);
+	/* Frees the state (the session is being freed). */
+	void (*close)(void *state);
+};
+
+struct muxring_filter {
+	const struct muxring_filter_ops *ops;
+	void *arg;                     /* for ops->open */
+	/* The handshake must be complete this long after the session starts
+	 * (after the connect, for a dial), or the session fails with
+	 * -ETIMEDOUT. 0: no limit. */
+	uint64_t handshake_timeout_ns;
+};
+
+/* The state ops->open made for the session, or NULL for an unfiltered
+ * session (or one whose filter failed to open). */
+MUXRING_API void *muxring_session_filter_state(const struct muxring_session *sess);
 
 /* ---------------------------------------------------------------------- */
 /* Listeners                                                               */

@@ -23,8 +23,18 @@
 #include <unistd.h>
 
 #include "wire/frame.h"
+#include "uring/filter_io.h"
 #include "uring/listener.h"
 #include "uring/net.h"
+
+/* Every callback the loop calls without checking is there. */
+static bool filter_valid(const struct muxring_filter *f)
+{
+	const struct muxring_filter_ops *o = f->ops;
+
+	return o && o->open && o->feed && o->read && o->write && o->pending &&
+	       o->drain && o->established && o->close;
+}
 
 static void sio_config(const struct muxring_session_opts *o,
 		       struct mr_config *cfg)
@@ -44,8 +54,9 @@ static void sio_config(const struct muxring_session_opts *o,
 }
 
 int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
-		  const struct muxring_session_opts *opts, uint64_t user_data,
-		  enum mr_sio_state state, struct muxring_session **out)
+		  const struct muxring_session_opts *opts, const char *host,
+		  uint64_t user_data, enum mr_sio_state state,
+		  struct muxring_session **out)
 {
 	struct muxring_session *s;
 	struct mr_config cfg;
@@ -54,7 +65,8 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	if ((role != MUXRING_CLIENT && role != MUXRING_SERVER) ||
 	    cfg.window < MR_INITIAL_WINDOW ||
 	    cfg.max_frame_payload > MR_FRAME_MAX_LEN ||
-	    (opts && opts->flags & ~MUXRING_SESSION_TYPED)) {
+	    (opts && opts->flags & ~MUXRING_SESSION_TYPED) ||
+	    (opts && opts->filter && !filter_valid(opts->filter))) {
 		if (fd >= 0)
 			close(fd);
 		return -EINVAL;
@@ -79,13 +91,20 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	loop->stats.sessions++;
 	mr_loop_mark_dirty(s);
 	*out = s;
+	if (opts && opts->filter) {
+		/* A filter that cannot open fails the session, which still
+		 * gets its READY and ENDED entries. */
+		s->filter = opts->filter;
+		if (mr_fio_open(s, role, host) == 0 && state == MR_SIO_OPEN)
+			mr_fio_start(s);
+	}
 	return 0;
 }
 
 /* ---- submissions ------------------------------------------------------ */
 
-static void sio_submit(struct muxring_session *s, struct io_uring_sqe *sqe,
-		       enum mr_op_tag tag)
+void mr_sio_submit(struct muxring_session *s, struct io_uring_sqe *sqe,
+		   enum mr_op_tag tag)
 {
 	io_uring_sqe_set_data64(sqe, mr_op_data(s, tag));
 	s->inflight++;
@@ -108,7 +127,7 @@ int mr_sio_connect_next(struct muxring_session *s)
 		s->fd = fd;
 		sqe = mr_loop_sqe(s->loop);
 		io_uring_prep_connect(sqe, fd, ai->ai_addr, ai->ai_addrlen);
-		sio_submit(s, sqe, MR_OP_CONNECT);
+		mr_sio_submit(s, sqe, MR_OP_CONNECT);
 		return 0;
 	}
 	return err;
@@ -136,7 +155,7 @@ static void sio_arm_recv(struct muxring_session *s)
 		io_uring_prep_recv(sqe, s->fd, NULL, loop->bufring->buf_size, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = MR_BGID;
-	sio_submit(s, sqe, MR_OP_RECV);
+	mr_sio_submit(s, sqe, MR_OP_RECV);
 	s->flags |= MR_SIO_RECV_ARMED;
 	s->recv_rearms++;
 	loop->stats.recv_rearms++;
@@ -192,8 +211,13 @@ static void sio_start_send(struct muxring_session *s)
 	struct mr_send_slot *slot;
 	size_t n;
 
-	if (s->flags & (MR_SIO_SEND_ARMED | MR_SIO_TX_DEAD) || s->fd < 0 ||
-	    !mr_session_tx_pending(s->mr))
+	if (s->flags & (MR_SIO_SEND_ARMED | MR_SIO_TX_DEAD) || s->fd < 0)
+		return;
+	if (mr_fio_active(s)) {
+		mr_fio_start_send(s);
+		return;
+	}
+	if (!mr_session_tx_pending(s->mr))
 		return;
 	slot = mr_loop_slot_get(loop);
 	if (!slot) {
@@ -224,7 +248,7 @@ static void sio_start_send(struct muxring_session *s)
 		slot->msg.msg_iovlen = n;
 		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 	}
-	sio_submit(s, sqe, MR_OP_SEND);
+	mr_sio_submit(s, sqe, MR_OP_SEND);
 	s->send = slot;
 	s->flags |= MR_SIO_SEND_ARMED;
 	s->sends++;
@@ -346,6 +370,9 @@ static bool post_ended(struct muxring_session *s)
 		cqe->code = r->remote_code;
 		cqe->view.data = r->remote_debug;
 		cqe->view.len = r->remote_debug ? r->remote_debug_len : 0;
+	} else if (s->end_text) {
+		cqe->view.data = (const uint8_t *)s->end_text;
+		cqe->view.len = strlen(s->end_text);
 	}
 	return true;
 }
@@ -384,7 +411,7 @@ static void begin_drain(struct muxring_session *s)
 	if (!(s->flags & MR_SIO_TX_DEAD)) {
 		sqe = mr_loop_sqe(loop);
 		io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
-		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
 		s->flags |= MR_SIO_SHUT_WR;
 	}
 	if (!(s->flags & MR_SIO_RECV_DONE)) {
@@ -393,7 +420,7 @@ static void begin_drain(struct muxring_session *s)
 				       1000000;
 		sqe = mr_loop_sqe(loop);
 		io_uring_prep_timeout(sqe, &s->linger_ts, 0, 0);
-		sio_submit(s, sqe, MR_OP_LINGER);
+		mr_sio_submit(s, sqe, MR_OP_LINGER);
 		s->flags |= MR_SIO_LINGER_ARMED;
 	}
 }
@@ -407,12 +434,12 @@ static void begin_closing(struct muxring_session *s)
 	if (s->flags & MR_SIO_LINGER_ARMED) {
 		sqe = mr_loop_sqe(s->loop);
 		io_uring_prep_timeout_remove(sqe, mr_op_data(s, MR_OP_LINGER), 0);
-		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
 	}
 	if (s->flags & MR_SIO_RECV_ARMED) {
 		sqe = mr_loop_sqe(s->loop);
 		io_uring_prep_cancel64(sqe, mr_op_data(s, MR_OP_RECV), 0);
-		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
 	}
 }
 
@@ -441,26 +468,52 @@ static void finish(struct muxring_session *s)
 
 /* ---- the step ---------------------------------------------------------- */
 
+/* Everything the session had to send has left (or never can): the
+ * transport may be shut down. A filter first gets to queue its clean end
+ * (close_notify), which the caller then sends. */
+static bool sio_tx_finished(struct muxring_session *s)
+{
+	if (s->flags & MR_SIO_TX_DEAD)
+		return true;
+	if (!mr_fio_active(s))
+		return mr_session_done(s->mr);
+	/* Before the handshake, or after a failure, the engine's bytes can
+	 * never leave; only the filter's own (an alert) still do. */
+	if (s->flags & MR_SIO_FILTER_UP && !(s->flags & MR_SIO_FILTER_FAILED) &&
+	    !mr_session_done(s->mr))
+		return false;
+	return mr_fio_finish(s);
+}
+
 void mr_sio_step(struct muxring_session *s)
 {
 	if (s->state == MR_SIO_CONNECTING || s->state == MR_SIO_CLOSED)
 		return;
-	if (!(s->flags & MR_SIO_READY_POSTED)) {
+	if (s->state == MR_SIO_OPEN && mr_fio_active(s))
+		mr_fio_step(s);
+	/* A filtered session is ready once its handshake is done (or it
+	 * failed); its engine's events wait until then. */
+	if (!(s->flags & MR_SIO_READY_POSTED) &&
+	    (!s->filter || mr_fio_ready(s))) {
 		post_ready(s);
 		if (!(s->flags & MR_SIO_READY_POSTED)) {
 			mr_loop_mark_dirty(s); /* out of memory: retried */
 			return;
 		}
 	}
-	gather_events(s);
+	if (s->flags & MR_SIO_READY_POSTED)
+		gather_events(s);
 
 	if (s->state == MR_SIO_OPEN) {
 		sio_start_send(s);
 		sio_arm_recv(s);
 		if ((s->flags & MR_SIO_ENDED_SEEN) &&
-		    !(s->flags & MR_SIO_SEND_ARMED) &&
-		    (s->flags & MR_SIO_TX_DEAD || mr_session_done(s->mr)))
-			begin_drain(s);
+		    !(s->flags & MR_SIO_SEND_ARMED)) {
+			if (sio_tx_finished(s))
+				begin_drain(s);
+			else
+				sio_start_send(s);
+		}
 	}
 	if (s->state == MR_SIO_DRAINING) {
 		if (s->flags & (MR_SIO_RECV_DONE | MR_SIO_LINGER_FIRED) ||
@@ -475,8 +528,7 @@ void mr_sio_step(struct muxring_session *s)
 
 /* ---- completions ------------------------------------------------------- */
 
-/* The transport failed (or ended, err 0): the engine hears it once. */
-static void transport_end(struct muxring_session *s, int err)
+void mr_sio_transport_end(struct muxring_session *s, int err)
 {
 	if (!mr_session_ended(s->mr))
 		mr_session_recv_end(s->mr, err);
@@ -509,9 +561,13 @@ static void recv_complete(struct muxring_session *s,
 				s->recv_copied++;
 				loop->stats.recv_copied++;
 			}
-			mr_session_set_now(s->mr, loop->now);
-			mr_session_recv(s->mr, buf, buf->data, (size_t)res,
-					flags);
+			if (mr_fio_active(s)) {
+				mr_fio_input(s, buf->data, (size_t)res);
+			} else {
+				mr_session_set_now(s->mr, loop->now);
+				mr_session_recv(s->mr, buf, buf->data,
+						(size_t)res, flags);
+			}
 		}
 		mr_buf_unref(buf);
 		return;
@@ -521,7 +577,13 @@ static void recv_complete(struct muxring_session *s,
 	switch (res) {
 	case 0:
 		s->flags |= MR_SIO_RECV_DONE;
-		transport_end(s, 0);
+		/* A filter says whether the end is clean (TLS: truncation
+		 * when no close_notify came). */
+		if (mr_fio_active(s) && s->state == MR_SIO_OPEN &&
+		    !mr_session_ended(s->mr))
+			mr_fio_input(s, NULL, 0);
+		else
+			mr_sio_transport_end(s, 0);
 		return;
 	case -ENOBUFS:
 		/* The ring ran dry; the multishot ended without losing
@@ -535,7 +597,7 @@ static void recv_complete(struct muxring_session *s,
 		return;
 	default:
 		s->flags |= MR_SIO_RECV_DONE | MR_SIO_TX_DEAD;
-		transport_end(s, res);
+		mr_sio_transport_end(s, res);
 		return;
 	}
 }
@@ -551,6 +613,11 @@ static void send_complete(struct muxring_session *s,
 {
 	int res = cqe->res;
 
+	if (s->cipher) {
+		s->flags &= ~MR_SIO_SEND_ARMED;
+		mr_fio_send_done(s, res);
+		return;
+	}
 	if (s->flags & MR_SIO_SEND_ZC) {
 		if (cqe->flags & IORING_CQE_F_MORE) {
 			s->zc_res = res; /* the notification follows */
@@ -572,7 +639,7 @@ static void send_complete(struct muxring_session *s,
 	if (res == -EINTR || res == -EAGAIN)
 		return; /* sent nothing: the next step sends the same bytes */
 	s->flags |= MR_SIO_TX_DEAD;
-	transport_end(s, res);
+	mr_sio_transport_end(s, res);
 }
 
 static void connect_complete(struct muxring_session *s, int res)
@@ -581,6 +648,8 @@ static void connect_complete(struct muxring_session *s, int res)
 		freeaddrinfo(s->ai_list);
 		s->ai_list = s->ai_cur = NULL;
 		s->state = MR_SIO_OPEN;
+		if (s->filter)
+			mr_fio_start(s);
 		return;
 	}
 	close(s->fd);
@@ -595,7 +664,7 @@ static void connect_complete(struct muxring_session *s, int res)
 	s->ready_res = res;
 	s->flags |= MR_SIO_RECV_DONE | MR_SIO_TX_DEAD;
 	s->state = MR_SIO_OPEN;
-	transport_end(s, res);
+	mr_sio_transport_end(s, res);
 }
 
 void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
@@ -624,6 +693,29 @@ void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
 		break;
 	}
 	mr_loop_mark_dirty(s);
+}
+
+/* ---- deadlines -------------------------------------------------------- */
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
+uint64_t mr_sio_next_deadline(const struct muxring_session *s)
+{
+	return earliest(mr_session_next_deadline(s->mr),
+			s->filter ? mr_fio_deadline(s) : 0);
+}
+
+uint64_t mr_sio_expire(struct muxring_session *s, uint64_t now)
+{
+	uint64_t next = mr_session_expire(s->mr, now);
+
+	if (!s->filter)
+		return next;
+	mr_fio_expire(s, now);
+	return earliest(next, mr_fio_deadline(s));
 }
 
 /* ---- end of life ------------------------------------------------------- */
@@ -672,6 +764,8 @@ void mr_sio_free(struct muxring_session *s)
 		mr_loop_slot_put(loop, s->send);
 	if (s->ai_list)
 		freeaddrinfo(s->ai_list);
+	if (s->filter)
+		mr_fio_free(s);
 	mr_session_free(s->mr);
 	free(s);
 }

@@ -1,0 +1,318 @@
+/*
+ * filter_io.c - a session's transport filter (TLS) on the ring.
+ *
+ * The main idea: the filter is a byte transformer with a byte-array
+ * interface (muxring_filter_ops), and this file owns every buffer around
+ * it, so the filter needs to know nothing of rings, blocks or the engine.
+ * Ciphertext comes from the receive ring and is fed as it lies there;
+ * plaintext is read into 64 KiB blocks of the loop's copy cache and handed
+ * to the engine, whose views keep the block alive; on the way out the
+ * engine's iovecs are packed into records and the filter's output is
+ * drained into one block that leaves in one send.
+ *
+ * Failures (a negative value from the filter, the handshake timeout) end
+ * the session through the engine like a transport error; the filter's text
+ * is kept for the SESSION_ENDED entry. The filter may still have an alert
+ * to send: sending continues, for that only.
+ */
+#include "uring/filter_io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "uring/session_io.h"
+
+static const struct muxring_filter_ops *ops(const struct muxring_session *s)
+{
+	return s->filter->ops;
+}
+
+/* Ends the session with err; `text` names the cause (the filter's words
+ * when it has some). */
+static void fio_fail(struct muxring_session *s, int err, const char *text)
+{
+	const char *why = s->fstate && ops(s)->error ? ops(s)->error(s->fstate)
+						     : NULL;
+
+	if (s->flags & MR_SIO_FILTER_FAILED)
+		return;
+	s->flags |= MR_SIO_FILTER_FAILED;
+	s->flags &= ~(uint32_t)MR_SIO_HANDSHAKING;
+	if (!s->end_text)
+		s->end_text = strdup(text ? text : why ? why
+					       : "transport filter failed");
+	if (!(s->flags & MR_SIO_READY_POSTED))
+		s->ready_res = err;
+	mr_sio_transport_end(s, err);
+	mr_loop_mark_dirty(s);
+}
+
+int mr_fio_open(struct muxring_session *s, enum muxring_role role,
+		const char *host)
+{
+	int err = ops(s)->open(s->filter->arg, s, role, host, &s->fstate);
+
+	if (err) {
+		s->fstate = NULL;
+		fio_fail(s, err, "the transport filter could not start");
+	}
+	return err;
+}
+
+static size_t fio_pending(const struct muxring_session *s)
+{
+	return s->fstate ? ops(s)->pending(s->fstate) : 0;
+}
+
+void mr_fio_start(struct muxring_session *s)
+{
+	uint64_t t = s->filter->handshake_timeout_ns;
+
+	if (s->flags & MR_SIO_FILTER_FAILED || !t)
+		return;
+	s->flags |= MR_SIO_HANDSHAKING;
+	s->handshake_deadline = muxring_now_ns() + t;
+	if (!s->deadline || s->handshake_deadline < s->deadline)
+		(void)mr_timers_set(&s->loop->timers, s, s->handshake_deadline);
+}
+
+bool mr_fio_active(const struct muxring_session *s)
+{
+	return s->filter && !(s->flags & MR_SIO_FILTER_PASS);
+}
+
+bool mr_fio_ready(const struct muxring_session *s)
+{
+	return s->flags & (MR_SIO_FILTER_UP | MR_SIO_FILTER_FAILED) ||
+	       mr_session_ended(s->mr);
+}
+
+/* The handshake just completed: stop its clock; switch to plain bytes
+ * when the kernel took the records over. */
+static void note_established(struct muxring_session *s)
+{
+	if (s->flags & MR_SIO_FILTER_UP || !ops(s)->established(s->fstate))
+		return;
+	s->flags |= MR_SIO_FILTER_UP;
+	s->flags &= ~(uint32_t)MR_SIO_HANDSHAKING;
+	s->handshake_deadline = 0;
+	if (ops(s)->passthrough && ops(s)->passthrough(s->fstate))
+		s->flags |= MR_SIO_FILTER_PASS;
+	mr_loop_mark_dirty(s);
+}
+
+/* A block with room for a record, or NULL (out of memory). */
+static struct mr_buf *plain_block(struct muxring_session *s)
+{
+	if (s->plain && s->plain->cap - s->plain_off >= MR_PLAIN_ROOM)
+		return s->plain;
+	if (s->plain)
+		mr_buf_unref(s->plain); /* its views keep it */
+	s->plain = mr_copy_cache_get(s->loop->copies, MR_PLAIN_BLOCK);
+	s->plain_off = 0;
+	return s->plain;
+}
+
+/* Reads every byte the filter can give and feeds the engine with it. */
+static void pump_plain(struct muxring_session *s)
+{
+	struct mr_buf *b;
+	long n;
+
+	while (!(s->flags & MR_SIO_FILTER_FAILED) && mr_fio_active(s)) {
+		if (!(b = plain_block(s))) {
+			fio_fail(s, -ENOMEM, "out of memory for decrypted data");
+			return;
+		}
+		n = ops(s)->read(s->fstate, b->data + s->plain_off,
+				 b->cap - s->plain_off);
+		note_established(s);
+		if (n < 0)
+			fio_fail(s, (int)n, NULL);
+		if (n <= 0)
+			return;
+		if (!mr_session_ended(s->mr)) {
+			mr_session_set_now(s->mr, s->loop->now);
+			mr_session_recv(s->mr, b, b->data + s->plain_off,
+					(size_t)n, 0);
+		}
+		s->plain_off += (size_t)n;
+	}
+}
+
+void mr_fio_input(struct muxring_session *s, const uint8_t *data, size_t len)
+{
+	int err;
+
+	if (s->flags & MR_SIO_FILTER_FAILED)
+		return;
+	err = ops(s)->feed(s->fstate, data, len);
+	if (err) {
+		fio_fail(s, err, NULL);
+		return;
+	}
+	if (len)
+		pump_plain(s);
+	else
+		mr_sio_transport_end(s, 0);
+}
+
+void mr_fio_step(struct muxring_session *s)
+{
+	if (!(s->flags & (MR_SIO_FILTER_UP | MR_SIO_FILTER_FAILED)))
+		pump_plain(s);
+}
+
+/* Hands the engine's frames to the filter, packing runs of small ones
+ * into the slot's bounce buffer so that they make one record, not one
+ * each. Returns 0 or the filter's error. */
+static int encrypt_frames(struct muxring_session *s, struct mr_send_slot *slot)
+{
+	size_t n = mr_session_tx_iov(s->mr, slot->iov, MR_SEND_IOV,
+				     MR_SEND_MAX_BYTES);
+	size_t i, used = 0, taken = 0;
+	long r = 0;
+
+	for (i = 0; i < n && r >= 0; i++) {
+		const struct iovec *v = &slot->iov[i];
+
+		if (v->iov_len <= MR_SEND_BOUNCE - used &&
+		    v->iov_len <= MR_SEND_SMALL) {
+			memcpy(slot->bounce + used, v->iov_base, v->iov_len);
+			used += v->iov_len;
+			continue;
+		}
+		if (used && (r = ops(s)->write(s->fstate, slot->bounce, used)) < 0)
+			break;
+		used = 0;
+		if (v->iov_len <= MR_SEND_SMALL) {
+			memcpy(slot->bounce, v->iov_base, v->iov_len);
+			used = v->iov_len;
+		} else {
+			r = ops(s)->write(s->fstate, v->iov_base, v->iov_len);
+		}
+	}
+	if (r >= 0 && used)
+		r = ops(s)->write(s->fstate, slot->bounce, used);
+	if (r < 0)
+		return (int)r;
+	for (i = 0; i < n; i++)
+		taken += slot->iov[i].iov_len;
+	/* The filter holds a copy now (encrypted): the engine's memory is
+	 * free, and WRITE_DONE means "encrypted", not "in the kernel". */
+	if (taken)
+		mr_session_tx_advance(s->mr, taken);
+	return 0;
+}
+
+/* The ciphertext the filter has, drained into one block; false when there
+ * is none (or no memory: retried next turn). */
+static bool take_cipher(struct muxring_session *s)
+{
+	size_t pending = fio_pending(s);
+
+	if (!pending)
+		return false;
+	s->cipher = mr_copy_cache_get(s->loop->copies, pending);
+	if (!s->cipher) {
+		mr_loop_mark_dirty(s);
+		return false;
+	}
+	s->cipher_len = ops(s)->drain(s->fstate, s->cipher->data, pending);
+	s->cipher_off = 0;
+	return true;
+}
+
+bool mr_fio_start_send(struct muxring_session *s)
+{
+	struct io_uring_sqe *sqe;
+	struct mr_send_slot *slot;
+	int err;
+
+	if (!s->cipher) {
+		if (s->flags & MR_SIO_FILTER_UP &&
+		    !(s->flags & MR_SIO_FILTER_FAILED) &&
+		    mr_session_tx_pending(s->mr)) {
+			slot = mr_loop_slot_get(s->loop);
+			if (!slot) {
+				mr_loop_mark_dirty(s);
+				return false;
+			}
+			err = encrypt_frames(s, slot);
+			mr_loop_slot_put(s->loop, slot);
+			if (err)
+				fio_fail(s, err, NULL);
+		}
+		if (!take_cipher(s))
+			return false;
+	}
+	sqe = mr_loop_sqe(s->loop);
+	io_uring_prep_send(sqe, s->fd, s->cipher->data + s->cipher_off,
+			   s->cipher_len - s->cipher_off, MSG_NOSIGNAL);
+	mr_sio_submit(s, sqe, MR_OP_SEND);
+	s->flags |= MR_SIO_SEND_ARMED;
+	s->sends++;
+	s->loop->stats.sends++;
+	return true;
+}
+
+void mr_fio_send_done(struct muxring_session *s, int res)
+{
+	if (res > 0)
+		s->cipher_off += (size_t)res;
+	if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		s->flags |= MR_SIO_TX_DEAD;
+		mr_sio_transport_end(s, res);
+	}
+	if (s->cipher_off >= s->cipher_len || s->flags & MR_SIO_TX_DEAD) {
+		mr_buf_unref(s->cipher);
+		s->cipher = NULL;
+	}
+}
+
+bool mr_fio_finish(struct muxring_session *s)
+{
+	if (!(s->flags & (MR_SIO_FILTER_SHUT | MR_SIO_FILTER_FAILED)) &&
+	    s->flags & MR_SIO_FILTER_UP && mr_fio_active(s)) {
+		s->flags |= MR_SIO_FILTER_SHUT;
+		if (ops(s)->shutdown)
+			ops(s)->shutdown(s->fstate);
+	}
+	if (s->flags & MR_SIO_TX_DEAD || !mr_fio_active(s))
+		return true;
+	return !s->cipher && !fio_pending(s);
+}
+
+uint64_t mr_fio_deadline(const struct muxring_session *s)
+{
+	return s->flags & MR_SIO_HANDSHAKING ? s->handshake_deadline : 0;
+}
+
+void mr_fio_expire(struct muxring_session *s, uint64_t now)
+{
+	char text[96];
+
+	if (!(s->flags & MR_SIO_HANDSHAKING) || now < s->handshake_deadline)
+		return;
+	snprintf(text, sizeof(text),
+		 "the handshake did not complete within %llu ms",
+		 (unsigned long long)(s->filter->handshake_timeout_ns / 1000000));
+	fio_fail(s, -ETIMEDOUT, text);
+}
+
+void mr_fio_free(struct muxring_session *s)
+{
+	if (s->fstate)
+		ops(s)->close(s->fstate);
+	s->fstate = NULL;
+	if (s->plain)
+		mr_buf_unref(s->plain);
+	if (s->cipher)
+		mr_buf_unref(s->cipher);
+	s->plain = s->cipher = NULL;
+	free(s->end_text);
+	s->end_text = NULL;
+}

@@ -634,6 +634,10 @@ struct muxring_filter {
 	uint64_t handshake_timeout_ns;
 };
 
+/* The session's filter (muxring_session_opts.filter), or NULL. */
+MUXRING_API const struct muxring_filter *
+muxring_session_filter(const struct muxring_session *sess);
+
 /* The state ops->open made for the session, or NULL for an unfiltered
  * session (or one whose filter failed to open). */
 MUXRING_API void *muxring_session_filter_state(const struct muxring_session *sess);

@@ -161,6 +161,12 @@ int muxring_session_fd(const struct muxring_session *sess)
 	return sess->fd;
 }
 
+const struct muxring_filter *
+muxring_session_filter(const struct muxring_session *sess)
+{
+	return sess->filter;
+}
+
 void *muxring_session_filter_state(const struct muxring_session *sess)
 {
 	return sess->fstate;

@@ -1,0 +1,329 @@
+/*
+ * tls_conn.c - one session's TLS: an SSL between two memory BIOs.
+ *
+ * The main idea: the loop owns the socket and every buffer; OpenSSL only
+ * ever sees memory. Ciphertext the ring received is written into the read
+ * BIO, SSL_read decrypts into the block the loop hands over, SSL_write
+ * encrypts the engine's frames into the write BIO, and the loop drains that
+ * into its one send. Nothing here blocks or makes a system call, so a peer
+ * that stalls costs nothing but the handshake deadline the loop keeps.
+ *
+ * Every failure is turned into one sentence and an errno value
+ * (muxring_tls.h lists them) at the moment it happens, while OpenSSL's
+ * error queue still holds the reason.
+ */
+#include "tls/tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+struct mr_tls_conn {
+	struct muxring_tls *tls;     /* holds a reference */
+	struct muxring_session *sess;
+	SSL *ssl;
+	BIO *in;                     /* ciphertext from the peer (owned by
+					ssl) */
+	BIO *out;                    /* ciphertext to the peer (idem) */
+	bool ktls;                   /* the kernel carries the records */
+	char error[256];             /* why it failed, "" while it has not */
+};
+
+static bool is_ip_literal(const char *name)
+{
+	unsigned char addr[16];
+
+	return inet_pton(AF_INET, name, addr) == 1 ||
+	       inet_pton(AF_INET6, name, addr) == 1;
+}
+
+/* Client: SNI and the name the certificate must carry. An IP address is
+ * checked against the certificate's IP entries and sends no SNI (RFC 6066
+ * forbids literal addresses there). */
+static int set_peer_name(struct mr_tls_conn *c, const char *name)
+{
+	if (!name) {
+		if (!c->tls->verify_peer)
+			return 0;
+		snprintf(c->error, sizeof(c->error),
+			 "no server name to verify the certificate against");
+		return -EINVAL;
+	}
+	if (is_ip_literal(name)) {
+		if (c->tls->verify_peer &&
+		    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl),
+						  name) != 1)
+			return -ENOMEM;
+		return 0;
+	}
+	if (SSL_set_tlsext_host_name(c->ssl, name) != 1)
+		return -ENOMEM;
+	if (c->tls->verify_peer && SSL_set1_host(c->ssl, name) != 1)
+		return -ENOMEM;
+	return 0;
+}
+
+static void conn_free(struct mr_tls_conn *c)
+{
+	SSL_free(c->ssl); /* and both BIOs */
+	mr_tls_unref(c->tls);
+	free(c);
+}
+
+static int conn_open(void *arg, struct muxring_session *sess,
+		     enum muxring_role role, const char *host, void **state)
+{
+	struct muxring_tls *tls = arg;
+	struct mr_tls_conn *c;
+	int err;
+
+	if (role != tls->role)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	mr_tls_ref(tls);
+	c->tls = tls;
+	c->sess = sess;
+	c->ssl = SSL_new(tls->ctx);
+	c->in = BIO_new(BIO_s_mem());
+	c->out = BIO_new(BIO_s_mem());
+	if (!c->ssl || !c->in || !c->out) {
+		BIO_free(c->in);
+		BIO_free(c->out);
+		conn_free(c);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	/* An empty input BIO is "try again", not end-of-file: the peer's
+	 * end comes through feed(NULL, 0). */
+	BIO_set_mem_eof_return(c->in, -1);
+	SSL_set_bio(c->ssl, c->in, c->out);
+	if (role == MUXRING_CLIENT) {
+		SSL_set_connect_state(c->ssl);
+		err = set_peer_name(c, tls->server_name ? tls->server_name
+							: host);
+		if (err) {
+			conn_free(c);
+			ERR_clear_error();
+			return err;
+		}
+	} else {
+		SSL_set_accept_state(c->ssl);
+	}
+	*state = c;
+	return 0;
+}
+
+/* ---- failures ------------------------------------------------------------ */
+
+static const char *stage(const struct mr_tls_conn *c)
+{
+	return SSL_is_init_finished(c->ssl) ? "TLS failed" : "TLS handshake failed";
+}
+
+/* The error OpenSSL just reported, as a sentence in c->error and an errno
+ * value (muxring_tls.h). */
+static int describe_ssl_error(struct mr_tls_conn *c)
+{
+	unsigned long e = ERR_peek_last_error();
+	int reason = ERR_GET_REASON(e);
+	long verify = SSL_get_verify_result(c->ssl);
+	const char *text = e ? ERR_reason_error_string(e) : NULL;
+
+	ERR_clear_error();
+	if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK) {
+		snprintf(c->error, sizeof(c->error),
+			 "%s: certificate verification failed: %s", stage(c),
+			 X509_verify_cert_error_string(verify));
+		return -EKEYREJECTED;
+	}
+	if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+		snprintf(c->error, sizeof(c->error),
+			 "%s: the client sent no certificate, and one is "
+			 "required", stage(c));
+		return -EKEYREJECTED;
+	}
+	if (reason > SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
+		snprintf(c->error, sizeof(c->error),
+			 "%s: the peer sent the TLS alert: %s", stage(c),
+			 SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET));
+		return -EPROTO;
+	}
+	snprintf(c->error, sizeof(c->error), "%s: %s", stage(c),
+		 text ? text : "protocol error");
+	return -EPROTO;
+}
+
+/* The result r of an SSL call: 0 when it only waits for input (or saw the
+ * peer's close_notify), else the failure. */
+static long ssl_result(struct mr_tls_conn *c, int r)
+{
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SSL:
+		return describe_ssl_error(c);
+	default:
+		snprintf(c->error, sizeof(c->error), "%s: %s", stage(c),
+			 "unexpected end of the record stream");
+		ERR_clear_error();
+		return -EPROTO;
+	}
+}
+
+/* ---- the filter ---------------------------------------------------------- */
+
+static int conn_feed(void *state, const uint8_t *data, size_t len)
+{
+	struct mr_tls_conn *c = state;
+
+	if (len) {
+		if (BIO_write(c->in, data, (int)len) != (int)len) {
+			ERR_clear_error();
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	if (!SSL_is_init_finished(c->ssl)) {
+		snprintf(c->error, sizeof(c->error),
+			 "TLS handshake failed: the peer closed the connection");
+		return -ECONNRESET;
+	}
+	if (!(SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)) {
+		snprintf(c->error, sizeof(c->error),
+			 "TLS connection truncated: the peer closed it without "
+			 "close_notify");
+		return -ECONNRESET;
+	}
+	return 0;
+}
+
+static long conn_read(void *state, uint8_t *out, size_t cap)
+{
+	struct mr_tls_conn *c = state;
+	size_t n = 0;
+	int r;
+
+	ERR_clear_error();
+	if (!SSL_is_init_finished(c->ssl)) {
+		r = SSL_do_handshake(c->ssl);
+		if (r != 1)
+			return ssl_result(c, r);
+	}
+	if (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
+		return 0;
+	r = SSL_read_ex(c->ssl, out, cap, &n);
+	return r == 1 ? (long)n : ssl_result(c, r);
+}
+
+static long conn_write(void *state, const uint8_t *data, size_t len)
+{
+	struct mr_tls_conn *c = state;
+	size_t n = 0;
+	int r;
+
+	ERR_clear_error();
+	r = SSL_write_ex(c->ssl, data, len, &n);
+	if (r != 1) {
+		long err = ssl_result(c, r);
+
+		return err ? err : -EPROTO;
+	}
+	return (long)n;
+}
+
+static size_t conn_pending(void *state)
+{
+	struct mr_tls_conn *c = state;
+
+	return BIO_ctrl_pending(c->out);
+}
+
+static size_t conn_drain(void *state, uint8_t *out, size_t cap)
+{
+	struct mr_tls_conn *c = state;
+	int n = BIO_read(c->out, out, cap > INT32_MAX ? INT32_MAX : (int)cap);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+static bool conn_established(void *state)
+{
+	struct mr_tls_conn *c = state;
+
+	return SSL_is_init_finished(c->ssl);
+}
+
+static bool conn_passthrough(void *state)
+{
+	struct mr_tls_conn *c = state;
+
+	return c->ktls;
+}
+
+static void conn_shutdown(void *state)
+{
+	struct mr_tls_conn *c = state;
+
+	ERR_clear_error();
+	(void)SSL_shutdown(c->ssl); /* queues close_notify in c->out */
+	ERR_clear_error();
+}
+
+static const char *conn_error(void *state)
+{
+	struct mr_tls_conn *c = state;
+
+	return c->error[0] ? c->error : NULL;
+}
+
+static void conn_close(void *state)
+{
+	conn_free(state);
+}
+
+const struct muxring_filter_ops mr_tls_filter_ops = {
+	.open = conn_open,
+	.feed = conn_feed,
+	.read = conn_read,
+	.write = conn_write,
+	.pending = conn_pending,
+	.drain = conn_drain,
+	.established = conn_established,
+	.passthrough = conn_passthrough,
+	.shutdown = conn_shutdown,
+	.error = conn_error,
+	.close = conn_close,
+};
+
+SSL *mr_tls_ssl_of(const struct muxring_session *sess)
+{
+	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
+					      : NULL;
+	struct mr_tls_conn *c;
+
+	if (!f || f->ops != &mr_tls_filter_ops)
+		return NULL;
+	c = muxring_session_filter_state(sess);
+	return c && SSL_is_init_finished(c->ssl) ? c->ssl : NULL;
+}
+
+bool muxring_tls_ktls_active(const struct muxring_session *sess)
+{
+	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
+					      : NULL;
+	struct mr_tls_conn *c;
+
+	if (!f || f->ops != &mr_tls_filter_ops)
+		return false;
+	c = muxring_session_filter_state(sess);
+	return c && c->ktls;
+}

@@ -59,6 +59,14 @@ void mr_tls_unref(struct muxring_tls *tls)
 	free(tls);
 }
 
+/* OpenSSL's reasons for a key that is not the certificate's. */
+static bool key_mismatch(int reason)
+{
+	return reason == X509_R_KEY_VALUES_MISMATCH ||
+	       reason == X509_R_KEY_TYPE_MISMATCH ||
+	       reason == SSL_R_PRIVATE_KEY_MISMATCH;
+}
+
 static int load_own_cert(SSL_CTX *ctx, const struct muxring_tls_opts *o)
 {
 	if (!o->cert_file != !o->key_file)
@@ -69,14 +77,14 @@ static int load_own_cert(SSL_CTX *ctx, const struct muxring_tls_opts *o)
 	if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1)
 		return fail(-ENOENT, "cannot load the certificate %s",
 			    o->cert_file);
-	if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1)
-		return fail(-ENOENT, "cannot load the private key %s",
-			    o->key_file);
-	if (SSL_CTX_check_private_key(ctx) != 1)
+	if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1)
+		return 0;
+	if (key_mismatch(ERR_GET_REASON(ERR_peek_last_error())))
 		return fail(-EINVAL, "the key %s does not match the "
 				     "certificate %s", o->key_file,
 			    o->cert_file);
-	return 0;
+	return fail(-ENOENT, "cannot load the private key %s", o->key_file);
 }
 
 /* The CAs to verify the peer with; a server that has some requires a

@@ -127,6 +127,19 @@ static const char *stage(const struct mr_tls_conn *c)
 	return SSL_is_init_finished(c->ssl) ? "TLS failed" : "TLS handshake failed";
 }
 
+/* An alert's name; OpenSSL 3.0 has no long name for the TLS 1.3 ones
+ * ("certificate required"), but its reason text ("tlsv13 alert
+ * certificate required") has it after "alert ". */
+static const char *alert_name(int alert, const char *reason_text)
+{
+	const char *name = SSL_alert_desc_string_long(alert);
+	const char *p = reason_text ? strstr(reason_text, "alert ") : NULL;
+
+	if (strcmp(name, "unknown") || !p)
+		return name;
+	return p + strlen("alert ");
+}
+
 /* The error OpenSSL just reported, as a sentence in c->error and an errno
  * value (muxring_tls.h). */
 static int describe_ssl_error(struct mr_tls_conn *c)
@@ -152,7 +165,7 @@ static int describe_ssl_error(struct mr_tls_conn *c)
 	if (reason > SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
 		snprintf(c->error, sizeof(c->error),
 			 "%s: the peer sent the TLS alert: %s", stage(c),
-			 SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET));
+			 alert_name(reason - SSL_AD_REASON_OFFSET, text));
 		return -EPROTO;
 	}
 	snprintf(c->error, sizeof(c->error), "%s: %s", stage(c),

@@ -121,6 +121,16 @@ MUXRING_API const char *muxring_tls_version(const struct muxring_session *sess);
 /* The negotiated cipher suite's name, or NULL (as above). */
 MUXRING_API const char *muxring_tls_cipher(const struct muxring_session *sess);
 
+/*
+ * True while no application data has come from the peer of a TLS session:
+ * a failure then belongs to the handshake (including the peer's rejection
+ * of this side's certificate, which TLS 1.3 reports only after this side's
+ * part of the handshake) and the SESSION_ENDED text begins with "TLS
+ * handshake failed". Tools use it to tell a handshake or verification
+ * failure from a session lost later. False for a session without TLS.
+ */
+MUXRING_API bool muxring_tls_handshake_failed(const struct muxring_session *sess);
+
 /* True when the kernel carries this session's records (kTLS). */
 MUXRING_API bool muxring_tls_ktls_active(const struct muxring_session *sess);
 

@@ -492,7 +492,9 @@ static void test_truncation(void **state)
 
 	(void)state;
 	tls_pair(h, &co, &so, &c, &s);
-	lh_run(h, both_ready, 20);
+	lh_open(c, LH_SOURCE, 10000);
+	lh_run(h, lh_all_streams_closed, 20);
+	assert_false(muxring_tls_handshake_failed(c->sess));
 	assert_int_equal(shutdown(muxring_session_fd(s->sess), SHUT_WR), 0);
 	lh_run(h, all_ended, 20);
 	assert_int_equal(c->end_res, -ECONNRESET);

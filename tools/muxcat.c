@@ -1188,11 +1188,14 @@ static void on_session_ended(struct app *app, struct muxring_cqe *cqe)
 		print_with_debug(head, &cqe->view);
 	}
 	if (transport_failure(cqe)) {
-		/* TLS: handshake, verification, alert, truncation. */
+		/* TLS: handshake, verification, alert, truncation; only a
+		 * handshake or verification failure is a connection
+		 * failure (exit 3). */
 		print_line("muxcat: %.*s", (int)cqe->view.len,
 			   (const char *)cqe->view.data);
 		if (!sc->extra)
-			app_fail(app, STATUS_CONNECT);
+			app_fail(app, muxring_tls_handshake_failed(cqe->session)
+					      ? STATUS_CONNECT : STATUS_FAILED);
 	} else if (sc->ready_error) {
 		print_line("muxcat: cannot connect to %s port %s: %s",
 			   app->opt.host, app->opt.port,

@@ -31,6 +31,11 @@ struct mr_tls_conn {
 					ssl) */
 	BIO *out;                    /* ciphertext to the peer (idem) */
 	bool ktls;                   /* the kernel carries the records */
+	bool data_seen;              /* application data came from the peer:
+					the handshake, verification of this
+					side included (TLS 1.3 reports the
+					peer's verdict after its own end of
+					the handshake), is over */
 	char error[256];             /* why it failed, "" while it has not */
 };
 
@@ -124,7 +129,7 @@ static int conn_open(void *arg, struct muxring_session *sess,
 
 static const char *stage(const struct mr_tls_conn *c)
 {
-	return SSL_is_init_finished(c->ssl) ? "TLS failed" : "TLS handshake failed";
+	return c->data_seen ? "TLS failed" : "TLS handshake failed";
 }
 
 /* An alert's name; OpenSSL 3.0 has no long name for the TLS 1.3 ones
@@ -205,7 +210,8 @@ static int conn_feed(void *state, const uint8_t *data, size_t len)
 		}
 		return 0;
 	}
-	if (!SSL_is_init_finished(c->ssl)) {
+	if (!c->data_seen && !(SSL_get_shutdown(c->ssl) &
+			       SSL_RECEIVED_SHUTDOWN)) {
 		snprintf(c->error, sizeof(c->error),
 			 "TLS handshake failed: the peer closed the connection");
 		return -ECONNRESET;
@@ -234,7 +240,10 @@ static long conn_read(void *state, uint8_t *out, size_t cap)
 	if (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
 		return 0;
 	r = SSL_read_ex(c->ssl, out, cap, &n);
-	return r == 1 ? (long)n : ssl_result(c, r);
+	if (r != 1)
+		return ssl_result(c, r);
+	c->data_seen = true;
+	return (long)n;
 }
 
 static long conn_write(void *state, const uint8_t *data, size_t len)
@@ -339,4 +348,16 @@ bool muxring_tls_ktls_active(const struct muxring_session *sess)
 		return false;
 	c = muxring_session_filter_state(sess);
 	return c && c->ktls;
+}
+
+bool muxring_tls_handshake_failed(const struct muxring_session *sess)
+{
+	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
+					      : NULL;
+	struct mr_tls_conn *c;
+
+	if (!f || f->ops != &mr_tls_filter_ops)
+		return false;
+	c = muxring_session_filter_state(sess);
+	return !c || !c->data_seen;
 }

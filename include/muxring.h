@@ -571,11 +571,17 @@ MUXRING_API int muxring_session_fd(const struct muxring_session *sess);
  * - Received bytes land in the loop's receive-buffer ring, go to feed(),
  *   and read() decrypts them into heap blocks of 64 KiB that the protocol
  *   engine hands to the application as views (a block returns to the
- *   loop's copy cache when its last view is released).
+ *   loop's copy cache when its last view is released). The bytes given to
+ *   feed() stay valid through the read() calls that follow it, up to
+ *   feed_end(), so a filter may read them in place (no copy); feed_end()
+ *   is where it keeps what it has not read yet.
  * - Once established(), every frame the engine has ready goes to write()
  *   (small frames are packed together first, so that many small frames make
  *   one record), then everything pending() is drained into one buffer and
- *   leaves in one send: still one send per session per turn.
+ *   leaves in one send: still one send per session per turn. A filter with
+ *   set_output() writes its output for those write() calls straight into
+ *   that buffer instead (output_done() says how much); only what does not
+ *   fit, or comes at other times (handshake, alerts), goes to pending().
  * - SESSION_READY is posted when established() becomes true, or with the
  *   failure's error when the filter fails first. A failure at any time (a
  *   negative value from feed, read or write, or the handshake timeout: res
@@ -600,15 +606,23 @@ struct muxring_filter_ops {
 	 * set, or a negative error (the session then fails at once). */
 	int (*open)(void *arg, struct muxring_session *sess,
 		    enum muxring_role role, const char *host, void **state);
-	/* Bytes from the peer, all taken (len 0: the peer's end-of-file).
-	 * Returns 0 or a negative error. */
+	/* Bytes from the peer (len 0: the peer's end-of-file), valid until
+	 * feed_end(). Returns 0 or a negative error. */
 	int (*feed)(void *state, const uint8_t *data, size_t len);
+	/* Optional: the bytes of the last feed() go away now; keep (copy)
+	 * what read() has not consumed. NULL: feed() must copy at once. */
+	void (*feed_end)(void *state);
 	/* Up to cap bytes for the protocol into out. Returns the count, 0
 	 * when there are none until more is fed, or a negative error. */
 	long (*read)(void *state, uint8_t *out, size_t cap);
 	/* Takes len protocol bytes to protect and send. Returns len, or a
 	 * negative error. Only called once established. */
 	long (*write)(void *state, const uint8_t *data, size_t len);
+	/* Optional, both or neither: output of the write() calls that follow
+	 * goes into out (cap bytes) until output_done(), which returns how
+	 * many bytes were put there (what did not fit is in pending()). */
+	void (*set_output)(void *state, uint8_t *out, size_t cap);
+	size_t (*output_done)(void *state);
 	/* Bytes waiting to go to the peer. */
 	size_t (*pending)(void *state);
 	/* Moves up to cap of those bytes into out; returns how many. */

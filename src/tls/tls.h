@@ -12,6 +12,8 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -30,6 +32,27 @@ struct muxring_tls {
 					loops) */
 	struct muxring_filter filter; /* ops = mr_tls_filter_ops, arg = this */
 };
+
+/*
+ * The memory an SSL reads and writes (tls_bio.c): a cursor on the bytes
+ * the loop fed, a window in the loop's send block, and a spill for each
+ * direction (memory BIOs) for what falls outside them.
+ */
+struct mr_tls_io {
+	const uint8_t *in;           /* fed bytes not read yet */
+	size_t in_left;
+	BIO *in_spill;               /* input kept past its feed */
+	uint8_t *out;                /* window for records, or NULL */
+	size_t out_cap, out_len;
+	BIO *out_spill;              /* output outside the window */
+};
+
+/* A BIO over io (creates its spills); NULL on ENOMEM. The BIO does not
+ * own io: free the spills with mr_tls_io_free() after the BIO. */
+BIO *mr_tls_io_bio(struct mr_tls_io *io);
+void mr_tls_io_free(struct mr_tls_io *io);
+/* The fed bytes are going away: copies what is unread into the spill. */
+void mr_tls_io_keep_input(struct mr_tls_io *io);
 
 /* The transport filter of every TLS session (tls_conn.c). */
 extern const struct muxring_filter_ops mr_tls_filter_ops;

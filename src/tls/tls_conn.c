@@ -2,10 +2,10 @@
  * tls_conn.c - one session's TLS: an SSL between two memory BIOs.
  *
  * The main idea: the loop owns the socket and every buffer; OpenSSL only
- * ever sees memory. Ciphertext the ring received is written into the read
- * BIO, SSL_read decrypts into the block the loop hands over, SSL_write
- * encrypts the engine's frames into the write BIO, and the loop drains that
- * into its one send. Nothing here blocks or makes a system call, so a peer
+ * ever sees memory (tls_bio.c). SSL_read takes the ciphertext where the
+ * ring received it and decrypts into the block the loop hands over;
+ * SSL_write encrypts the engine's frames straight into the loop's send
+ * block. Nothing here blocks or makes a system call, so a peer
  * that stalls costs nothing but the handshake deadline the loop keeps.
  *
  * Every failure is turned into one sentence and an errno value
@@ -27,9 +27,7 @@ struct mr_tls_conn {
 	struct muxring_tls *tls;     /* holds a reference */
 	struct muxring_session *sess;
 	SSL *ssl;
-	BIO *in;                     /* ciphertext from the peer (owned by
-					ssl) */
-	BIO *out;                    /* ciphertext to the peer (idem) */
+	struct mr_tls_io io;         /* the memory it reads and writes */
 	bool ktls;                   /* the kernel carries the records */
 	bool data_seen;              /* application data came from the peer:
 					the handshake, verification of this
@@ -75,7 +73,8 @@ static int set_peer_name(struct mr_tls_conn *c, const char *name)
 
 static void conn_free(struct mr_tls_conn *c)
 {
-	SSL_free(c->ssl); /* and both BIOs */
+	SSL_free(c->ssl); /* and its BIO */
+	mr_tls_io_free(&c->io);
 	mr_tls_unref(c->tls);
 	free(c);
 }
@@ -85,6 +84,7 @@ static int conn_open(void *arg, struct muxring_session *sess,
 {
 	struct muxring_tls *tls = arg;
 	struct mr_tls_conn *c;
+	BIO *bio;
 	int err;
 
 	if (role != tls->role)
@@ -96,19 +96,13 @@ static int conn_open(void *arg, struct muxring_session *sess,
 	c->tls = tls;
 	c->sess = sess;
 	c->ssl = SSL_new(tls->ctx);
-	c->in = BIO_new(BIO_s_mem());
-	c->out = BIO_new(BIO_s_mem());
-	if (!c->ssl || !c->in || !c->out) {
-		BIO_free(c->in);
-		BIO_free(c->out);
+	bio = c->ssl ? mr_tls_io_bio(&c->io) : NULL;
+	if (!bio) {
 		conn_free(c);
 		ERR_clear_error();
 		return -ENOMEM;
 	}
-	/* An empty input BIO is "try again", not end-of-file: the peer's
-	 * end comes through feed(NULL, 0). */
-	BIO_set_mem_eof_return(c->in, -1);
-	SSL_set_bio(c->ssl, c->in, c->out);
+	SSL_set_bio(c->ssl, bio, bio); /* one reference, taken by ssl */
 	if (role == MUXRING_CLIENT) {
 		SSL_set_connect_state(c->ssl);
 		err = set_peer_name(c, tls->server_name ? tls->server_name
@@ -204,10 +198,9 @@ static int conn_feed(void *state, const uint8_t *data, size_t len)
 	struct mr_tls_conn *c = state;
 
 	if (len) {
-		if (BIO_write(c->in, data, (int)len) != (int)len) {
-			ERR_clear_error();
-			return -ENOMEM;
-		}
+		mr_tls_io_keep_input(&c->io); /* nothing, normally */
+		c->io.in = data;
+		c->io.in_left = len;
 		return 0;
 	}
 	if (!c->data_seen && !(SSL_get_shutdown(c->ssl) &
@@ -223,6 +216,13 @@ static int conn_feed(void *state, const uint8_t *data, size_t len)
 		return -ECONNRESET;
 	}
 	return 0;
+}
+
+static void conn_feed_end(void *state)
+{
+	struct mr_tls_conn *c = state;
+
+	mr_tls_io_keep_input(&c->io);
 }
 
 static long conn_read(void *state, uint8_t *out, size_t cap)
@@ -262,18 +262,40 @@ static long conn_write(void *state, const uint8_t *data, size_t len)
 	return (long)n;
 }
 
+static void conn_set_output(void *state, uint8_t *out, size_t cap)
+{
+	struct mr_tls_conn *c = state;
+
+	c->io.out = out;
+	c->io.out_cap = cap;
+	c->io.out_len = 0;
+}
+
+static size_t conn_output_done(void *state)
+{
+	struct mr_tls_conn *c = state;
+	size_t n = c->io.out_len;
+
+	c->io.out = NULL;
+	c->io.out_cap = c->io.out_len = 0;
+	return n;
+}
+
 static size_t conn_pending(void *state)
 {
 	struct mr_tls_conn *c = state;
 
-	return BIO_ctrl_pending(c->out);
+	return BIO_ctrl_pending(c->io.out_spill);
 }
 
 static size_t conn_drain(void *state, uint8_t *out, size_t cap)
 {
 	struct mr_tls_conn *c = state;
-	int n = BIO_read(c->out, out, cap > INT32_MAX ? INT32_MAX : (int)cap);
+	int n;
 
+	if (!cap)
+		return 0;
+	n = BIO_read(c->io.out_spill, out, cap > INT32_MAX ? INT32_MAX : (int)cap);
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -315,8 +337,11 @@ static void conn_close(void *state)
 const struct muxring_filter_ops mr_tls_filter_ops = {
 	.open = conn_open,
 	.feed = conn_feed,
+	.feed_end = conn_feed_end,
 	.read = conn_read,
 	.write = conn_write,
+	.set_output = conn_set_output,
+	.output_done = conn_output_done,
 	.pending = conn_pending,
 	.drain = conn_drain,
 	.established = conn_established,

@@ -152,12 +152,14 @@ void mr_fio_input(struct muxring_session *s, const uint8_t *data, size_t len)
 	err = ops(s)->feed(s->fstate, data, len);
 	if (err) {
 		fio_fail(s, err, NULL);
-		return;
-	}
-	if (len)
+	} else if (len) {
 		pump_plain(s);
-	else
+	} else {
 		mr_sio_transport_end(s, 0);
+	}
+	/* data is a ring buffer about to go back to the ring. */
+	if (ops(s)->feed_end && s->fstate)
+		ops(s)->feed_end(s->fstate);
 }
 
 void mr_fio_step(struct muxring_session *s)
@@ -166,13 +168,12 @@ void mr_fio_step(struct muxring_session *s)
 		pump_plain(s);
 }
 
-/* Hands the engine's frames to the filter, packing runs of small ones
- * into the slot's bounce buffer so that they make one record, not one
- * each. Returns 0 or the filter's error. */
-static int encrypt_frames(struct muxring_session *s, struct mr_send_slot *slot)
+/* Hands the n iovecs of the engine's frames in slot to the filter,
+ * packing runs of small ones into the slot's bounce buffer so that they
+ * make one record, not one each. Returns 0 or the filter's error. */
+static int encrypt_frames(struct muxring_session *s, struct mr_send_slot *slot,
+			  size_t n)
 {
-	size_t n = mr_session_tx_iov(s->mr, slot->iov, MR_SEND_IOV,
-				     MR_SEND_MAX_BYTES);
 	size_t i, used = 0, taken = 0;
 	long r = 0;
 
@@ -208,20 +209,66 @@ static int encrypt_frames(struct muxring_session *s, struct mr_send_slot *slot)
 	return 0;
 }
 
-/* The ciphertext the filter has, drained into one block; false when there
- * is none (or no memory: retried next turn). */
-static bool take_cipher(struct muxring_session *s)
+/* Room for the ciphertext of `plain` bytes in n iovecs: a TLS record
+ * adds at most MR_RECORD_OVERHEAD bytes per 16 KiB and per flush of
+ * packed small frames; the slack covers any filter of that kind. */
+#define MR_RECORD_OVERHEAD 64u
+static size_t cipher_room(size_t plain, size_t n)
 {
-	size_t pending = fio_pending(s);
+	return plain + (plain / (16u << 10) + n + 1) * MR_RECORD_OVERHEAD;
+}
 
-	if (!pending)
-		return false;
-	s->cipher = mr_copy_cache_get(s->loop->copies, pending);
+/* Encrypts what the engine has ready into the send block, right after
+ * what the filter had pending (handshake, alerts); false when there is
+ * nothing to send (or no memory: retried next turn). */
+static bool fill_cipher(struct muxring_session *s)
+{
+	struct mr_send_slot *slot = NULL;
+	size_t n = 0, plain = 0, spill, cap, used;
+	int err = 0;
+
+	if (s->flags & MR_SIO_FILTER_UP && !(s->flags & MR_SIO_FILTER_FAILED) &&
+	    mr_session_tx_pending(s->mr)) {
+		if (!(slot = mr_loop_slot_get(s->loop))) {
+			mr_loop_mark_dirty(s);
+			return false;
+		}
+		n = mr_session_tx_iov(s->mr, slot->iov, MR_SEND_IOV,
+				      MR_FILTER_SEND_MAX_BYTES);
+		for (size_t i = 0; i < n; i++)
+			plain += slot->iov[i].iov_len;
+	}
+	spill = fio_pending(s);
+	cap = spill + (n ? cipher_room(plain, n) : 0);
+	s->cipher = cap ? mr_copy_cache_get(s->loop->copies, cap) : NULL;
 	if (!s->cipher) {
-		mr_loop_mark_dirty(s);
+		if (slot)
+			mr_loop_slot_put(s->loop, slot);
+		if (cap)
+			mr_loop_mark_dirty(s); /* out of memory: next turn */
 		return false;
 	}
-	s->cipher_len = ops(s)->drain(s->fstate, s->cipher->data, pending);
+	used = spill ? ops(s)->drain(s->fstate, s->cipher->data, spill) : 0;
+	if (n) {
+		if (ops(s)->set_output)
+			ops(s)->set_output(s->fstate, s->cipher->data + used,
+					   cap - used);
+		err = encrypt_frames(s, slot, n);
+		if (ops(s)->set_output)
+			used += ops(s)->output_done(s->fstate);
+		/* Without set_output (or past the room): from pending. */
+		used += ops(s)->drain(s->fstate, s->cipher->data + used,
+				      cap - used);
+		mr_loop_slot_put(s->loop, slot);
+	}
+	if (err)
+		fio_fail(s, err, NULL);
+	if (!used) {
+		mr_buf_unref(s->cipher);
+		s->cipher = NULL;
+		return false;
+	}
+	s->cipher_len = used;
 	s->cipher_off = 0;
 	return true;
 }
@@ -229,26 +276,9 @@ static bool take_cipher(struct muxring_session *s)
 bool mr_fio_start_send(struct muxring_session *s)
 {
 	struct io_uring_sqe *sqe;
-	struct mr_send_slot *slot;
-	int err;
 
-	if (!s->cipher) {
-		if (s->flags & MR_SIO_FILTER_UP &&
-		    !(s->flags & MR_SIO_FILTER_FAILED) &&
-		    mr_session_tx_pending(s->mr)) {
-			slot = mr_loop_slot_get(s->loop);
-			if (!slot) {
-				mr_loop_mark_dirty(s);
-				return false;
-			}
-			err = encrypt_frames(s, slot);
-			mr_loop_slot_put(s->loop, slot);
-			if (err)
-				fio_fail(s, err, NULL);
-		}
-		if (!take_cipher(s))
-			return false;
-	}
+	if (!s->cipher && (!s->fstate || !fill_cipher(s)))
+		return false;
 	sqe = mr_loop_sqe(s->loop);
 	io_uring_prep_send(sqe, s->fd, s->cipher->data + s->cipher_off,
 			   s->cipher_len - s->cipher_off, MSG_NOSIGNAL);

@@ -22,6 +22,9 @@
  * to its views and a fresh one taken (a TLS record holds 16 KiB). */
 #define MR_PLAIN_BLOCK (64u << 10)
 #define MR_PLAIN_ROOM (16u << 10)
+/* Protocol bytes encrypted per send: its ciphertext then fits the copy
+ * cache's 1 MiB class. */
+#define MR_FILTER_SEND_MAX_BYTES ((1u << 20) - (32u << 10))
 
 /* Opens the filter's state for session s (host: the name dialled, or
  * NULL). Returns 0, or the negative error of ops->open: the session has

@@ -593,10 +593,12 @@ MUXRING_API int muxring_session_fd(const struct muxring_session *sess);
  * - The peer's end-of-file is feed(state, NULL, 0): 0 when the end is clean
  *   (the filter saw the peer's own closing message), else a negative error
  *   (truncation).
- * - passthrough() true (checked after established()) means the kernel now
- *   carries the filter's records (kernel TLS): from then on the session
- *   sends and receives plain protocol bytes, zero-copy, and calls no other
- *   callback but close().
+ * - passthrough() is asked once, after established() and once the
+ *   handshake's own bytes have all been sent, before any frame is given to
+ *   write(). True means the kernel now encrypts what the session sends
+ *   (kernel TLS): the engine's frames then leave as they are, zero-copy,
+ *   write() is not called again, and shutdown() sends its closing message
+ *   itself. Received bytes still go through feed() and read().
  * All callbacks run in the loop's thread, inside muxring_submit_and_wait().
  * Errors are negative errno values; error() names the cause in words.
  */
@@ -629,7 +631,7 @@ struct muxring_filter_ops {
 	size_t (*drain)(void *state, uint8_t *out, size_t cap);
 	/* True once the handshake is complete. */
 	bool (*established)(void *state);
-	/* True once the kernel carries the records (see above). */
+	/* Optional: whether the kernel took the sending over (see above). */
 	bool (*passthrough)(void *state);
 	/* Queues the clean end of the transport (TLS: close_notify). */
 	void (*shutdown)(void *state);

@@ -54,8 +54,10 @@ void mr_tls_io_free(struct mr_tls_io *io);
 /* The fed bytes are going away: copies what is unread into the spill. */
 void mr_tls_io_keep_input(struct mr_tls_io *io);
 
-/* The transport filter of every TLS session (tls_conn.c). */
+/* The transport filter of TLS sessions (tls_conn.c): without and with
+ * the hand-over of the sending keys to the kernel. */
 extern const struct muxring_filter_ops mr_tls_filter_ops;
+extern const struct muxring_filter_ops mr_tls_filter_ops_ktls;
 
 void mr_tls_ref(struct muxring_tls *tls);
 void mr_tls_unref(struct muxring_tls *tls);
@@ -68,5 +70,25 @@ SSL *mr_tls_ssl_of(const struct muxring_session *sess);
  * the hand-over of a finished handshake's keys to it.
  */
 int mr_ktls_probe(const char **why);
+
+/* The traffic secrets OpenSSL's keylog callback reports for a session
+ * (its SSL's app data points here while kTLS may be used). */
+struct mr_ktls_secrets {
+	unsigned char client[64], server[64];
+	size_t client_len, server_len;
+};
+
+/* SSL_CTX_set_keylog_callback's callback: keeps the two secrets. */
+void mr_ktls_keylog(const SSL *ssl, const char *line);
+
+/* Hands this side's sending keys to the kernel on fd. Returns 0, or a
+ * negative errno (-EOPNOTSUPP: not TLS 1.3 or a cipher the kernel does not
+ * take); the session then stays in user space. */
+int mr_ktls_install_tx(SSL *ssl, int fd, bool server,
+		       const struct mr_ktls_secrets *sec);
+
+/* Sends close_notify through the kernel's TLS (an alert record). Returns
+ * 0 or a negative errno. */
+int mr_ktls_send_close_notify(int fd);
 
 #endif

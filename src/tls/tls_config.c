@@ -138,6 +138,8 @@ static int make_ctx(struct muxring_tls *tls, const struct muxring_tls_opts *o)
 	 * TLS 1.3 handshake two more records. */
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (tls->try_ktls)
+		SSL_CTX_set_keylog_callback(ctx, mr_ktls_keylog);
 	err = load_own_cert(ctx, o);
 	if (!err)
 		err = load_trust(ctx, tls->role, o);
@@ -168,7 +170,9 @@ int muxring_tls_new(struct muxring_tls **out, enum muxring_role role,
 	tls->flags = o->flags;
 	tls->verify_peer = role == MUXRING_CLIENT &&
 			   !(o->flags & MUXRING_TLS_INSECURE);
-	tls->try_ktls = !(o->flags & MUXRING_TLS_NO_KTLS) &&
+	/* Not with the application's SSL_CTX: the keys come through the
+	 * keylog callback, which is the application's to set. */
+	tls->try_ktls = !(o->flags & MUXRING_TLS_NO_KTLS) && !o->ssl_ctx &&
 			mr_ktls_probe(NULL) == 1;
 	if (o->server_name && !(tls->server_name = strdup(o->server_name))) {
 		mr_tls_unref(tls);
@@ -185,7 +189,8 @@ int muxring_tls_new(struct muxring_tls **out, enum muxring_role role,
 		mr_tls_unref(tls);
 		return err;
 	}
-	tls->filter.ops = &mr_tls_filter_ops;
+	tls->filter.ops = tls->try_ktls ? &mr_tls_filter_ops_ktls
+					: &mr_tls_filter_ops;
 	tls->filter.arg = tls;
 	tls->filter.handshake_timeout_ns =
 		(uint64_t)(o->handshake_timeout_ms ? o->handshake_timeout_ms

@@ -28,7 +28,8 @@ struct mr_tls_conn {
 	struct muxring_session *sess;
 	SSL *ssl;
 	struct mr_tls_io io;         /* the memory it reads and writes */
-	bool ktls;                   /* the kernel carries the records */
+	bool ktls;                   /* the kernel encrypts what is sent */
+	struct mr_ktls_secrets secrets; /* traffic secrets (kTLS only) */
 	bool data_seen;              /* application data came from the peer:
 					the handshake, verification of this
 					side included (TLS 1.3 reports the
@@ -97,6 +98,8 @@ static int conn_open(void *arg, struct muxring_session *sess,
 	c->sess = sess;
 	c->ssl = SSL_new(tls->ctx);
 	bio = c->ssl ? mr_tls_io_bio(&c->io) : NULL;
+	if (c->ssl && tls->try_ktls)
+		SSL_set_app_data(c->ssl, &c->secrets);
 	if (!bio) {
 		conn_free(c);
 		ERR_clear_error();
@@ -240,6 +243,14 @@ static long conn_read(void *state, uint8_t *out, size_t cap)
 	if (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
 		return 0;
 	r = SSL_read_ex(c->ssl, out, cap, &n);
+	if (c->ktls && BIO_ctrl_pending(c->io.out_spill)) {
+		/* OpenSSL answered something (a key update) with keys the
+		 * kernel now holds: it cannot be sent. */
+		snprintf(c->error, sizeof(c->error),
+			 "TLS failed: the peer asked for a key update, which "
+			 "this kernel TLS session cannot follow");
+		return -EPROTO;
+	}
 	if (r != 1)
 		return ssl_result(c, r);
 	c->data_seen = true;
@@ -306,10 +317,17 @@ static bool conn_established(void *state)
 	return SSL_is_init_finished(c->ssl);
 }
 
+/* The loop asks once, between the handshake's last bytes and the first
+ * frame: the kernel's record count starts at 0 then. A failure leaves the
+ * session in user space (a TLS ULP without keys passes bytes through). */
 static bool conn_passthrough(void *state)
 {
 	struct mr_tls_conn *c = state;
+	bool server = c->tls->role == MUXRING_SERVER;
 
+	c->ktls = mr_ktls_install_tx(c->ssl, muxring_session_fd(c->sess),
+				     server, &c->secrets) == 0;
+	OPENSSL_cleanse(&c->secrets, sizeof(c->secrets));
 	return c->ktls;
 }
 
@@ -317,6 +335,11 @@ static void conn_shutdown(void *state)
 {
 	struct mr_tls_conn *c = state;
 
+	if (c->ktls) {
+		(void)mr_ktls_send_close_notify(muxring_session_fd(c->sess));
+		SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN);
+		return;
+	}
 	ERR_clear_error();
 	(void)SSL_shutdown(c->ssl); /* queues close_notify in c->out */
 	ERR_clear_error();
@@ -331,10 +354,32 @@ static const char *conn_error(void *state)
 
 static void conn_close(void *state)
 {
-	conn_free(state);
+	struct mr_tls_conn *c = state;
+
+	OPENSSL_cleanse(&c->secrets, sizeof(c->secrets));
+	conn_free(c);
 }
 
 const struct muxring_filter_ops mr_tls_filter_ops = {
+	.open = conn_open,
+	.feed = conn_feed,
+	.feed_end = conn_feed_end,
+	.read = conn_read,
+	.write = conn_write,
+	.set_output = conn_set_output,
+	.output_done = conn_output_done,
+	.pending = conn_pending,
+	.drain = conn_drain,
+	.established = conn_established,
+	.shutdown = conn_shutdown,
+	.error = conn_error,
+	.close = conn_close,
+};
+
+/* The same with the question of the hand-over to the kernel: only where
+ * the kernel has TLS, since asking delays the first frames until the
+ * handshake's last bytes have been sent. */
+const struct muxring_filter_ops mr_tls_filter_ops_ktls = {
 	.open = conn_open,
 	.feed = conn_feed,
 	.feed_end = conn_feed_end,
@@ -351,27 +396,29 @@ const struct muxring_filter_ops mr_tls_filter_ops = {
 	.close = conn_close,
 };
 
-SSL *mr_tls_ssl_of(const struct muxring_session *sess)
+/* The state of a TLS session of this library, or NULL. */
+static struct mr_tls_conn *conn_of(const struct muxring_session *sess)
 {
 	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
 					      : NULL;
-	struct mr_tls_conn *c;
 
-	if (!f || f->ops != &mr_tls_filter_ops)
+	if (!f || (f->ops != &mr_tls_filter_ops &&
+		   f->ops != &mr_tls_filter_ops_ktls))
 		return NULL;
-	c = muxring_session_filter_state(sess);
+	return muxring_session_filter_state(sess);
+}
+
+SSL *mr_tls_ssl_of(const struct muxring_session *sess)
+{
+	struct mr_tls_conn *c = conn_of(sess);
+
 	return c && SSL_is_init_finished(c->ssl) ? c->ssl : NULL;
 }
 
 bool muxring_tls_ktls_active(const struct muxring_session *sess)
 {
-	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
-					      : NULL;
-	struct mr_tls_conn *c;
+	struct mr_tls_conn *c = conn_of(sess);
 
-	if (!f || f->ops != &mr_tls_filter_ops)
-		return false;
-	c = muxring_session_filter_state(sess);
 	return c && c->ktls;
 }
 
@@ -379,10 +426,10 @@ bool muxring_tls_handshake_failed(const struct muxring_session *sess)
 {
 	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
 					      : NULL;
-	struct mr_tls_conn *c;
+	struct mr_tls_conn *c = conn_of(sess);
 
-	if (!f || f->ops != &mr_tls_filter_ops)
+	if (!f || (f->ops != &mr_tls_filter_ops &&
+		   f->ops != &mr_tls_filter_ops_ktls))
 		return false;
-	c = muxring_session_filter_state(sess);
 	return !c || !c->data_seen;
 }

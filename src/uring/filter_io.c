@@ -81,6 +81,11 @@ void mr_fio_start(struct muxring_session *s)
 
 bool mr_fio_active(const struct muxring_session *s)
 {
+	return s->filter != NULL;
+}
+
+bool mr_fio_sends(const struct muxring_session *s)
+{
 	return s->filter && !(s->flags & MR_SIO_FILTER_PASS);
 }
 
@@ -90,8 +95,7 @@ bool mr_fio_ready(const struct muxring_session *s)
 	       mr_session_ended(s->mr);
 }
 
-/* The handshake just completed: stop its clock; switch to plain bytes
- * when the kernel took the records over. */
+/* The handshake just completed: stop its clock. */
 static void note_established(struct muxring_session *s)
 {
 	if (s->flags & MR_SIO_FILTER_UP || !ops(s)->established(s->fstate))
@@ -99,8 +103,6 @@ static void note_established(struct muxring_session *s)
 	s->flags |= MR_SIO_FILTER_UP;
 	s->flags &= ~(uint32_t)MR_SIO_HANDSHAKING;
 	s->handshake_deadline = 0;
-	if (ops(s)->passthrough && ops(s)->passthrough(s->fstate))
-		s->flags |= MR_SIO_FILTER_PASS;
 	mr_loop_mark_dirty(s);
 }
 
@@ -227,7 +229,7 @@ static bool fill_cipher(struct muxring_session *s)
 	size_t n = 0, plain = 0, spill, cap, used;
 	int err = 0;
 
-	if (s->flags & MR_SIO_FILTER_UP && !(s->flags & MR_SIO_FILTER_FAILED) &&
+	if (s->flags & MR_SIO_PASS_ASKED && !(s->flags & MR_SIO_FILTER_FAILED) &&
 	    mr_session_tx_pending(s->mr)) {
 		if (!(slot = mr_loop_slot_get(s->loop))) {
 			mr_loop_mark_dirty(s);
@@ -273,10 +275,31 @@ static bool fill_cipher(struct muxring_session *s)
 	return true;
 }
 
+/* Once the handshake's own bytes have all left, asks the filter (once)
+ * whether the kernel takes the sending over. */
+static void ask_passthrough(struct muxring_session *s)
+{
+	if (s->flags & (MR_SIO_PASS_ASKED | MR_SIO_FILTER_FAILED) ||
+	    !(s->flags & MR_SIO_FILTER_UP))
+		return;
+	if (!ops(s)->passthrough) {
+		s->flags |= MR_SIO_PASS_ASKED; /* nothing to wait for */
+		return;
+	}
+	if (s->cipher || fio_pending(s))
+		return;
+	s->flags |= MR_SIO_PASS_ASKED;
+	if (ops(s)->passthrough(s->fstate))
+		s->flags |= MR_SIO_FILTER_PASS;
+}
+
 bool mr_fio_start_send(struct muxring_session *s)
 {
 	struct io_uring_sqe *sqe;
 
+	ask_passthrough(s);
+	if (!mr_fio_sends(s))
+		return false;
 	if (!s->cipher && (!s->fstate || !fill_cipher(s)))
 		return false;
 	sqe = mr_loop_sqe(s->loop);
@@ -306,12 +329,12 @@ void mr_fio_send_done(struct muxring_session *s, int res)
 bool mr_fio_finish(struct muxring_session *s)
 {
 	if (!(s->flags & (MR_SIO_FILTER_SHUT | MR_SIO_FILTER_FAILED)) &&
-	    s->flags & MR_SIO_FILTER_UP && mr_fio_active(s)) {
+	    s->flags & MR_SIO_FILTER_UP && s->fstate) {
 		s->flags |= MR_SIO_FILTER_SHUT;
 		if (ops(s)->shutdown)
 			ops(s)->shutdown(s->fstate);
 	}
-	if (s->flags & MR_SIO_TX_DEAD || !mr_fio_active(s))
+	if (s->flags & MR_SIO_TX_DEAD || !mr_fio_sends(s))
 		return true;
 	return !s->cipher && !fio_pending(s);
 }

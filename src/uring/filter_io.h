@@ -35,9 +35,12 @@ int mr_fio_open(struct muxring_session *s, enum muxring_role role,
 /* The transport is connected: the handshake clock starts. */
 void mr_fio_start(struct muxring_session *s);
 
-/* True while the filter sits between socket and engine (it has not
- * failed over to the kernel carrying the records). */
+/* True when received bytes go through the filter (a filtered session). */
 bool mr_fio_active(const struct muxring_session *s);
+
+/* True while what the session sends goes through the filter: the kernel
+ * has not taken the encryption over (kTLS). */
+bool mr_fio_sends(const struct muxring_session *s);
 
 /* True once the session may be reported ready: the handshake is done, or
  * the session failed (its READY then carries the error). */
@@ -52,8 +55,11 @@ void mr_fio_input(struct muxring_session *s, const uint8_t *data, size_t len);
 void mr_fio_step(struct muxring_session *s);
 
 /* Starts the session's one send when there is ciphertext (the engine's
- * frames are encrypted first once the handshake is done). Returns true
- * when a send was started. */
+ * frames are encrypted first once the handshake is done and the filter
+ * said whether the kernel takes the sending over: that question waits
+ * until the handshake's last bytes have left, so that the kernel's record
+ * count starts at the first frame). Returns true when a send was started;
+ * false also when the kernel took over (mr_fio_sends() is false then). */
 bool mr_fio_start_send(struct muxring_session *s);
 
 /* The send finished with res (bytes, or a negative error). */

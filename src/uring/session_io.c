@@ -213,10 +213,10 @@ static void sio_start_send(struct muxring_session *s)
 
 	if (s->flags & (MR_SIO_SEND_ARMED | MR_SIO_TX_DEAD) || s->fd < 0)
 		return;
-	if (mr_fio_active(s)) {
-		mr_fio_start_send(s);
+	/* Through the filter, unless the kernel took the sending over, in
+	 * which case the frames leave as they are, like plain ones. */
+	if (mr_fio_sends(s) && (mr_fio_start_send(s) || mr_fio_sends(s)))
 		return;
-	}
 	if (!mr_session_tx_pending(s->mr))
 		return;
 	slot = mr_loop_slot_get(loop);
@@ -475,8 +475,8 @@ static bool sio_tx_finished(struct muxring_session *s)
 {
 	if (s->flags & MR_SIO_TX_DEAD)
 		return true;
-	if (!mr_fio_active(s))
-		return mr_session_done(s->mr);
+	if (!mr_fio_sends(s))
+		return mr_session_done(s->mr) && (!s->filter || mr_fio_finish(s));
 	/* Before the handshake, or after a failure, the engine's bytes can
 	 * never leave; only the filter's own (an alert) still do. */
 	if (s->flags & MR_SIO_FILTER_UP && !(s->flags & MR_SIO_FILTER_FAILED) &&

@@ -47,11 +47,13 @@ enum mr_sio_flag {
 	MR_SIO_CLOSE_ASKED = 1u << 9,  /* muxring_session_close() was called */
 	MR_SIO_SEND_ZC = 1u << 10,     /* the send in flight is SENDMSG_ZC */
 	MR_SIO_FILTER_UP = 1u << 11,   /* the filter's handshake is done */
-	MR_SIO_FILTER_PASS = 1u << 12, /* the kernel carries the records */
+	MR_SIO_FILTER_PASS = 1u << 12, /* the kernel encrypts what is sent */
 	MR_SIO_FILTER_FAILED = 1u << 13, /* the filter failed: only what it
 					    has pending is still sent */
 	MR_SIO_FILTER_SHUT = 1u << 14, /* its clean end (close_notify) queued */
 	MR_SIO_HANDSHAKING = 1u << 15, /* the handshake clock runs */
+	MR_SIO_PASS_ASKED = 1u << 16,  /* the filter was asked whether the
+					  kernel takes over the sending */
 };
 
 /* The fields of struct muxring_session, the public handle. */

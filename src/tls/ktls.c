@@ -183,17 +183,8 @@ static int expand_label(const EVP_MD *md, const unsigned char *secret,
 	return ok ? 0 : -EINVAL;
 }
 
-union ktls_info {
-	struct tls_crypto_info base;
-	struct tls12_crypto_info_aes_gcm_128 gcm128;
-	struct tls12_crypto_info_aes_gcm_256 gcm256;
-	struct tls12_crypto_info_chacha20_poly1305 chacha;
-};
-
-/* The kernel's description of the sending keys of `ssl` (TLS 1.3), from
- * the traffic secret; its size, or a negative errno. */
-static int build_info(SSL *ssl, const unsigned char *secret, size_t len,
-		      union ktls_info *ki)
+int mr_ktls_tx_info(SSL *ssl, const unsigned char *secret, size_t len,
+		    union mr_ktls_info *ki)
 {
 	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
 	const EVP_MD *md = cipher ? SSL_CIPHER_get_handshake_digest(cipher)
@@ -248,13 +239,13 @@ static int build_info(SSL *ssl, const unsigned char *secret, size_t len,
 int mr_ktls_install_tx(SSL *ssl, int fd, bool server,
 		       const struct mr_ktls_secrets *sec)
 {
-	union ktls_info ki;
+	union mr_ktls_info ki;
 	int size, err = 0;
 
 	if (SSL_version(ssl) != TLS1_3_VERSION)
 		return -EOPNOTSUPP; /* TLS 1.2 would need its key block */
-	size = build_info(ssl, server ? sec->server : sec->client,
-			  server ? sec->server_len : sec->client_len, &ki);
+	size = mr_ktls_tx_info(ssl, server ? sec->server : sec->client,
+			       server ? sec->server_len : sec->client_len, &ki);
 	if (size < 0)
 		return size;
 	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/tls.h>
+
 #include <openssl/ssl.h>
 
 #include "muxring.h"
@@ -77,6 +79,21 @@ struct mr_ktls_secrets {
 	unsigned char client[64], server[64];
 	size_t client_len, server_len;
 };
+
+/* The kernel's description of a sending direction's keys. */
+union mr_ktls_info {
+	struct tls_crypto_info base;
+	struct tls12_crypto_info_aes_gcm_128 gcm128;
+	struct tls12_crypto_info_aes_gcm_256 gcm256;
+	struct tls12_crypto_info_chacha20_poly1305 chacha;
+};
+
+/* Fills *ki for the TLS 1.3 session ssl from a traffic secret: key and IV
+ * derived as RFC 8446 (7.1, 7.3) says, record sequence 0. Returns the
+ * size of the cipher's structure, or -EOPNOTSUPP (a cipher the kernel
+ * does not take) or -EINVAL. */
+int mr_ktls_tx_info(SSL *ssl, const unsigned char *secret, size_t len,
+		    union mr_ktls_info *ki);
 
 /* SSL_CTX_set_keylog_callback's callback: keeps the two secrets. */
 void mr_ktls_keylog(const SSL *ssl, const char *line);

@@ -145,6 +145,17 @@ static void pump_plain(struct muxring_session *s)
 	}
 }
 
+/* After a pump: a block no view holds goes back to the loop's cache, so
+ * that an idle session holds none (the next pump takes one, most likely
+ * this one, still warm). */
+static void drop_idle_block(struct muxring_session *s)
+{
+	if (s->plain && s->plain->refs == 1) {
+		mr_buf_unref(s->plain);
+		s->plain = NULL;
+	}
+}
+
 void mr_fio_input(struct muxring_session *s, const uint8_t *data, size_t len)
 {
 	int err;
@@ -156,6 +167,7 @@ void mr_fio_input(struct muxring_session *s, const uint8_t *data, size_t len)
 		fio_fail(s, err, NULL);
 	} else if (len) {
 		pump_plain(s);
+		drop_idle_block(s);
 	} else {
 		mr_sio_transport_end(s, 0);
 	}

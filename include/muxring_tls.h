@@ -32,10 +32,12 @@
  * A session that ends cleanly sends close_notify before closing.
  *
  * Kernel TLS: when the kernel has TCP_ULP "tls" (CONFIG_TLS) and the
- * negotiated cipher is AES-GCM, the keys are handed to the kernel after the
- * handshake and the ring carries plain muxado again (zero-copy views).
- * muxring_tls_ktls_available() says whether this kernel can; otherwise, or
- * with MUXRING_TLS_NO_KTLS, TLS runs in user space through memory BIOs.
+ * session negotiated TLS 1.3 with AES-GCM or ChaCha20-Poly1305, the
+ * sending keys are handed to the kernel after the handshake and the frames
+ * leave as plain muxado again, zero-copy (receiving stays in user space).
+ * muxring_tls_ktls_available() says whether this kernel can; otherwise,
+ * with MUXRING_TLS_NO_KTLS, or with an application's own SSL_CTX, TLS runs
+ * in user space, OpenSSL reading and writing the loop's memory in place.
  */
 #ifndef MUXRING_TLS_H
 #define MUXRING_TLS_H
@@ -54,7 +56,10 @@ struct ssl_ctx_st;
 /* muxring_tls_opts.flags */
 #define MUXRING_TLS_INSECURE 0x1u /* client: verify nothing about the
 				     server (testing only) */
-#define MUXRING_TLS_NO_KTLS  0x2u /* never hand the keys to the kernel */
+#define MUXRING_TLS_NO_KTLS  0x2u /* never hand the keys to the kernel
+				     (the environment variable
+				     MUXRING_TLS_NO_KTLS=1 does the same
+				     for every configuration) */
 
 /* What muxring_tls_new() needs; fields left 0/NULL take their defaults. */
 struct muxring_tls_opts {

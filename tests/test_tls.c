@@ -346,7 +346,7 @@ static void test_client_without_name(void **state)
 	lh_run(h, all_ended, 20);
 	assert_int_equal(c->ready_res, -EINVAL);
 	assert_int_equal(c->end_res, -EINVAL);
-	assert_non_null(strstr(c->end_debug, "could not start"));
+	assert_non_null(strstr(c->end_debug, "no server name to verify"));
 	close(fds[1]);
 	lh_free(h);
 }

@@ -1,5 +1,5 @@
 /*
- * tls_conn.c - one session's TLS: an SSL between two memory BIOs.
+ * tls_conn.c - one session's TLS: an SSL over the loop's memory.
  *
  * The main idea: the loop owns the socket and every buffer; OpenSSL only
  * ever sees memory (tls_bio.c). SSL_read takes the ciphertext where the
@@ -30,6 +30,8 @@ struct mr_tls_conn {
 	struct mr_tls_io io;         /* the memory it reads and writes */
 	bool ktls;                   /* the kernel encrypts what is sent */
 	struct mr_ktls_secrets secrets; /* traffic secrets (kTLS only) */
+	int setup_error;             /* a client without a name to check:
+					reported by the first read */
 	bool data_seen;              /* application data came from the peer:
 					the handshake, verification of this
 					side included (TLS 1.3 reports the
@@ -55,8 +57,10 @@ static int set_peer_name(struct mr_tls_conn *c, const char *name)
 		if (!c->tls->verify_peer)
 			return 0;
 		snprintf(c->error, sizeof(c->error),
-			 "no server name to verify the certificate against");
-		return -EINVAL;
+			 "TLS: no server name to verify the certificate "
+			 "against (set muxring_tls_opts.server_name)");
+		c->setup_error = -EINVAL;
+		return 0;
 	}
 	if (is_ip_literal(name)) {
 		if (c->tls->verify_peer &&
@@ -234,6 +238,8 @@ static long conn_read(void *state, uint8_t *out, size_t cap)
 	size_t n = 0;
 	int r;
 
+	if (c->setup_error)
+		return c->setup_error;
 	ERR_clear_error();
 	if (!SSL_is_init_finished(c->ssl)) {
 		r = SSL_do_handshake(c->ssl);

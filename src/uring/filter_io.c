@@ -7,8 +7,10 @@
  * Ciphertext comes from the receive ring and is fed as it lies there;
  * plaintext is read into 64 KiB blocks of the loop's copy cache and handed
  * to the engine, whose views keep the block alive; on the way out the
- * engine's iovecs are packed into records and the filter's output is
- * drained into one block that leaves in one send.
+ * engine's iovecs are packed into records, encrypted straight into one
+ * block (set_output) or drained into it, and the block leaves in one
+ * send. When the kernel takes the sending over (kTLS), the session sends
+ * like an unfiltered one and only receiving goes through the filter.
  *
  * Failures (a negative value from the filter, the handshake timeout) end
  * the session through the engine like a transport error; the filter's text

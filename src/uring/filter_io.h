@@ -24,7 +24,7 @@
 #define MR_PLAIN_ROOM (16u << 10)
 /* Protocol bytes encrypted per send: its ciphertext then fits the copy
  * cache's 1 MiB class. */
-#define MR_FILTER_SEND_MAX_BYTES ((1u << 20) - (32u << 10))
+#define MR_FILTER_SEND_MAX_BYTES ((256u << 10) - (8u << 10))
 
 /* Opens the filter's state for session s (host: the name dialled, or
  * NULL). Returns 0, or the negative error of ops->open: the session has

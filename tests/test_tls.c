@@ -4,7 +4,8 @@
  *
  * Covers: TLS 1.3 and TLS 1.2 (through an application's own SSL_CTX) in
  * both roles with every byte of 64 streams checked; a dial by IP address
- * verified against the certificate's IP entry; mutual TLS, with and
+ * verified against the certificate's IP entry; the CA as a hashed
+ * directory; the system's store (which does not know the test CA); mutual TLS, with and
  * without the client certificate; a wrong CA, an expired certificate, a
  * name mismatch (DNS and IP); a peer that stops in the middle of the
  * handshake (both roles), one that closes during it, garbage instead of a
@@ -230,6 +231,22 @@ static void test_connect_by_ip(void **state)
 	lh_free(h);
 }
 
+/* The CA as a hashed directory, and a server certificate chosen by IP
+ * (the dialled name is an address). */
+static void test_ca_directory(void **state)
+{
+	struct muxring_tls_opts so = server_opts(), co = {0};
+	struct lh *h = lh_new(NULL);
+	struct lh_peer *c, *s;
+
+	(void)state;
+	co.ca_dir = certs.ca_dir;
+	co.server_name = "127.0.0.1";
+	tls_pair(h, &co, &so, &c, &s);
+	echo_and_close(h, c, s, 4, 10000);
+	lh_free(h);
+}
+
 static void test_mutual_tls(void **state)
 {
 	struct muxring_tls_opts so = server_opts(), co = client_opts();
@@ -306,6 +323,19 @@ static void test_wrong_ca(void **state)
 		       "certificate verification failed: unable to get local "
 		       "issuer certificate",
 		       -EPROTO, "the peer sent the TLS alert: unknown CA");
+}
+
+/* Without a CA a client trusts the system's store, which does not know
+ * the test's CA. */
+static void test_system_store(void **state)
+{
+	struct muxring_tls_opts so = server_opts(), co = client_opts();
+
+	(void)state;
+	co.ca_file = NULL;
+	expect_failure(&co, &so, -EKEYREJECTED,
+		       "unable to get local issuer certificate", -EPROTO,
+		       "unknown CA");
 }
 
 static void test_expired_certificate(void **state)
@@ -595,10 +625,12 @@ int main(void)
 		cmocka_unit_test(test_tls13_echo),
 		cmocka_unit_test(test_tls12_own_ssl_ctx),
 		cmocka_unit_test(test_connect_by_ip),
+		cmocka_unit_test(test_ca_directory),
 		cmocka_unit_test(test_mutual_tls),
 		cmocka_unit_test(test_mutual_tls_without_client_cert),
 		cmocka_unit_test(test_mutual_tls_client_cert_of_other_ca),
 		cmocka_unit_test(test_wrong_ca),
+		cmocka_unit_test(test_system_store),
 		cmocka_unit_test(test_expired_certificate),
 		cmocka_unit_test(test_name_mismatch),
 		cmocka_unit_test(test_client_without_name),

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -123,6 +124,7 @@ void tc_make(struct tc_files *f)
 	PATH(expired_key, "expired.key");
 	PATH(client_cert, "client.pem");
 	PATH(client_key, "client.key");
+	PATH(ca_dir, "cadir");
 
 	ca = make_cert("muxring test CA", NULL, NULL, -3600, 86400);
 	other = make_cert("another CA", NULL, NULL, -3600, 86400);
@@ -134,6 +136,10 @@ void tc_make(struct tc_files *f)
 	write_pem(f->server_cert, &server, f->server_key);
 	write_pem(f->expired_cert, &expired, f->expired_key);
 	write_pem(f->client_cert, &client, f->client_key);
+	assert_int_equal(mkdir(f->ca_dir, 0700), 0);
+	snprintf(f->ca_dir_file, sizeof(f->ca_dir_file), "%s/%08lx.0", f->ca_dir,
+		 X509_subject_name_hash(ca.x509));
+	write_pem(f->ca_dir_file, &ca, NULL);
 	cert_free(&ca);
 	cert_free(&other);
 	cert_free(&server);
@@ -166,5 +172,7 @@ void tc_free(struct tc_files *f)
 
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		unlink(files[i]);
+	unlink(f->ca_dir_file);
+	rmdir(f->ca_dir);
 	rmdir(f->dir);
 }

@@ -17,6 +17,9 @@ struct tc_files {
 	char server_cert[96], server_key[96];   /* localhost, 127.0.0.1 */
 	char expired_cert[96], expired_key[96]; /* same names, expired */
 	char client_cert[96], client_key[96];   /* CN=muxring test client */
+	char ca_dir[96];        /* the CA again, as an OpenSSL hashed
+				   directory (<subject hash>.0) */
+	char ca_dir_file[128];
 };
 
 /* Makes the files; fails the test when it cannot. */

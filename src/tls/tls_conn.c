@@ -240,14 +240,20 @@ static long conn_read(void *state, uint8_t *out, size_t cap)
 
 	if (c->setup_error)
 		return c->setup_error;
-	ERR_clear_error();
 	if (!SSL_is_init_finished(c->ssl)) {
+		ERR_clear_error();
 		r = SSL_do_handshake(c->ssl);
 		if (r != 1)
 			return ssl_result(c, r);
 	}
 	if (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
 		return 0;
+	/* Nothing fed is left, in OpenSSL or here: the read could only say
+	 * "want read" (the loop asks until it does, once per message). */
+	if (!c->io.in_left && !SSL_has_pending(c->ssl) &&
+	    !BIO_ctrl_pending(c->io.in_spill))
+		return 0;
+	ERR_clear_error();
 	r = SSL_read_ex(c->ssl, out, cap, &n);
 	if (c->ktls && BIO_ctrl_pending(c->io.out_spill)) {
 		/* OpenSSL answered something (a key update) with keys the

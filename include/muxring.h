@@ -254,9 +254,10 @@ MUXRING_API uint64_t muxring_now_ns(void);
 
 enum muxring_cqe_type {
 	/* The session is ready: connected (muxring_connect), accepted (from
-	 * a listener: `listener` is set), or created on an fd. res 0; for a
-	 * connect that failed, res is the negative error and SESSION_ENDED
-	 * follows. user_data: the session's. */
+	 * a listener: `listener` is set), or created on an fd; with a
+	 * transport filter (TLS), once its handshake is done. res 0; for a
+	 * connect or a handshake that failed, res is the negative error and
+	 * SESSION_ENDED follows. user_data: the session's. */
 	MUXRING_CQE_SESSION_READY = 1,
 	/* The peer opened `stream`. code: its type on a typed session.
 	 * user_data: the session's (the stream has none yet; set one with
@@ -294,7 +295,9 @@ enum muxring_cqe_type {
 	 * closed the transport, MUXRING_ERR(code) of a protocol failure, or
 	 * -errno of the transport). With MUXRING_CQE_F_REMOTE the peer sent a
 	 * GOAWAY: code is its code and view its debug text (no release
-	 * needed, valid until advanced past). user_data: the session's. */
+	 * needed, valid until advanced past). Without it, when a transport
+	 * filter (TLS) failed, view holds its cause in words.
+	 * user_data: the session's. */
 	MUXRING_CQE_SESSION_ENDED,
 	/* The listener is closed: res 0 after muxring_listener_close(), or the
 	 * negative error that stopped it. user_data: the listener's. */
@@ -469,7 +472,8 @@ struct muxring_session_opts {
  * Starts a session on an already connected stream socket `fd` (TCP, Unix,
  * socketpair) in the given role. The loop owns fd from now on (it closes it
  * when the session ends, also when this call fails). A SESSION_READY entry
- * (res 0) is queued at once; streams may be opened right away.
+ * (res 0) is queued at once (with a transport filter such as TLS: once its
+ * handshake is done); streams may be opened right away.
  * user_data comes back in the session's entries. *sessp is set on success.
  *
  * Errors: -EINVAL (bad fd or option), -ENOMEM.
@@ -633,9 +637,11 @@ struct muxring_filter_ops {
 	bool (*established)(void *state);
 	/* Optional: whether the kernel took the sending over (see above). */
 	bool (*passthrough)(void *state);
-	/* Queues the clean end of the transport (TLS: close_notify). */
+	/* Optional: queues the clean end of the transport (TLS:
+	 * close_notify). */
 	void (*shutdown)(void *state);
-	/* The last failure in plain words, or NULL; valid until close(). */
+	/* Optional: the last failure in plain words, or NULL; valid until
+	 * close(). */
 	const char *(*error)(void *state);
 	/* Frees the state (the session is being freed). */
 	void (*close)(void *state);

@@ -13,7 +13,8 @@
  * Covers: 100 streams x 100 KB echoed through the XOR filter with every
  * byte checked (and the wire really XORed: the peer of a raw socket sees
  * the key); the passthrough hand-over; shutdown() called once per side at
- * the clean end; READY waiting for the handshake.
+ * the clean end; READY waiting for the handshake; a loop destroyed in the
+ * middle of a transfer closing every filter state.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -265,12 +266,33 @@ static void test_wire_carries_filtered_bytes(void **state)
 	lh_free(h);
 }
 
+/* A loop destroyed with filtered sessions in the middle of their work
+ * closes every filter state (ASan checks that nothing else is left). */
+static void test_destroy_with_live_filters(void **state)
+{
+	struct toy_conf conf = {.key = 0x33};
+	struct muxring_filter f = {.ops = &toy_ops, .arg = &conf};
+	struct muxring_session_opts so = {.filter = &f};
+	struct lh *h = lh_new(NULL);
+	struct lh_peer *c, *s;
+
+	(void)state;
+	lh_pair_tcp(h, &so, &c, &s);
+	lh_open(c, LH_SOURCE, 50u << 20);
+	lh_run_for(h, 0.05);
+	assert_true(c->ready && s->ready);
+	lh_free(h);
+	assert_int_equal(conf.opened, 2);
+	assert_int_equal(conf.closed, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_xor_filter_echo),
 		cmocka_unit_test(test_passthrough_sends_plain_frames),
 		cmocka_unit_test(test_wire_carries_filtered_bytes),
+		cmocka_unit_test(test_destroy_with_live_filters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,7 @@
  * handshake (both roles), one that closes during it, garbage instead of a
  * ClientHello next to a healthy session on the same loop; truncation
  * (TCP FIN without close_notify) and the clean end (close_notify: the peer
- * sees a plain end-of-file); the kernel-TLS probe against a probe of the
+ * sees a plain end-of-file); a loop destroyed mid-transfer; the kernel-TLS probe against a probe of the
  * test's own, and the user-space fallback; configuration errors. Every
  * failure must end the session with the errno of muxring_tls.h and a
  * sentence naming the cause.
@@ -533,6 +533,23 @@ static void test_truncation(void **state)
 	lh_free(h);
 }
 
+/* The loop destroyed in the middle of a transfer: every SSL and both
+ * configurations (held by their sessions only) are freed; ASan would
+ * report what was not. */
+static void test_destroy_with_live_sessions(void **state)
+{
+	struct muxring_tls_opts co = client_opts(), so = server_opts();
+	struct lh *h = lh_new(NULL);
+	struct lh_peer *c, *s;
+
+	(void)state;
+	tls_pair(h, &co, &so, &c, &s);
+	lh_open(c, LH_SOURCE, 50u << 20);
+	lh_run(h, both_ready, 20);
+	lh_run_for(h, 0.05);
+	lh_free(h);
+}
+
 /* ---- kernel TLS ------------------------------------------------------------ */
 
 /* The test's own probe: TCP_ULP "tls" on an established loopback
@@ -639,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_peer_closes_during_handshake),
 		cmocka_unit_test(test_garbage_instead_of_client_hello),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_destroy_with_live_sessions),
 		cmocka_unit_test(test_ktls_probe_and_fallback),
 		cmocka_unit_test(test_configuration_errors),
 	};

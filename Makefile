@@ -1,6 +1,7 @@
 # muxring build.  GNU make; Linux; needs liburing (and cmocka for tests).
 #
-#   make                 libmuxring.a, libmuxring.so, tools/*, examples/*,
+#   make                 libmuxring.a/.so, libmuxring-tls.a/.so, tools/*,
+#                        examples/*,
 #                        muxbench
 #   make test            deps, then everything under ASan+UBSan, run all tests
 #                        (make test T="frame session" runs only those)
@@ -15,6 +16,8 @@
 # Sources are found by wildcard, so a new file needs no edit here:
 #   src/LAYER/*.c        the library, one folder per layer (wire, engine,
 #                        uring, api); tests/check_layers enforces the order
+#   src/tls/*.c          libmuxring-tls (OpenSSL), a separate library on top
+#                        of the public API, so libmuxring needs no OpenSSL
 #   tools/NAME.c         one program each -> build/NAME (each must have main)
 #   tools/common/*.c     shared CLI helpers, linked into every program
 #   examples/NAME.c      one program each -> build/examples/NAME; their
@@ -61,16 +64,19 @@ URING_CFLAGS  := $(call pc_cflags,liburing)
 URING_LIBS    := $(call pc_libs,liburing,-luring)
 CMOCKA_CFLAGS := $(call pc_cflags,cmocka)
 CMOCKA_LIBS   := $(call pc_libs,cmocka,-lcmocka)
+SSL_CFLAGS    := $(call pc_cflags,openssl)
+SSL_LIBS      := $(call pc_libs,openssl,-lssl -lcrypto)
 
 # Flags the build depends on; not meant to be overridden.
-CPPFLAGS_ALL := -Iinclude -Isrc $(URING_CFLAGS) $(CPPFLAGS)
+CPPFLAGS_ALL := -Iinclude -Isrc $(URING_CFLAGS) $(SSL_CFLAGS) $(CPPFLAGS)
 DEPFLAGS     := -MMD -MP
 # One PIC object set serves both libraries; hidden by default so that only
 # MUXRING_API declarations reach the .so's dynamic symbol table.
 LIBOBJ_FLAGS := -fPIC -fvisibility=hidden
 TEST_CPPFLAGS := -Itests -Itests/support $(CMOCKA_CFLAGS)
 
-LIB_SRCS     := $(sort $(wildcard src/*/*.c))
+LIB_SRCS     := $(sort $(filter-out src/tls/%,$(wildcard src/*/*.c)))
+TLS_SRCS     := $(sort $(wildcard src/tls/*.c))
 TOOL_SRCS    := $(sort $(wildcard tools/*.c))
 TOOL_COMMON_SRCS := $(sort $(wildcard tools/common/*.c))
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
@@ -83,6 +89,7 @@ SAN  := $(BUILD)/asan
 SOBJ := $(SAN)/obj
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(OBJ)/%.o)
+TLS_OBJS   := $(TLS_SRCS:%.c=$(OBJ)/%.o)
 TOOL_OBJS  := $(TOOL_SRCS:%.c=$(OBJ)/%.o)
 TOOL_COMMON_OBJS := $(TOOL_COMMON_SRCS:%.c=$(OBJ)/%.o)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(OBJ)/%.o)
@@ -92,17 +99,27 @@ LIB_SO_REAL := libmuxring.so.$(VERSION)
 LIB_SONAME  := libmuxring.so.$(SOVERSION)
 LIB_SO      := $(BUILD)/$(LIB_SO_REAL)
 LIB_LINKS   := $(BUILD)/$(LIB_SONAME) $(BUILD)/libmuxring.so
+TLS_A       := $(BUILD)/libmuxring-tls.a
+TLS_SO_REAL := libmuxring-tls.so.$(VERSION)
+TLS_SONAME  := libmuxring-tls.so.$(SOVERSION)
+TLS_SO      := $(BUILD)/$(TLS_SO_REAL)
+TLS_LINKS   := $(BUILD)/$(TLS_SONAME) $(BUILD)/libmuxring-tls.so
+# What every program links: TLS first, since it calls the core library.
+PROG_LIBS    = $(TLS_A) $(LIB_A) $(URING_LIBS) $(SSL_LIBS) -lpthread
 TOOL_BINS   := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 BENCH_BIN   := $(if $(BENCH_SRCS),$(BUILD)/muxbench)
 MAN_PAGES   := $(sort $(wildcard man/*.1))
 
 SAN_LIB_OBJS  := $(LIB_SRCS:%.c=$(SOBJ)/%.o)
+SAN_TLS_OBJS  := $(TLS_SRCS:%.c=$(SOBJ)/%.o)
 SAN_TOOL_OBJS := $(TOOL_SRCS:%.c=$(SOBJ)/%.o)
 SAN_TOOL_COMMON_OBJS := $(TOOL_COMMON_SRCS:%.c=$(SOBJ)/%.o)
 SAN_SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(SOBJ)/%.o)
 SAN_TEST_OBJS := $(TEST_SRCS:%.c=$(SOBJ)/%.o)
 SAN_LIB_A     := $(SAN)/libmuxring.a
+SAN_TLS_A     := $(SAN)/libmuxring-tls.a
+SAN_PROG_LIBS  = $(SAN_TLS_A) $(SAN_LIB_A) $(URING_LIBS) $(SSL_LIBS) -lpthread
 SAN_TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(SAN)/%)
 SAN_EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(SAN)/examples/%)
 TEST_BINS     := $(TEST_SRCS:tests/%.c=$(BUILD)/test/%)
@@ -122,7 +139,7 @@ endif
         clean help FORCE
 
 all: libs tools examples $(BENCH_BIN)
-libs: $(LIB_A) $(LIB_SO) $(LIB_LINKS)
+libs: $(LIB_A) $(LIB_SO) $(LIB_LINKS) $(TLS_A) $(TLS_SO) $(TLS_LINKS)
 tools: $(TOOL_BINS)
 examples: $(EXAMPLE_BINS)
 
@@ -136,7 +153,7 @@ $(BUILD)/.flags: FORCE
 	@printf '%s\n' '$(subst ','\'',$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(LDFLAGS) $(LDLIBS))' \
 	  | cmp -s - $@ || printf '%s\n' '$(subst ','\'',$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(LDFLAGS) $(LDLIBS))' > $@
 
-$(LIB_OBJS): EXTRA_CFLAGS := $(LIBOBJ_FLAGS)
+$(LIB_OBJS) $(TLS_OBJS): EXTRA_CFLAGS := $(LIBOBJ_FLAGS)
 
 $(OBJ)/%.o: %.c $(BUILD)/.flags
 	@mkdir -p $(@D)
@@ -155,20 +172,34 @@ $(BUILD)/$(LIB_SONAME): $(LIB_SO)
 $(BUILD)/libmuxring.so: $(BUILD)/$(LIB_SONAME)
 	$(Q)ln -sf $(LIB_SONAME) $@
 
-# Programs link the static library: no LD_LIBRARY_PATH needed to run them
+$(TLS_A): $(TLS_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+# Linked against libmuxring.so: only its public (exported) calls resolve,
+# which keeps libmuxring-tls on the public interface.
+$(TLS_SO): $(TLS_OBJS) $(LIB_SO)
+	$(call say,LD,$@)$(CC) -shared -Wl,-soname,$(TLS_SONAME) -Wl,-z,defs $(LDFLAGS) \
+	  -o $@ $(TLS_OBJS) $(LIB_SO) $(SSL_LIBS) -lpthread $(LDLIBS)
+
+$(BUILD)/$(TLS_SONAME): $(TLS_SO)
+	$(Q)ln -sf $(TLS_SO_REAL) $@
+$(BUILD)/libmuxring-tls.so: $(BUILD)/$(TLS_SONAME)
+	$(Q)ln -sf $(TLS_SONAME) $@
+
+# Programs link the static libraries: no LD_LIBRARY_PATH needed to run them
 # from the build tree.
-$(TOOL_BINS): $(BUILD)/%: $(OBJ)/tools/%.o $(TOOL_COMMON_OBJS) $(LIB_A)
-	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TOOL_COMMON_OBJS) $(LIB_A) \
-	  $(URING_LIBS) -lpthread $(LDLIBS)
+$(TOOL_BINS): $(BUILD)/%: $(OBJ)/tools/%.o $(TOOL_COMMON_OBJS) $(LIB_A) $(TLS_A)
+	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TOOL_COMMON_OBJS) \
+	  $(PROG_LIBS) $(LDLIBS)
 
 # Examples build like programs of their own: only the public headers.
 $(EXAMPLE_BINS): $(BUILD)/examples/%: $(OBJ)/examples/%.o $(LIB_A)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
 
-$(BUILD)/muxbench: $(BENCH_OBJS) $(LIB_A)
-	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(LIB_A) \
-	  $(URING_LIBS) -lpthread -lm $(LDLIBS)
+$(BUILD)/muxbench: $(BENCH_OBJS) $(LIB_A) $(TLS_A)
+	$(call say,LD,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) \
+	  $(PROG_LIBS) -lm $(LDLIBS)
 
 # --- sanitizer tree (tests) ----------------------------------------------
 
@@ -177,7 +208,7 @@ $(SAN)/.flags: FORCE
 	@printf '%s\n' '$(subst ','\'',$(CC) $(CPPFLAGS_ALL) $(TEST_CPPFLAGS) $(SAN_CFLAGS) $(LDFLAGS) $(LDLIBS))' \
 	  | cmp -s - $@ || printf '%s\n' '$(subst ','\'',$(CC) $(CPPFLAGS_ALL) $(TEST_CPPFLAGS) $(SAN_CFLAGS) $(LDFLAGS) $(LDLIBS))' > $@
 
-$(SAN_LIB_OBJS): EXTRA_CFLAGS := $(LIBOBJ_FLAGS)
+$(SAN_LIB_OBJS) $(SAN_TLS_OBJS): EXTRA_CFLAGS := $(LIBOBJ_FLAGS)
 $(SAN_SUPPORT_OBJS) $(SAN_TEST_OBJS): EXTRA_CFLAGS := $(TEST_CPPFLAGS)
 
 $(SOBJ)/%.o: %.c $(SAN)/.flags
@@ -187,18 +218,21 @@ $(SOBJ)/%.o: %.c $(SAN)/.flags
 $(SAN_LIB_A): $(SAN_LIB_OBJS)
 	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
 
-$(SAN_TOOL_BINS): $(SAN)/%: $(SOBJ)/tools/%.o $(SAN_TOOL_COMMON_OBJS) $(SAN_LIB_A)
+$(SAN_TLS_A): $(SAN_TLS_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+$(SAN_TOOL_BINS): $(SAN)/%: $(SOBJ)/tools/%.o $(SAN_TOOL_COMMON_OBJS) $(SAN_LIB_A) $(SAN_TLS_A)
 	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_TOOL_COMMON_OBJS) \
-	  $(SAN_LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
+	  $(SAN_PROG_LIBS) $(LDLIBS)
 
 $(SAN_EXAMPLE_BINS): $(SAN)/examples/%: $(SOBJ)/examples/%.o $(SAN_LIB_A)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_LIB_A) $(URING_LIBS) -lpthread $(LDLIBS)
 
-$(TEST_BINS): $(BUILD)/test/%: $(SOBJ)/tests/%.o $(SAN_SUPPORT_OBJS) $(SAN_LIB_A)
+$(TEST_BINS): $(BUILD)/test/%: $(SOBJ)/tests/%.o $(SAN_SUPPORT_OBJS) $(SAN_LIB_A) $(SAN_TLS_A)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_SUPPORT_OBJS) $(SAN_LIB_A) \
-	  $(CMOCKA_LIBS) $(URING_LIBS) -lpthread -lm $(LDLIBS)
+	$(call say,LD,$@)$(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SAN_SUPPORT_OBJS) \
+	  $(CMOCKA_LIBS) $(SAN_PROG_LIBS) -lm $(LDLIBS)
 
 # --- running -------------------------------------------------------------
 
@@ -317,6 +351,7 @@ deps:
 	  echo "#include <$$1>" | $(CC) -E -x c - >/dev/null 2>&1; }; \
 	has_header liburing.h || missing="$$missing liburing-dev"; \
 	has_header cmocka.h || missing="$$missing libcmocka-dev"; \
+	has_header openssl/ssl.h || missing="$$missing libssl-dev"; \
 	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	command -v groff >/dev/null 2>&1 || missing="$$missing groff-base"; \
 	[ -n "$$missing" ] || exit 0; \
@@ -335,18 +370,27 @@ deps:
 # name the library directly instead.
 PC_REQUIRES := $(if $(shell $(PKG_CONFIG) --exists liburing 2>/dev/null && echo y),liburing)
 PC_LIBS     := $(if $(PC_REQUIRES),,-luring )-lpthread
+PC_TLS_REQUIRES := $(if $(shell $(PKG_CONFIG) --exists openssl 2>/dev/null && echo y),libssl libcrypto)
+PC_TLS_LIBS     := $(if $(PC_TLS_REQUIRES),,-lssl -lcrypto)
 
 install: libs tools $(BENCH_BIN)
 	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' \
 	  '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MANDIR)/man1'
 	install -m 755 $(TOOL_BINS) $(BENCH_BIN) '$(DESTDIR)$(BINDIR)/'
 	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man1/'
-	install -m 644 include/muxring.h include/muxring_engine.h \
+	install -m 644 include/muxring.h include/muxring_engine.h include/muxring_tls.h \
 	  '$(DESTDIR)$(INCLUDEDIR)/'
-	install -m 644 $(LIB_A) '$(DESTDIR)$(LIBDIR)/'
-	install -m 755 $(LIB_SO) '$(DESTDIR)$(LIBDIR)/'
+	install -m 644 $(LIB_A) $(TLS_A) '$(DESTDIR)$(LIBDIR)/'
+	install -m 755 $(LIB_SO) $(TLS_SO) '$(DESTDIR)$(LIBDIR)/'
 	ln -sf $(LIB_SO_REAL) '$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)'
 	ln -sf $(LIB_SONAME) '$(DESTDIR)$(LIBDIR)/libmuxring.so'
+	ln -sf $(TLS_SO_REAL) '$(DESTDIR)$(LIBDIR)/$(TLS_SONAME)'
+	ln -sf $(TLS_SONAME) '$(DESTDIR)$(LIBDIR)/libmuxring-tls.so'
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_TLS_REQUIRES)|g' -e 's|@LIBS_PRIVATE@|$(PC_TLS_LIBS)|g' \
+	    muxring-tls.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/muxring-tls.pc'
+	chmod 644 '$(DESTDIR)$(PKGCONFIGDIR)/muxring-tls.pc'
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|g' -e 's|@LIBS_PRIVATE@|$(PC_LIBS)|g' \
@@ -356,6 +400,12 @@ install: libs tools $(BENCH_BIN)
 uninstall:
 	rm -f '$(DESTDIR)$(INCLUDEDIR)/muxring.h' \
 	      '$(DESTDIR)$(INCLUDEDIR)/muxring_engine.h' \
+	      '$(DESTDIR)$(INCLUDEDIR)/muxring_tls.h' \
+	      '$(DESTDIR)$(LIBDIR)/libmuxring-tls.a' \
+	      '$(DESTDIR)$(LIBDIR)/$(TLS_SO_REAL)' \
+	      '$(DESTDIR)$(LIBDIR)/$(TLS_SONAME)' \
+	      '$(DESTDIR)$(LIBDIR)/libmuxring-tls.so' \
+	      '$(DESTDIR)$(PKGCONFIGDIR)/muxring-tls.pc' \
 	      '$(DESTDIR)$(LIBDIR)/libmuxring.a' \
 	      '$(DESTDIR)$(LIBDIR)/$(LIB_SO_REAL)' \
 	      '$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)' \

@@ -78,6 +78,15 @@
  * pools: an 8-byte echo on one more connection, the nearest TCP analogue).
  *   -> p50_us, p99_us (heartbeat RTT), mb_per_s (the saturating load:
  *      bytes the client wrote in the window / elapsed_s / 1e6).
+ *
+ * TLS cells (cell->tls; rpc, open and bulk only).  The same workloads with
+ * TLS under them: muxring runs its one session through libmuxring-tls,
+ * the pools put OpenSSL on each connection (SSL over the nonblocking
+ * socket).  Both use bench_tls_ctx(), so ciphers and certificate checks are
+ * the same.  Handshakes of long-lived connections and of the session are
+ * set-up, not measured; in the open workload every pool request is a new
+ * TCP connection with a full TLS handshake, every muxring request a new
+ * stream of the one TLS session.
  */
 #ifndef MUXBENCH_BENCH_H
 #define MUXBENCH_BENCH_H
@@ -106,6 +115,7 @@ struct bench_cell {
 	size_t size;		/* bytes: message, payload or write chunk;
 				 * 0 for BENCH_IDLE */
 	double seconds;		/* measured window; unused by BENCH_IDLE */
+	bool tls;		/* over TLS (see "TLS cells" above) */
 };
 
 /*
@@ -208,6 +218,19 @@ double bench_latency_percentile(const struct bench_latency *l, double p);
 /* Sets r->p50_us and r->p99_us from l (NAN when l is empty). */
 void bench_latency_report(const struct bench_latency *l,
 			  struct bench_result *r);
+
+/* ---- tls.c: the TLS contexts of TLS cells ------------------------------- */
+
+/* OpenSSL's SSL_CTX, without its headers here. */
+struct ssl_ctx_st;
+
+/*
+ * The shared server or client SSL_CTX (TLS 1.2 and 1.3; a self-signed
+ * certificate for IP 127.0.0.1 made at first use; the client verifies it,
+ * set the address with SSL_set1_host or X509_VERIFY_PARAM_set1_ip_asc).
+ * NULL when OpenSSL failed.  Made once per process, never freed.
+ */
+struct ssl_ctx_st *bench_tls_ctx(bool server);
 
 /* ---- loopback.c: sockets on 127.0.0.1 ---------------------------------- */
 

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include <muxring.h>
+#include <muxring_tls.h>
 
 #define NAME "muxring"
 
@@ -169,6 +170,29 @@ static void session_opts(const struct bench_cell *cell,
 	}
 }
 
+/* TLS cells: the session runs through libmuxring-tls with the shared
+ * contexts (bench_tls_ctx). The client verifies the server's address.
+ * Returns 0, or -1 after printing the error. */
+static int apply_tls(const struct bench_cell *cell, bool server,
+		     struct muxring_tls **tls, struct muxring_session_opts *o)
+{
+	struct muxring_tls_opts to = {
+		.ssl_ctx = bench_tls_ctx(server),
+		.server_name = server ? NULL : "127.0.0.1",
+	};
+
+	*tls = NULL;
+	if (!cell->tls)
+		return 0;
+	if (!to.ssl_ctx)
+		return bench_error(NAME, "OpenSSL: cannot make the TLS contexts");
+	if (muxring_tls_new(tls, server ? MUXRING_SERVER : MUXRING_CLIENT, &to))
+		return bench_error(NAME, "muxring_tls_new: %s",
+				   muxring_tls_new_error());
+	muxring_tls_apply(*tls, o);
+	return 0;
+}
+
 static int make_loop(struct muxring_loop **loop, const struct bench_cell *cell)
 {
 	struct muxring_loop_opts o;
@@ -269,6 +293,7 @@ static int server_run(struct mx_server *sv)
 {
 	struct mx_shared *sh = sv->sh;
 	struct muxring_session_opts so;
+	struct muxring_tls *tls;
 	struct muxring_cqe *cqes[BATCH];
 	uint64_t last = bench_now_ns();
 	int err;
@@ -276,8 +301,11 @@ static int server_run(struct mx_server *sv)
 	if (make_loop(&sv->loop, sv->cell))
 		return -1;
 	session_opts(sv->cell, &so);
+	if (apply_tls(sv->cell, true, &tls, &so))
+		return -1;
 	err = muxring_session_create(sv->loop, sh->sfd, MUXRING_SERVER, &so, 0,
 				     &sv->sess);
+	muxring_tls_free(tls); /* the session holds its own reference */
 	sh->sfd = -1; /* the loop owns it now, even on failure */
 	if (err)
 		return bench_error(NAME, "server session: %s",
@@ -361,6 +389,8 @@ struct mx_client {
 	unsigned active;            /* workers with a request in flight */
 	unsigned ready;             /* set-up: streams answered */
 	bool measuring;             /* the clock runs */
+	bool session_ready;         /* SESSION_READY seen (TLS: handshake
+				       done) */
 	bool ended;                 /* SESSION_ENDED seen */
 	int end_res;                /* its res */
 	bool failed;
@@ -425,6 +455,7 @@ static int common_entry(struct mx_client *c, struct muxring_cqe *cqe)
 	case MUXRING_CQE_SESSION_READY:
 		if (cqe->res < 0)
 			return client_fail(c, "client session", (int)cqe->res);
+		c->session_ready = true;
 		return 0;
 	case MUXRING_CQE_SESSION_ENDED:
 		c->ended = true;
@@ -893,19 +924,31 @@ static bool session_ended(const struct mx_client *c)
 	return c->ended;
 }
 
+static bool session_is_ready(const struct mx_client *c)
+{
+	return c->session_ready;
+}
+
 static int client_run(struct mx_client *c)
 {
 	struct muxring_session_opts so;
+	struct muxring_tls *tls;
 	int err;
 
 	if (make_loop(&c->loop, c->cell))
 		return -1;
 	session_opts(c->cell, &so);
+	if (apply_tls(c->cell, false, &tls, &so))
+		return -1;
 	err = muxring_session_create(c->loop, c->sh->cfd, MUXRING_CLIENT, &so,
 				     0, &c->sess);
+	muxring_tls_free(tls);
 	c->sh->cfd = -1;
 	if (err)
 		return client_fail(c, "client session", err);
+	/* The handshake is set-up, like the connect: not measured. */
+	if (client_drive(c, common_entry, session_is_ready))
+		return -1;
 	switch (c->cell->workload) {
 	case BENCH_RPC:
 		err = run_rpc(c);
@@ -995,8 +1038,8 @@ static int connect_pair(int *cfd, int *sfd)
 
 static bool mx_supports(const struct bench_cell *cell)
 {
-	(void)cell;
-	return true;
+	return !cell->tls || cell->workload == BENCH_RPC ||
+	       cell->workload == BENCH_OPEN || cell->workload == BENCH_BULK;
 }
 
 static int mx_run(const struct bench_cell *cell, struct bench_result *out)

@@ -18,6 +18,16 @@
  * per event, so that one busy connection cannot hold the loop while the
  * others (the heartbeat's ping) wait: fair round robin, as event loops
  * such as libuv do it.
+ *
+ * TLS cells put OpenSSL on each connection, the usual way: an SSL over
+ * the nonblocking socket, whose "want read / want write" is the socket's
+ * EAGAIN, so the state machines stay as they are (io_send, io_recv,
+ * io_shutdown_wr).  A TLS read fills the caller's buffer with as many
+ * records as have arrived, so that no decrypted byte waits inside OpenSSL
+ * for an edge that will not come.  Long-lived connections finish their
+ * handshakes before the clock starts; in the open workload each request
+ * is a new connection with a full handshake, client and server sending
+ * close_notify where TCP alone would send its FIN.
  */
 #include "pool.h"
 
@@ -25,10 +35,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define NAME "tcp-epoll"
 #define MAX_EVENTS 256
@@ -78,6 +92,115 @@ static bool is_sink(enum pool_mode m)
 	return m == POOL_SINK || m == POOL_SINK_REPLY;
 }
 
+/* ---- I/O, plain or through the connection's SSL ------------------------- */
+
+/* An SSL call's failure in the socket's terms: -1 with errno EAGAIN for
+ * "want read / write", 0 for the peer's close_notify, else -1 with errno
+ * (EPROTO for a TLS error). */
+static ssize_t ssl_failure(SSL *ssl, int r)
+{
+	switch (SSL_get_error(ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (!errno)
+			errno = ECONNRESET;
+		return -1;
+	default:
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+static ssize_t io_send(SSL *ssl, int fd, const void *buf, size_t len)
+{
+	size_t n;
+	int r;
+
+	if (!ssl)
+		return send(fd, buf, len, MSG_NOSIGNAL);
+	ERR_clear_error();
+	r = SSL_write_ex(ssl, buf, len, &n);
+	if (r == 1)
+		return (ssize_t)n;
+	return ssl_failure(ssl, r) == 0 ? (errno = EPIPE, -1) : -1;
+}
+
+/* Reads what has arrived, up to len: through SSL, as many records as are
+ * there (see the top of the file). */
+static ssize_t io_recv(SSL *ssl, int fd, void *buf, size_t len)
+{
+	size_t got = 0, n;
+	int r;
+
+	if (!ssl)
+		return recv(fd, buf, len, 0);
+	while (got < len) {
+		ERR_clear_error();
+		r = SSL_read_ex(ssl, (uint8_t *)buf + got, len - got, &n);
+		if (r != 1) {
+			ssize_t f = ssl_failure(ssl, r);
+
+			if (got && (f == 0 || errno == EAGAIN))
+				break;
+			return f;
+		}
+		got += n;
+	}
+	return (ssize_t)got;
+}
+
+/* The sending side is done: close_notify, then the FIN. */
+static int io_shutdown_wr(SSL *ssl, int fd)
+{
+	if (ssl) {
+		ERR_clear_error();
+		(void)SSL_shutdown(ssl);
+	}
+	return shutdown(fd, SHUT_WR);
+}
+
+/* An SSL for a connected nonblocking socket (server, or a client that
+ * verifies the server's address); NULL after printing the error. */
+static SSL *ssl_for(int fd, bool server)
+{
+	struct ssl_ctx_st *ctx = bench_tls_ctx(server);
+	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+
+	if (!ssl || SSL_set_fd(ssl, fd) != 1 ||
+	    (!server && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+						      "127.0.0.1") != 1)) {
+		SSL_free(ssl);
+		ERR_clear_error();
+		bench_error(NAME, "cannot set up TLS on a connection");
+		return NULL;
+	}
+	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+			  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (server)
+		SSL_set_accept_state(ssl);
+	else
+		SSL_set_connect_state(ssl);
+	return ssl;
+}
+
+/* Closes a connection; a TLS one says close_notify first (best effort:
+ * the socket is nonblocking and about to go). */
+static void io_close(SSL *ssl, int fd)
+{
+	if (ssl) {
+		ERR_clear_error();
+		(void)SSL_shutdown(ssl);
+		SSL_free(ssl);
+		ERR_clear_error();
+	}
+	close(fd);
+}
+
 static int ep_mod(int epfd, int fd, uint32_t events, uint64_t data)
 {
 	struct epoll_event ev = { .events = events, .data.u64 = data };
@@ -91,6 +214,7 @@ static int ep_mod(int epfd, int fd, uint32_t events, uint64_t data)
 
 struct sconn {
 	int fd;
+	SSL *ssl;		/* TLS cells */
 	enum pool_mode mode;
 	size_t size;		/* message size of the mode, bytes */
 	size_t got;		/* bytes of the current message read */
@@ -117,7 +241,7 @@ static void sconn_close(struct server *s, struct sconn *c)
 
 	last->slot = c->slot;
 	s->conns[c->slot] = last;
-	close(c->fd);
+	io_close(c->ssl, c->fd);
 	free(c->buf);
 	free(c);
 }
@@ -157,6 +281,12 @@ static int server_accept(struct server *s, struct pool_listener *l)
 			return bench_error(NAME, "out of memory");
 		}
 		c->fd = fd;
+		if (s->p->cell->tls && !(c->ssl = ssl_for(fd, true))) {
+			free(c->buf);
+			free(c);
+			close(fd);
+			return -1;
+		}
 		c->mode = l->mode;
 		c->size = l->size;
 		c->slot = s->nconns;
@@ -176,8 +306,8 @@ static int server_pump(struct server *s, struct sconn *c)
 		ssize_t n;
 
 		if (c->out) {
-			n = send(c->fd, c->out + c->out_off,
-				 c->out_len - c->out_off, MSG_NOSIGNAL);
+			n = io_send(c->ssl, c->fd, c->out + c->out_off,
+				    c->out_len - c->out_off);
 			if (n < 0) {
 				if (errno == EAGAIN && is_sink(c->mode) &&
 				    !c->want_out) {
@@ -211,23 +341,25 @@ static int server_pump(struct server *s, struct sconn *c)
 		}
 		switch (c->mode) {
 		case POOL_ECHO:
-			n = recv(c->fd, c->buf + c->got, c->size - c->got, 0);
+			n = io_recv(c->ssl, c->fd, c->buf + c->got,
+				    c->size - c->got);
 			break;
 		case POOL_ONESHOT:
 			if (c->got < c->size)
-				n = recv(c->fd, c->buf + c->got,
-					 c->size - c->got, 0);
+				n = io_recv(c->ssl, c->fd, c->buf + c->got,
+					    c->size - c->got);
 			else	/* expecting FIN */
-				n = recv(c->fd, s->scratch, POOL_SCRATCH, 0);
+				n = io_recv(c->ssl, c->fd, s->scratch,
+					    POOL_SCRATCH);
 			break;
 		case POOL_SINK_REPLY:
 			n = c->size - c->got < POOL_SCRATCH ?
 				    (ssize_t)(c->size - c->got) : POOL_SCRATCH;
-			n = recv(c->fd, s->scratch, (size_t)n, 0);
+			n = io_recv(c->ssl, c->fd, s->scratch, (size_t)n);
 			break;
 		case POOL_SINK:
 		default:
-			n = recv(c->fd, s->scratch, POOL_SCRATCH, 0);
+			n = io_recv(c->ssl, c->fd, s->scratch, POOL_SCRATCH);
 			break;
 		}
 		if (n < 0) {
@@ -346,6 +478,7 @@ enum cstate {
 
 struct cconn {
 	int fd;
+	SSL *ssl;		/* TLS cells */
 	enum cstate state;
 	bool is_ping;		/* heartbeat: the ping connection */
 	size_t off;		/* request bytes written */
@@ -380,6 +513,8 @@ static int open_start(struct client *cl, struct cconn *c)
 		return bench_error(NAME, "socket: %s", strerror(-fd));
 	bench_sockaddr(l->port, &sa);
 	c->fd = fd;
+	if (cl->p->cell->tls && !(c->ssl = ssl_for(fd, false)))
+		return -1;
 	c->off = c->got = 0;
 	c->state = C_CONNECTING;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
@@ -457,23 +592,23 @@ static int client_pump(struct client *cl, struct cconn *c, uint32_t events)
 								   strerror(errno));
 					return 0;
 				}
-				n = send(c->fd, p->payload + c->off,
-					 req_len - c->off, MSG_NOSIGNAL);
+				n = io_send(c->ssl, c->fd, p->payload + c->off,
+					    req_len - c->off);
 				if (n < 0)
 					goto send_error;
 				p->bytes += (uint64_t)n;
 				c->off = (c->off + (size_t)n) % req_len;
 				return 0;
 			}
-			n = send(c->fd, p->payload + c->off, req_len - c->off,
-				 MSG_NOSIGNAL);
+			n = io_send(c->ssl, c->fd, p->payload + c->off,
+				    req_len - c->off);
 			if (n < 0)
 				goto send_error;
 			c->off += (size_t)n;
 			if (c->off < req_len)
 				break;
 			c->state = C_RECV;
-			if (w == BENCH_OPEN && shutdown(c->fd, SHUT_WR) < 0)
+			if (w == BENCH_OPEN && io_shutdown_wr(c->ssl, c->fd) < 0)
 				return bench_error(NAME, "shutdown: %s",
 						   strerror(errno));
 			return 0;	/* the reply brings its own edge */
@@ -482,11 +617,12 @@ static int client_pump(struct client *cl, struct cconn *c, uint32_t events)
 				/* the reply is in; wait for the FIN */
 				char b;
 
-				n = recv(c->fd, &b, 1, 0);
+				n = io_recv(c->ssl, c->fd, &b, 1);
 				if (n == 0) {
 					if (memcmp(c->buf, p->payload, c->got) != 0)
 						return bench_error(NAME, "the echo differs from the request");
-					close(c->fd);
+					io_close(c->ssl, c->fd);
+					c->ssl = NULL;
 					c->fd = -1;
 					return request_done(cl, c);
 				}
@@ -497,7 +633,8 @@ static int client_pump(struct client *cl, struct cconn *c, uint32_t events)
 				size_t want = c->is_ping ? POOL_PING_SIZE :
 							   cl->reply_len;
 
-				n = recv(c->fd, c->buf + c->got, want - c->got, 0);
+				n = io_recv(c->ssl, c->fd, c->buf + c->got,
+					    want - c->got);
 				if (n == 0)
 					return bench_error(NAME,
 							   "the server closed a connection early");
@@ -597,6 +734,40 @@ static int client_loop(struct client *cl)
 	return 0;
 }
 
+/* TLS cells: an SSL on every long-lived connection, and every handshake
+ * done before the clock starts (the server side runs its half in its
+ * loop). Returns 0, or -1 after printing the error. */
+static int tls_handshakes(struct client *cl)
+{
+	uint64_t end = bench_now_ns() + BENCH_STALL_NS;
+	unsigned long left = cl->nconns;
+
+	for (unsigned long i = 0; i < cl->nconns; i++)
+		if (!(cl->conns[i].ssl = ssl_for(cl->conns[i].fd, false)))
+			return -1;
+	while (left) {
+		left = 0;
+		for (unsigned long i = 0; i < cl->nconns; i++) {
+			SSL *ssl = cl->conns[i].ssl;
+			int r;
+
+			if (SSL_is_init_finished(ssl))
+				continue;
+			ERR_clear_error();
+			r = SSL_do_handshake(ssl);
+			if (r != 1 && ssl_failure(ssl, r) < 0 && errno != EAGAIN)
+				return bench_error(NAME, "TLS handshake: %s",
+						   strerror(errno));
+			left += r != 1;
+		}
+		if (left && bench_now_ns() > end)
+			return bench_error(NAME, "TLS handshakes stalled");
+		if (left)
+			poll(NULL, 0, 1);
+	}
+	return 0;
+}
+
 static int start_timer(struct client *cl)
 {
 	struct itimerspec its = {
@@ -646,6 +817,8 @@ static int client_run(struct client *cl)
 		return pool_idle_measure(p);
 	if (w != BENCH_OPEN && pool_wait_accepted(p) < 0)
 		return -1;
+	if (p->cell->tls && w != BENCH_OPEN && tls_handshakes(cl) < 0)
+		return -1;
 	if (w == BENCH_HEARTBEAT && start_timer(cl) < 0)
 		return -1;
 
@@ -678,6 +851,7 @@ static int epoll_client(struct pool *p)
 		return bench_error(NAME, "epoll_create1: %s", strerror(errno));
 	err = client_run(&cl);
 	for (unsigned long i = 0; cl.conns && i < cl.nconns; i++) {
+		SSL_free(cl.conns[i].ssl);	/* leaves the fd open */
 		if (p->cell->workload == BENCH_OPEN && cl.conns[i].fd >= 0)
 			close(cl.conns[i].fd);	/* pool's fds close in pool.c */
 		free(cl.conns[i].buf);
@@ -696,6 +870,15 @@ static const struct pool_ops epoll_ops = {
 	.client = epoll_client,
 };
 
+/* Every workload without TLS; with TLS, those of the TLS cells. */
+static bool epoll_supports(const struct bench_cell *cell)
+{
+	if (!cell->tls)
+		return true;
+	return cell->workload == BENCH_RPC || cell->workload == BENCH_OPEN ||
+	       cell->workload == BENCH_BULK;
+}
+
 static int epoll_run(const struct bench_cell *cell, struct bench_result *out)
 {
 	return pool_run(NAME, &epoll_ops, cell, out);
@@ -703,7 +886,8 @@ static int epoll_run(const struct bench_cell *cell, struct bench_result *out)
 
 const struct bench_impl bench_impl_tcp_epoll = {
 	.name = NAME,
-	.summary = "pool of N TCP connections, one request in flight each, epoll loops",
-	.supports = pool_supports,
+	.summary = "pool of N TCP connections, one request in flight each, epoll loops"
+		   " (TLS cells: OpenSSL on each connection)",
+	.supports = epoll_supports,
 	.run = epoll_run,
 };

@@ -229,7 +229,7 @@ out:
 
 static bool raw_supports(const struct bench_cell *cell)
 {
-	return cell->workload == BENCH_BULK;
+	return cell->workload == BENCH_BULK && !cell->tls;
 }
 
 static int raw_run(const struct bench_cell *cell, struct bench_result *out)

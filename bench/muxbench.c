@@ -4,7 +4,7 @@
  *
  *   muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat]
  *            [--streams N] [--size BYTES] [--duration SECONDS]
- *            [--impl LIST] [--json]
+ *            [--impl LIST] [--tls] [--json]
  *
  * Main idea: a run is a list of cells (workload, N, size, seconds), taken
  * from the quick matrix (default: the cells the targets are about) or the
@@ -49,17 +49,21 @@ struct base_cell {
 	enum bench_workload w;
 	unsigned streams;
 	size_t size;
+	bool tls;
 };
 
 /* The cells the targets are about, one each: well under two minutes. */
 static const struct base_cell quick_matrix[] = {
-	{ BENCH_RPC, 1, 64 },
-	{ BENCH_RPC, 64, 64 },
-	{ BENCH_OPEN, 64, 64 },
-	{ BENCH_BULK, 1, 32 * MIB },
-	{ BENCH_BULK, 64, 1 * MIB },
-	{ BENCH_IDLE, IDLE_STREAMS, 0 },
-	{ BENCH_HEARTBEAT, 8, 64 * KIB },
+	{ BENCH_RPC, 1, 64, false },
+	{ BENCH_RPC, 64, 64, false },
+	{ BENCH_OPEN, 64, 64, false },
+	{ BENCH_BULK, 1, 32 * MIB, false },
+	{ BENCH_BULK, 64, 1 * MIB, false },
+	{ BENCH_IDLE, IDLE_STREAMS, 0, false },
+	{ BENCH_HEARTBEAT, 8, 64 * KIB, false },
+	{ BENCH_RPC, 64, 64, true },
+	{ BENCH_OPEN, 64, 64, true },
+	{ BENCH_BULK, 1, 32 * MIB, true },
 };
 
 static const unsigned full_streams[] = { 1, 8, 64, 256, 1024 };
@@ -71,15 +75,15 @@ static size_t full_matrix(struct base_cell *out)
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(full_streams) / sizeof(full_streams[0]); i++)
-		out[n++] = (struct base_cell){ BENCH_RPC, full_streams[i], 64 };
+		out[n++] = (struct base_cell){ BENCH_RPC, full_streams[i], 64, false };
 	for (size_t i = 0; i < sizeof(full_streams) / sizeof(full_streams[0]); i++)
-		out[n++] = (struct base_cell){ BENCH_OPEN, full_streams[i], 64 };
+		out[n++] = (struct base_cell){ BENCH_OPEN, full_streams[i], 64, false };
 	for (size_t s = 0; s < sizeof(bulk_sizes) / sizeof(bulk_sizes[0]); s++)
 		for (size_t i = 0; i < sizeof(bulk_streams) / sizeof(bulk_streams[0]); i++)
 			out[n++] = (struct base_cell){ BENCH_BULK, bulk_streams[i],
-						       bulk_sizes[s] };
-	out[n++] = (struct base_cell){ BENCH_IDLE, IDLE_STREAMS, 0 };
-	out[n++] = (struct base_cell){ BENCH_HEARTBEAT, 8, 64 * KIB };
+						       bulk_sizes[s], false };
+	out[n++] = (struct base_cell){ BENCH_IDLE, IDLE_STREAMS, 0, false };
+	out[n++] = (struct base_cell){ BENCH_HEARTBEAT, 8, 64 * KIB, false };
 	return n;
 }
 
@@ -88,6 +92,7 @@ static size_t full_matrix(struct base_cell *out)
 struct options {
 	bool full;
 	bool json;
+	bool tls;		/* --tls: only cells over TLS */
 	int workload;		/* -1: all */
 	unsigned streams;	/* 0: the matrix's */
 	size_t size;		/* 0: the matrix's */
@@ -100,7 +105,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat]\n"
 		"                [--streams N] [--size BYTES] [--duration SECONDS]\n"
-		"                [--impl LIST] [--json]\n"
+		"                [--impl LIST] [--tls] [--json]\n"
 		"\n"
 		"Benchmarks muxring against TCP connection pools over loopback TCP\n"
 		"(client and server in separate threads, one event loop each).\n"
@@ -119,6 +124,10 @@ static void usage(FILE *f)
 		fprintf(f, "%s%s", i ? "," : " ", bench_impls[i]->name);
 	fprintf(f, "\n"
 		"               (default: all that apply)\n"
+		"  --tls        run the cells over TLS (rpc, open, bulk): muxring's\n"
+		"               session through libmuxring-tls against the pools with\n"
+		"               OpenSSL on each connection (the quick run has three\n"
+		"               TLS cells anyway)\n"
 		"  --json       one JSON object per line and cell on stdout instead\n"
 		"               of the table\n"
 		"  -h, --help   this text\n"
@@ -246,6 +255,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "impl", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "tls", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -262,6 +272,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'd': o->seconds = parse_seconds(optarg); break;
 		case 'i': o->impl_list = optarg; break;
 		case 'j': o->json = true; break;
+		case 't': o->tls = true; break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -296,10 +307,14 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 			.size = base[i].size,
 			.seconds = o->seconds ? o->seconds :
 				   o->full ? FULL_SECONDS : QUICK_SECONDS,
+			.tls = base[i].tls || o->tls,
 		};
 		bool dup = false;
 
 		if (o->workload >= 0 && (int)c.workload != o->workload)
+			continue;
+		if (c.tls && (c.workload == BENCH_IDLE ||
+			      c.workload == BENCH_HEARTBEAT))
 			continue;
 		if (c.workload == BENCH_IDLE) {
 			c.size = 0;
@@ -309,7 +324,8 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 		}
 		for (size_t j = 0; j < n && !dup; j++)
 			dup = cells[j].workload == c.workload &&
-			      cells[j].streams == c.streams && cells[j].size == c.size;
+			      cells[j].streams == c.streams &&
+			      cells[j].size == c.size && cells[j].tls == c.tls;
 		if (!dup)
 			cells[n++] = c;
 	}
@@ -408,8 +424,9 @@ static void progress_prefix(size_t i, size_t n, const struct bench_run *r)
 	else
 		snprintf(size, sizeof(size), "%zuB", r->cell.size);
 	fprintf(stderr, "[%2zu/%zu] %-9s N=%-6u %-7s %-10s ", i + 1, n,
-		bench_workload_name(r->cell.workload), r->cell.streams, size,
-		r->impl->name);
+		r->cell.tls ? report_cell_name(&r->cell) :
+			      bench_workload_name(r->cell.workload),
+		r->cell.streams, size, r->impl->name);
 }
 
 int main(int argc, char **argv)
@@ -446,7 +463,7 @@ int main(int argc, char **argv)
 	find_repo(repo, sizeof(repo));
 	report_meta_init(&s.meta, repo[0] ? repo : NULL);
 	s.meta.mode = o.full ? "full" : "quick";
-	if (o.workload >= 0 || o.streams || o.size || o.seconds)
+	if (o.workload >= 0 || o.streams || o.size || o.seconds || o.tls)
 		s.meta.mode = "custom";
 	record_args(&s.meta, argc, argv);
 	results_dir(repo, dir, sizeof(dir));

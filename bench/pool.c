@@ -28,8 +28,7 @@
 
 bool pool_supports(const struct bench_cell *cell)
 {
-	(void)cell;
-	return true;
+	return !cell->tls;
 }
 
 unsigned pool_listener_of(const struct pool *p, unsigned long i)

@@ -83,7 +83,8 @@ struct pool_ops {
 	int (*client)(struct pool *p);
 };
 
-/* A bench_impl's supports(): every workload (tcp-raw has its own). */
+/* A bench_impl's supports(): every workload without TLS (tcp-raw has its
+ * own; tcp-epoll adds its TLS cells). */
 bool pool_supports(const struct bench_cell *cell);
 /* A bench_impl's run(), given the impl's two loops. */
 int pool_run(const char *name, const struct pool_ops *ops,

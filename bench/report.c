@@ -195,7 +195,8 @@ static void json_run_fields(FILE *f, const struct bench_run *run)
 	const struct bench_result *r = &run->result;
 	bool idle = c->workload == BENCH_IDLE;
 
-	fprintf(f, "\"workload\":\"%s\",\"impl\":", bench_workload_name(c->workload));
+	fprintf(f, "\"workload\":\"%s\",\"tls\":%s,\"impl\":",
+		bench_workload_name(c->workload), c->tls ? "true" : "false");
 	json_str(f, run->impl->name);
 	fprintf(f, ",\"streams\":%u,\"size\":", c->streams);
 	if (idle)
@@ -230,7 +231,20 @@ void report_json_line(FILE *f, const struct bench_run *run)
 static bool same_cell(const struct bench_cell *a, const struct bench_cell *b)
 {
 	return a->workload == b->workload && a->streams == b->streams &&
-	       a->size == b->size;
+	       a->size == b->size && a->tls == b->tls;
+}
+
+const char *report_cell_name(const struct bench_cell *c)
+{
+	static const char *const tls_names[BENCH_WORKLOAD_COUNT] = {
+		[BENCH_RPC] = "rpc+tls", [BENCH_OPEN] = "open+tls",
+		[BENCH_BULK] = "bulk+tls", [BENCH_IDLE] = "idle+tls",
+		[BENCH_HEARTBEAT] = "hb+tls",
+	};
+
+	return c->tls && (unsigned)c->workload < BENCH_WORKLOAD_COUNT
+		       ? tls_names[c->workload]
+		       : bench_workload_name(c->workload);
 }
 
 const struct bench_run *report_find(const struct bench_session *s,
@@ -248,12 +262,12 @@ const struct bench_run *report_find(const struct bench_session *s,
  * streams or size 0 match anything. */
 static const struct bench_run *find_loose(const struct bench_session *s,
 					  enum bench_workload w, unsigned streams,
-					  size_t size, const char *name)
+					  size_t size, bool tls, const char *name)
 {
 	for (size_t i = 0; i < s->nruns; i++) {
 		const struct bench_run *r = &s->runs[i];
 
-		if (r->failed || r->cell.workload != w ||
+		if (r->failed || r->cell.workload != w || r->cell.tls != tls ||
 		    strcmp(r->impl->name, name) != 0)
 			continue;
 		if ((streams && r->cell.streams != streams) ||
@@ -277,21 +291,28 @@ static const struct target {
 	const char *baseline;
 	enum cmp cmp;
 	double bound;
+	bool tls;		/* a TLS cell */
 } targets[] = {
 	{ "rpc 64 streams >= 3x tcp-epoll 64 conns (req/s)",
-	  BENCH_RPC, 64, 64, M_OPS, "tcp-epoll", AT_LEAST, 3.0 },
+	  BENCH_RPC, 64, 64, M_OPS, "tcp-epoll", AT_LEAST, 3.0, false },
 	{ "rpc 1 stream p50 <= one TCP connection (tcp-epoll)",
-	  BENCH_RPC, 1, 64, M_P50, "tcp-epoll", AT_MOST, 1.0 },
+	  BENCH_RPC, 1, 64, M_P50, "tcp-epoll", AT_MOST, 1.0, false },
 	{ "open 64 workers >= 5x new TCP connection per request",
-	  BENCH_OPEN, 64, 64, M_OPS, "tcp-epoll", AT_LEAST, 5.0 },
+	  BENCH_OPEN, 64, 64, M_OPS, "tcp-epoll", AT_LEAST, 5.0, false },
 	{ "bulk 32 MiB x 1 >= 0.95x one raw TCP connection",
-	  BENCH_BULK, 1, 32u << 20, M_MB, "tcp-raw", AT_LEAST, 0.95 },
+	  BENCH_BULK, 1, 32u << 20, M_MB, "tcp-raw", AT_LEAST, 0.95, false },
 	{ "bulk 1 MiB x 64 >= 0.9x TCP pool (tcp-epoll)",
-	  BENCH_BULK, 64, 1u << 20, M_MB, "tcp-epoll", AT_LEAST, 0.9 },
+	  BENCH_BULK, 64, 1u << 20, M_MB, "tcp-epoll", AT_LEAST, 0.9, false },
 	{ "idle <= 256 bytes per stream",
-	  BENCH_IDLE, 0, 0, M_BPS, NULL, AT_MOST, 256 },
+	  BENCH_IDLE, 0, 0, M_BPS, NULL, AT_MOST, 256, false },
 	{ "heartbeat p99 under load < 5 ms",
-	  BENCH_HEARTBEAT, 0, 0, M_P99, NULL, BELOW, 5000 },
+	  BENCH_HEARTBEAT, 0, 0, M_P99, NULL, BELOW, 5000, false },
+	{ "TLS: open 64 >= 50x new TLS connection per request",
+	  BENCH_OPEN, 64, 64, M_OPS, "tcp-epoll", AT_LEAST, 50.0, true },
+	{ "TLS: bulk 32 MiB x 1 >= 0.9x one TLS connection",
+	  BENCH_BULK, 1, 32u << 20, M_MB, "tcp-epoll", AT_LEAST, 0.9, true },
+	{ "TLS: rpc 64 streams >= 3x TLS pool (tcp-epoll)",
+	  BENCH_RPC, 64, 64, M_OPS, "tcp-epoll", AT_LEAST, 3.0, true },
 };
 
 /* Evaluates target t: 1 pass, 0 fail, -1 not measured; *value gets the
@@ -300,7 +321,8 @@ static int target_eval(const struct bench_session *s, const struct target *t,
 		       double *value)
 {
 	const struct bench_run *mux =
-		find_loose(s, t->w, t->streams, t->size, BENCH_REFERENCE_IMPL);
+		find_loose(s, t->w, t->streams, t->size, t->tls,
+			   BENCH_REFERENCE_IMPL);
 	double v;
 
 	*value = NAN;
@@ -412,7 +434,7 @@ void report_table(FILE *f, const struct bench_session *s)
 				continue;
 			fmt_size(cell->size, size, sizeof(size));
 			if (first)
-				fprintf(f, "%-10s %6u %8s  ", bench_workload_name(cell->workload),
+				fprintf(f, "%-10s %6u %8s  ", report_cell_name(cell),
 					cell->streams, size);
 			else
 				fprintf(f, "%-10s %6s %8s  ", "", "", "");

@@ -73,6 +73,10 @@ int report_write_svg(const struct bench_session *s, const char *dir);
 /* Formats v (>= 0) with 3 significant figures and a k/M/G suffix. */
 void report_si(double v, char *buf, size_t len);
 
+/* The cell's workload as the table names it ("rpc", or "rpc+tls" for a
+ * TLS cell). */
+const char *report_cell_name(const struct bench_cell *c);
+
 /* The figures a result carries, in table order. */
 enum report_metric { M_OPS, M_MB, M_P50, M_P99, M_BPS, M_COUNT };
 double report_metric(const struct bench_result *r, enum report_metric m);

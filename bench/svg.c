@@ -190,7 +190,9 @@ static size_t plan_panels(const struct bench_session *s, struct panel *out)
 
 static bool run_in_panel(const struct bench_run *r, const struct panel *p)
 {
-	if (r->failed || r->cell.workload != p->w)
+	/* The chart's panels are the plain TCP cells; TLS cells are in the
+	 * table and latest.json. */
+	if (r->failed || r->cell.workload != p->w || r->cell.tls)
 		return false;
 	if (p->skip_impl && strcmp(r->impl->name, p->skip_impl) == 0)
 		return false;

@@ -134,6 +134,7 @@ struct muxring_loop;
 struct muxring_session;
 struct muxring_stream;
 struct muxring_listener;
+struct muxring_filter;
 
 /* ---------------------------------------------------------------------- */
 /* Loop                                                                    */
@@ -316,9 +317,10 @@ MUXRING_API uint64_t muxring_now_ns(void);
 
 enum muxring_cqe_type {
 	/* The session is ready: connected (muxring_connect), accepted (from
-	 * a listener: `listener` is set), or created on an fd. res 0; for a
-	 * connect that failed, res is the negative error and SESSION_ENDED
-	 * follows. user_data: the session's. */
+	 * a listener: `listener` is set), or created on an fd; with a
+	 * transport filter (TLS), once its handshake is done. res 0; for a
+	 * connect or a handshake that failed, res is the negative error and
+	 * SESSION_ENDED follows. user_data: the session's. */
 	MUXRING_CQE_SESSION_READY = 1,
 	/* The peer opened `stream`. code: its type on a typed session.
 	 * user_data: the session's (the stream has none yet; set one with
@@ -356,9 +358,11 @@ enum muxring_cqe_type {
 	 * closed the transport, MUXRING_ERR(code) of a protocol failure, or
 	 * -errno of the transport). With MUXRING_CQE_F_REMOTE the peer sent a
 	 * GOAWAY: code is its code and view its debug text (no release
-	 * needed, valid until advanced past). `reason` says why this side
-	 * ended it when the peer was at fault (e.g. EnhanceYourCalm and which
-	 * flood budget it spent). user_data: the session's. */
+	 * needed, valid until advanced past). Without it, when a transport
+	 * filter (TLS) failed, view holds its cause in words. `reason` says
+	 * why this side ended it when the peer was at fault (e.g.
+	 * EnhanceYourCalm and which flood budget it spent).
+	 * user_data: the session's. */
 	MUXRING_CQE_SESSION_ENDED,
 	/* The listener is closed: res 0 after muxring_listener_close(), or the
 	 * negative error that stopped it. user_data: the listener's. */
@@ -563,13 +567,18 @@ struct muxring_session_opts {
 	uint32_t closed_data_per_sec;
 	/* GOAWAY frames in the whole session (default 8). */
 	uint32_t max_goaways;
+	/* A transport filter between the socket and the protocol, such as
+	 * TLS (muxring_tls.h); NULL: muxado straight on the socket. See
+	 * "Transport filters" below. */
+	const struct muxring_filter *filter;
 };
 
 /*
  * Starts a session on an already connected stream socket `fd` (TCP, Unix,
  * socketpair) in the given role. The loop owns fd from now on (it closes it
  * when the session ends, also when this call fails). A SESSION_READY entry
- * (res 0) is queued at once; streams may be opened right away.
+ * (res 0) is queued at once (with a transport filter such as TLS: once its
+ * handshake is done); streams may be opened right away.
  * user_data comes back in the session's entries. *sessp is set on success.
  *
  * Errors: -EINVAL (bad fd or option), -ENOMEM.
@@ -655,6 +664,110 @@ MUXRING_API uint64_t muxring_session_data(const struct muxring_session *sess);
 
 /* The session's socket (still owned by the loop), or -1 once closed. */
 MUXRING_API int muxring_session_fd(const struct muxring_session *sess);
+
+/* ---------------------------------------------------------------------- */
+/* Transport filters                                                       */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A transport filter turns the bytes of the socket into the bytes of the
+ * protocol and back: TLS is one (libmuxring-tls, muxring_tls.h, is built on
+ * this interface, so the core library needs no TLS library). It is given
+ * in muxring_session_opts.filter, for muxring_connect(), muxring_listen()
+ * (every accepted session gets its own state) and muxring_session_create().
+ *
+ * What the loop does with a filtered session:
+ * - Received bytes land in the loop's receive-buffer ring, go to feed(),
+ *   and read() decrypts them into heap blocks of 64 KiB that the protocol
+ *   engine hands to the application as views (a block returns to the
+ *   loop's copy cache when its last view is released). The bytes given to
+ *   feed() stay valid through the read() calls that follow it, up to
+ *   feed_end(), so a filter may read them in place (no copy); feed_end()
+ *   is where it keeps what it has not read yet.
+ * - Once established(), every frame the engine has ready goes to write()
+ *   (small frames are packed together first, so that many small frames make
+ *   one record), then everything pending() is drained into one buffer and
+ *   leaves in one send: still one send per session per turn. A filter with
+ *   set_output() writes its output for those write() calls straight into
+ *   that buffer instead (output_done() says how much); only what does not
+ *   fit, or comes at other times (handshake, alerts), goes to pending().
+ * - SESSION_READY is posted when established() becomes true, or with the
+ *   failure's error when the filter fails first. A failure at any time (a
+ *   negative value from feed, read or write, or the handshake timeout: res
+ *   -ETIMEDOUT) ends the session; what pending() still holds (an alert) is
+ *   sent, and SESSION_ENDED carries the error in res and error()'s text in
+ *   its view (without MUXRING_CQE_F_REMOTE).
+ * - When the session ends cleanly, shutdown() is called and what it queued
+ *   (a close_notify) is sent before the socket's sending side is shut.
+ * - The peer's end-of-file is feed(state, NULL, 0): 0 when the end is clean
+ *   (the filter saw the peer's own closing message), else a negative error
+ *   (truncation).
+ * - passthrough() is asked once, after established() and once the
+ *   handshake's own bytes have all been sent, before any frame is given to
+ *   write(). True means the kernel now encrypts what the session sends
+ *   (kernel TLS): the engine's frames then leave as they are, zero-copy,
+ *   write() is not called again, and shutdown() sends its closing message
+ *   itself. Received bytes still go through feed() and read().
+ * All callbacks run in the loop's thread, inside muxring_submit_and_wait().
+ * Errors are negative errno values; error() names the cause in words.
+ */
+struct muxring_filter_ops {
+	/* Makes the state for one session of `role`; `host` is the name
+	 * dialled by muxring_connect() (else NULL). Returns 0 with *state
+	 * set, or a negative error (the session then fails at once). */
+	int (*open)(void *arg, struct muxring_session *sess,
+		    enum muxring_role role, const char *host, void **state);
+	/* Bytes from the peer (len 0: the peer's end-of-file), valid until
+	 * feed_end(). Returns 0 or a negative error. */
+	int (*feed)(void *state, const uint8_t *data, size_t len);
+	/* Optional: the bytes of the last feed() go away now; keep (copy)
+	 * what read() has not consumed. NULL: feed() must copy at once. */
+	void (*feed_end)(void *state);
+	/* Up to cap bytes for the protocol into out. Returns the count, 0
+	 * when there are none until more is fed, or a negative error. */
+	long (*read)(void *state, uint8_t *out, size_t cap);
+	/* Takes len protocol bytes to protect and send. Returns len, or a
+	 * negative error. Only called once established. */
+	long (*write)(void *state, const uint8_t *data, size_t len);
+	/* Optional, both or neither: output of the write() calls that follow
+	 * goes into out (cap bytes) until output_done(), which returns how
+	 * many bytes were put there (what did not fit is in pending()). */
+	void (*set_output)(void *state, uint8_t *out, size_t cap);
+	size_t (*output_done)(void *state);
+	/* Bytes waiting to go to the peer. */
+	size_t (*pending)(void *state);
+	/* Moves up to cap of those bytes into out; returns how many. */
+	size_t (*drain)(void *state, uint8_t *out, size_t cap);
+	/* True once the handshake is complete. */
+	bool (*established)(void *state);
+	/* Optional: whether the kernel took the sending over (see above). */
+	bool (*passthrough)(void *state);
+	/* Optional: queues the clean end of the transport (TLS:
+	 * close_notify). */
+	void (*shutdown)(void *state);
+	/* Optional: the last failure in plain words, or NULL; valid until
+	 * close(). */
+	const char *(*error)(void *state);
+	/* Frees the state (the session is being freed). */
+	void (*close)(void *state);
+};
+
+struct muxring_filter {
+	const struct muxring_filter_ops *ops;
+	void *arg;                     /* for ops->open */
+	/* The handshake must be complete this long after the session starts
+	 * (after the connect, for a dial), or the session fails with
+	 * -ETIMEDOUT. 0: no limit. */
+	uint64_t handshake_timeout_ns;
+};
+
+/* The session's filter (muxring_session_opts.filter), or NULL. */
+MUXRING_API const struct muxring_filter *
+muxring_session_filter(const struct muxring_session *sess);
+
+/* The state ops->open made for the session, or NULL for an unfiltered
+ * session (or one whose filter failed to open). */
+MUXRING_API void *muxring_session_filter_state(const struct muxring_session *sess);
 
 /* ---------------------------------------------------------------------- */
 /* Listeners                                                               */

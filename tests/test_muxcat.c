@@ -19,7 +19,12 @@
  * with the close code; SIGINT on a client ending the session with
  * GOAWAY(C, STR); typed sessions (--type) both ways with the accept line's
  * type; --heartbeat (rtt_us lines both ways, no failure); -vv (trace
- * lines of every frame).
+ * lines of every frame). TLS (certificates
+ * made at test time, tls_certs.c): --load over TLS verifying the host
+ * argument (an IP) and an --sni name; mutual TLS with and without the
+ * client certificate; a wrong CA, an expired certificate and a name
+ * mismatch, each exiting 3 with one line naming the cause; --insecure and
+ * its warning; the TLS usage errors.
  *
  * Servers get a port that was free a moment ago (bind port 0); a server
  * that lost the race (exit 3, "in use") is started again on another port.
@@ -47,6 +52,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tls_certs.h"
 
 #define HOST "127.0.0.1"
 #define TEST_ALARM_S 50        /* a whole test, at most */
@@ -952,6 +959,185 @@ static void test_vv_traces_every_frame(void **state)
 	assert_null(strstr(cli->err.p, "session=1"));
 }
 
+/* ---------------------------------------------------------------------- */
+/* TLS                                                                     */
+/* ---------------------------------------------------------------------- */
+
+static struct tc_files certs;
+
+static int make_certs(void **state)
+{
+	(void)state;
+	tc_make(&certs);
+	return 0;
+}
+
+static int free_certs(void **state)
+{
+	(void)state;
+	tc_free(&certs);
+	return 0;
+}
+
+/* stderr holds exactly one line, and it contains `what`. */
+static void expect_one_line(const char *name, const struct proc *p,
+			    const char *what)
+{
+	expect_in(name, p, p->err.p, what);
+	if (count_lines(p->err.p, "") != 1) {
+		proc_dump(name, p);
+		fail_msg("%s: stderr is not one line", name);
+	}
+}
+
+static void test_tls_load(void **state)
+{
+	const char *srv_args[] = { "-l", "-e", "-k", "--tls", "--cert",
+				   certs.server_cert, "--key", certs.server_key,
+				   "{port}", NULL };
+	const char *by_ip[] = { "--tls", "--ca", certs.ca, "--load", "50",
+				"--size", "20000", HOST, "{port}", NULL };
+	const char *by_name[] = { "--tls", "--ca", certs.ca, "--sni",
+				  "localhost", "--load", "3", "--size",
+				  "300000", HOST, "{port}", NULL };
+	struct proc *srv, *cli;
+	int port;
+
+	(void)state;
+	srv = start_server(srv_args, NULL, 0, false, &port);
+	cli = proc_start(by_ip, port, NULL, 0, false);
+	wait_all(&cli, 1);
+	expect_exit("client by IP", cli, 0);
+	expect_load_json(cli, 50, 20000);
+	assert_int_equal(cli->err.len, 0);
+	cli = proc_start(by_name, port, NULL, 0, false);
+	wait_all(&cli, 1);
+	expect_exit("client by name", cli, 0);
+	expect_load_json(cli, 3, 300000);
+	kill(srv->pid, SIGTERM);
+	wait_all(&srv, 1);
+	expect_exit("server", srv, 0);
+}
+
+static void test_tls_mutual(void **state)
+{
+	const char *srv_args[] = { "-l", "-e", "--tls", "--cert",
+				   certs.server_cert, "--key", certs.server_key,
+				   "--ca", certs.ca, "{port}", NULL };
+	const char *with_cert[] = { "--tls", "--ca", certs.ca, "--cert",
+				    certs.client_cert, "--key",
+				    certs.client_key, "--load", "10", HOST,
+				    "{port}", NULL };
+	const char *without[] = { "--tls", "--ca", certs.ca, "--load", "10",
+				  HOST, "{port}", NULL };
+	struct proc *srv, *cli;
+	int port;
+
+	(void)state;
+	srv = start_server(srv_args, NULL, 0, false, &port);
+	cli = proc_start(with_cert, port, NULL, 0, false);
+	wait_pair(srv, cli);
+	expect_exit("client", cli, 0);
+	expect_exit("server", srv, 0);
+	expect_load_json(cli, 10, 1024);
+	proc_cleanup(srv);
+	proc_cleanup(cli);
+
+	srv = start_server(srv_args, NULL, 0, false, &port);
+	cli = proc_start(without, port, NULL, 0, false);
+	wait_pair(srv, cli);
+	expect_exit("server", srv, 3);
+	expect_one_line("server", srv, "the client sent no certificate");
+	expect_exit("client", cli, 3);
+	expect_one_line("client", cli, "certificate required");
+}
+
+/* A client that must refuse the server: exit 3, one line with the cause;
+ * the server (one session) hears the alert and exits 3 too. */
+static void tls_refused(const char *cert, const char *key, const char *ca,
+			const char *sni, const char *cause)
+{
+	const char *srv_args[] = { "-l", "-e", "--tls", "--cert", cert, "--key",
+				   key, "{port}", NULL };
+	const char *cli_args[] = { "--tls", "--ca", ca, "--sni", sni, HOST,
+				   "{port}", NULL };
+	struct proc *srv, *cli;
+	int port;
+
+	srv = start_server(srv_args, NULL, 0, false, &port);
+	cli = proc_start(cli_args, port, NULL, 0, false);
+	wait_pair(srv, cli);
+	expect_exit("client", cli, 3);
+	expect_one_line("client", cli, cause);
+	expect_exit("server", srv, 3);
+	expect_one_line("server", srv, "the peer sent the TLS alert");
+	assert_int_equal(cli->out.len, 0);
+	proc_cleanup(srv);
+	proc_cleanup(cli);
+}
+
+static void test_tls_verification_failures_exit_3(void **state)
+{
+	(void)state;
+	tls_refused(certs.server_cert, certs.server_key, certs.other_ca,
+		    "localhost", "unable to get local issuer certificate");
+	tls_refused(certs.expired_cert, certs.expired_key, certs.ca,
+		    "localhost", "certificate has expired");
+	tls_refused(certs.server_cert, certs.server_key, certs.ca,
+		    "other.example", "hostname mismatch");
+}
+
+static void test_tls_insecure(void **state)
+{
+	const char *srv_args[] = { "-l", "-e", "--tls", "--cert",
+				   certs.expired_cert, "--key",
+				   certs.expired_key, "{port}", NULL };
+	const char *cli_args[] = { "--tls", "--insecure", "--load", "5", HOST,
+				   "{port}", NULL };
+	struct proc *srv, *cli;
+	int port;
+
+	(void)state;
+	srv = start_server(srv_args, NULL, 0, false, &port);
+	cli = proc_start(cli_args, port, NULL, 0, false);
+	wait_pair(srv, cli);
+	expect_exit("client", cli, 0);
+	expect_exit("server", srv, 0);
+	expect_load_json(cli, 5, 1024);
+	expect_one_line("client", cli, "warning: --insecure");
+}
+
+static void test_tls_usage_errors(void **state)
+{
+	const char *bad[][10] = {
+		{ "-l", "--tls", "{port}", NULL },
+		{ "-l", "--tls", "--cert", certs.server_cert, "{port}", NULL },
+		{ "--cert", certs.client_cert, "--key", certs.client_key, HOST,
+		  "{port}", NULL },
+		{ "--insecure", HOST, "{port}", NULL },
+		{ "-l", "--tls", "--insecure", "--cert", certs.server_cert,
+		  "--key", certs.server_key, "{port}", NULL },
+		{ "--tls", "--insecure", "--ca", certs.ca, HOST, "{port}",
+		  NULL },
+	};
+	const char *missing[] = { "-l", "--tls", "--cert", "/nonexistent.pem",
+				  "--key", certs.server_key, "{port}", NULL };
+	struct proc *p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		p = run_alone(bad[i], 1);
+		if (p->status != 2) {
+			proc_dump("usage", p);
+			fail_msg("case %zu: exit %d, expected 2", i, p->status);
+		}
+		proc_cleanup(p);
+	}
+	p = run_alone(missing, free_port());
+	expect_exit("missing certificate", p, 2);
+	expect_one_line("missing certificate", p, "/nonexistent.pem");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -969,8 +1155,13 @@ int main(void)
 		T(test_typed_sessions_report_the_type),
 		T(test_heartbeat),
 		T(test_vv_traces_every_frame),
+		T(test_tls_load),
+		T(test_tls_mutual),
+		T(test_tls_verification_failures_exit_3),
+		T(test_tls_insecure),
+		T(test_tls_usage_errors),
 #undef T
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, make_certs, free_certs);
 }

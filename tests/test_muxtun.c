@@ -33,7 +33,10 @@
  * ends the entry side with status 1; SIGTERM with live connections; end to
  * end flow control (a paused target stops the client's writes after a
  * bounded number of bytes, and every byte arrives once it resumes);
- * --max-conns on both sides.
+ * --max-conns on both sides. Over TLS (certificates made at test time):
+ * mutual TLS carrying 10 connections, an entry side with the wrong CA
+ * exiting 3 with one line while the exit side reports the alert and goes
+ * on serving.
  *
  * Nothing waits without a limit: every wait has a deadline, alarm() guards
  * each test, and the teardown kills every child.
@@ -58,6 +61,8 @@
 #include <arpa/inet.h>
 
 #include <cmocka.h>
+
+#include "tls_certs.h"
 
 #define HOST "127.0.0.1"
 #define TEST_ALARM_S 45   /* a whole test, at most */
@@ -1353,6 +1358,81 @@ static void test_max_conns(void **state)
 	tunnel_stop(&t);
 }
 
+/* ---------------------------------------------------------------------- */
+/* TLS                                                                     */
+/* ---------------------------------------------------------------------- */
+
+static struct tc_files certs;
+
+static int make_certs(void **state)
+{
+	(void)state;
+	tc_make(&certs);
+	return 0;
+}
+
+static int free_certs(void **state)
+{
+	(void)state;
+	tc_free(&certs);
+	return 0;
+}
+
+static void test_tls_tunnel(void **state)
+{
+	const char *exit_tls[] = { "--tls", "--cert", certs.server_cert,
+				   "--key", certs.server_key, "--ca", certs.ca,
+				   NULL };
+	const char *entry_tls[] = { "--tls", "--ca", certs.ca, "--sni",
+				    "localhost", "--cert", certs.client_cert,
+				    "--key", certs.client_key, NULL };
+	const char *wrong_ca[] = { "-L", "0", "-c", HOST, "{port}", "--tls",
+				   "--ca", certs.other_ca, "--cert",
+				   certs.client_cert, "--key", certs.client_key,
+				   NULL };
+	enum { N = 10, SIZE = 64 * 1024 };
+	struct client cl[N];
+	uint8_t *data[N];
+	struct tunnel t;
+	struct proc *bad;
+	int xport, fd;
+
+	(void)state;
+	t.exit = exit_start(target.port[T_ECHO], exit_tls, &xport);
+	t.entry = entry_start(xport, entry_tls, &t.port);
+	for (int i = 0; i < N; i++) {
+		data[i] = random_bytes(SIZE, (uint32_t)i + 7);
+		cl[i] = (struct client){
+			.fd = connect_to(t.port), .out = data[i],
+			.out_len = SIZE, .in = malloc(SIZE + 1),
+			.in_cap = SIZE + 1,
+		};
+		assert_non_null(cl[i].in);
+	}
+	clients_run(cl, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(cl[i].in_len, SIZE);
+		assert_memory_equal(cl[i].in, data[i], SIZE);
+		close(cl[i].fd);
+		free(cl[i].in);
+		free(data[i]);
+	}
+	wait_lines("entry", t.entry, "end=ok", N);
+
+	/* An entry side that cannot verify the exit side: exit 3, one
+	 * line; the exit side hears the alert and keeps serving. */
+	bad = run_alone(wrong_ca, xport);
+	expect_exit("wrong CA", bad, 3);
+	expect_in_log("wrong CA", bad, "certificate verification failed");
+	assert_int_equal(count_lines(proc_log(bad), ""), 1);
+	wait_lines("exit", t.exit, "muxtun: TLS handshake failed: the peer "
+		   "sent the TLS alert", 1);
+	fd = connect_to(t.port);
+	ping(fd);
+	close(fd);
+	tunnel_stop(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1368,8 +1448,9 @@ int main(void)
 		T(test_sigterm_with_live_connections),
 		T(test_flow_control_is_end_to_end),
 		T(test_max_conns),
+		T(test_tls_tunnel),
 #undef T
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, make_certs, free_certs);
 }

@@ -18,6 +18,9 @@
  *   build/muxcat -l -v --type 7 --heartbeat 1000 9000 # typed, with heartbeat
  *   build/muxcat -l -e -vv 9000                       # every frame on stderr
  *
+ *   build/muxcat -l -e --tls --cert srv.pem --key srv.key 9000   # over TLS
+ *   build/muxcat --tls --ca ca.pem --sni localhost 127.0.0.1 9000
+ *
  * `muxcat -h` prints the whole interface, which other programs depend on:
  * change it only together with them.
  *
@@ -57,13 +60,15 @@
 
 #include "common/cli.h"
 #include "muxring.h"
+#include "muxring_tls.h"
 
 /* Exit statuses (part of the fixed interface). */
 enum {
 	STATUS_OK = 0,      /* success, whatever the peer's GOAWAY code */
 	STATUS_FAILED = 1,  /* verification or protocol failure */
 	STATUS_USAGE = CLI_STATUS_USAGE, /* bad command line */
-	STATUS_CONNECT = 3, /* could not connect or listen */
+	STATUS_CONNECT = 3, /* could not connect or listen; a TLS handshake
+			       or verification failure */
 };
 
 #define DEFAULT_LOAD_SIZE 1024u
@@ -109,7 +114,15 @@ static const char usage_text[] =
 "                with -v the accept line becomes `accept id=ID type=0xTTTTTTTT` (8 hex digits)\n"
 "  --heartbeat MS  the session is typed (opened streams carry type 0 unless --type says otherwise); start the heartbeat every\n"
 "                MS milliseconds, print `rtt_us=N` on stderr for each beat and `heartbeat_failed` on a failure, and answer\n"
-"                the peer's heartbeats.\n";
+"                the peer's heartbeats.\n"
+"TLS (TLS 1.2 or 1.3; a handshake or verification failure exits 3 with one line on stderr):\n"
+"  --tls         run the session over TLS\n"
+"  --cert FILE --key FILE   this side's certificate chain and key, PEM (required with -l --tls; a client sends them when\n"
+"                the server asks)\n"
+"  --ca FILE     verify the peer with these CA certificates (client default: the system's store); on a server it also\n"
+"                requires a client certificate\n"
+"  --sni NAME    client: send NAME as SNI and verify it in the server's certificate instead of HOST\n"
+"  --insecure    client: do not verify the server at all (prints a warning)\n";
 
 /* ---------------------------------------------------------------------- */
 /* Options                                                                 */
@@ -137,6 +150,9 @@ struct options {
 	bool typed;              /* --type or --heartbeat: typed session */
 	uint32_t stream_type;    /* --type: type of the streams we open */
 	uint32_t heartbeat_ms;   /* --heartbeat: interval, 0 when off */
+	bool tls;                /* --tls */
+	struct muxring_tls_opts tls_opts; /* --cert --key --ca --sni
+					     --insecure */
 };
 
 static void print_usage(FILE *f)
@@ -159,6 +175,8 @@ static int parse_operands(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+static int check_tls_options(struct options *o);
+
 /* Checks the combinations of options. */
 static int check_options(struct options *o, bool mode_echo, bool have_load,
 			 bool have_size)
@@ -170,8 +188,32 @@ static int check_options(struct options *o, bool mode_echo, bool have_load,
 	if (o->keep && !o->listen)
 		return cli_usage_error("-k needs -l");
 	o->mode = mode_echo ? MODE_ECHO : have_load ? MODE_LOAD : MODE_CAT;
+	return check_tls_options(o);
+}
+
+/* The TLS options make sense only together with --tls, and for the role
+ * they name. */
+static int check_tls_options(struct options *o)
+{
+	const struct muxring_tls_opts *t = &o->tls_opts;
+	bool insecure = t->flags & MUXRING_TLS_INSECURE;
+
+	if (!o->tls && (t->cert_file || t->key_file || t->ca_file ||
+			t->server_name || insecure))
+		return cli_usage_error("--cert, --key, --ca, --sni and --insecure "
+				   "need --tls");
+	if (!t->cert_file != !t->key_file)
+		return cli_usage_error("--cert and --key go together");
+	if (o->tls && o->listen && !t->cert_file)
+		return cli_usage_error("-l --tls needs --cert FILE --key FILE");
+	if (o->listen && (t->server_name || insecure))
+		return cli_usage_error("--sni and --insecure are for clients");
+	if (insecure && (t->ca_file || t->server_name))
+		return cli_usage_error("--insecure verifies nothing: no --ca or "
+				   "--sni with it");
 	return 0;
 }
+
 
 enum {
 	OPT_LOAD = 0x100,
@@ -180,6 +222,12 @@ enum {
 	OPT_CLOSE_DEBUG,
 	OPT_TYPE,
 	OPT_HEARTBEAT,
+	OPT_TLS,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_CA,
+	OPT_SNI,
+	OPT_INSECURE,
 };
 
 /*
@@ -195,6 +243,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "close-debug", required_argument, NULL, OPT_CLOSE_DEBUG },
 		{ "type", required_argument, NULL, OPT_TYPE },
 		{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+		{ "tls", no_argument, NULL, OPT_TLS },
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "ca", required_argument, NULL, OPT_CA },
+		{ "sni", required_argument, NULL, OPT_SNI },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -257,6 +311,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 						   ">= 1");
 			o->heartbeat_ms = (uint32_t)v;
 			o->typed = true;
+			break;
+		case OPT_TLS: o->tls = true; break;
+		case OPT_CERT: o->tls_opts.cert_file = optarg; break;
+		case OPT_KEY: o->tls_opts.key_file = optarg; break;
+		case OPT_CA: o->tls_opts.ca_file = optarg; break;
+		case OPT_SNI: o->tls_opts.server_name = optarg; break;
+		case OPT_INSECURE:
+			o->tls_opts.flags |= MUXRING_TLS_INSECURE;
 			break;
 		case ':':
 			return cli_usage_error("option %s needs an argument",
@@ -373,6 +435,8 @@ struct sess_ctx {
 	struct muxring_session *sess;
 	struct sess_ctx *prev, *next;      /* app->sessions */
 	bool ready;       /* SESSION_READY came with res 0 */
+	int ready_error;  /* or its error: reported with SESSION_ENDED, which
+			     names a TLS failure's cause */
 	bool closing;     /* muxring_session_close() called */
 	bool extra;       /* accepted after the one session (no -k): closed
 			     at once, no work, no say in the exit status */
@@ -384,6 +448,7 @@ struct app {
 	struct options opt;
 	struct muxring_loop *loop;
 	struct muxring_listener *listener;   /* NULL once closed */
+	struct muxring_tls *tls;             /* --tls: every session's */
 	struct sess_ctx *sessions;           /* every session not yet ended */
 	unsigned served;       /* sessions accepted and served (server) */
 	bool stopping;         /* no new work: ending every session */
@@ -465,15 +530,19 @@ static void session_end(struct sess_ctx *sc)
 }
 
 /* The session options every session of this run gets. */
-static void session_opts(const struct options *o,
+static void session_opts(const struct app *app,
 			 struct muxring_session_opts *so)
 {
+	const struct options *o = &app->opt;
+
 	memset(so, 0, sizeof(*so));
 	so->accept_backlog = SESSION_ACCEPT_BACKLOG;
 	so->max_streams = SESSION_MAX_STREAMS;
 	if (o->mode == MODE_LOAD && o->load_streams + 64u > so->max_streams)
 		so->max_streams = o->load_streams + 64u;
 	so->flags = o->typed ? MUXRING_SESSION_TYPED : 0;
+	if (app->tls)
+		muxring_tls_apply(app->tls, so);
 }
 
 /* Opens a stream of this run's type (typed sessions) or an untyped one. */
@@ -998,11 +1067,10 @@ static void on_session_ready(struct app *app, struct muxring_cqe *cqe)
 		sc = sess_of(cqe);
 	}
 	if (cqe->res < 0) {
-		cli_print_line("muxcat: cannot connect to %s port %s: %s",
-			   app->opt.host, app->opt.port,
-			   muxring_strerror((int)cqe->res));
+		/* SESSION_ENDED follows, with the cause of a TLS failure. */
+		sc->ready_error = (int)cqe->res;
 		app_fail(app, STATUS_CONNECT);
-		return; /* SESSION_ENDED follows */
+		return;
 	}
 	sc->ready = true;
 	if (app->stopping) {
@@ -1029,6 +1097,14 @@ static bool session_end_failed(const struct muxring_cqe *cqe)
 	return !(cqe->flags & MUXRING_CQE_F_REMOTE);
 }
 
+/* The session ended because its transport filter (TLS) failed: the
+ * entry's text names the cause (muxring.h, "Transport filters"). */
+static bool transport_failure(const struct muxring_cqe *cqe)
+{
+	return muxring_session_filter(cqe->session) && cqe->res < 0 &&
+	       !(cqe->flags & MUXRING_CQE_F_REMOTE) && cqe->view.len;
+}
+
 static void on_session_ended(struct app *app, struct muxring_cqe *cqe)
 {
 	struct sess_ctx *sc = sess_of(cqe);
@@ -1046,7 +1122,20 @@ static void on_session_ended(struct app *app, struct muxring_cqe *cqe)
 				 local_code(cqe->res));
 		print_with_debug(head, &cqe->view);
 	}
-	if (sc->ready && !sc->extra && session_end_failed(cqe)) {
+	if (transport_failure(cqe)) {
+		/* TLS: handshake, verification, alert, truncation; only a
+		 * handshake or verification failure is a connection
+		 * failure (exit 3). */
+		cli_print_line("muxcat: %.*s", (int)cqe->view.len,
+			   (const char *)cqe->view.data);
+		if (!sc->extra)
+			app_fail(app, muxring_tls_handshake_failed(cqe->session)
+					      ? STATUS_CONNECT : STATUS_FAILED);
+	} else if (sc->ready_error) {
+		cli_print_line("muxcat: cannot connect to %s port %s: %s",
+			   app->opt.host, app->opt.port,
+			   muxring_strerror(sc->ready_error));
+	} else if (sc->ready && !sc->extra && session_end_failed(cqe)) {
 		cli_print_line("muxcat: session failed: %s%s%s",
 			   muxring_strerror((int)cqe->res),
 			   cqe->reason ? ": " : "",
@@ -1292,7 +1381,7 @@ static int app_dial(struct app *app)
 
 	if (!sc)
 		return -ENOMEM;
-	session_opts(&app->opt, &so);
+	session_opts(app, &so);
 	ret = muxring_connect(app->loop, app->opt.host, app->opt.port, &so,
 			      (uintptr_t)sc, &sc->sess);
 	if (ret < 0) {
@@ -1311,7 +1400,7 @@ static int app_listen(struct app *app)
 
 	if (!app->opt.host)
 		app->opt.host = DEFAULT_HOST;
-	session_opts(&app->opt, &so);
+	session_opts(app, &so);
 	ret = muxring_listen(app->loop, app->opt.host, app->opt.port, 0, &so,
 			     0, &app->listener);
 	if (ret < 0)
@@ -1328,6 +1417,27 @@ static void print_trace(const struct muxring_trace_frame *frame, void *arg)
 	(void)arg;
 	muxring_trace_line(frame, line, sizeof(line));
 	cli_print_line("%s", line);
+}
+
+/* --tls: the configuration every session uses. Returns 0 or an exit
+ * status (message printed). */
+static int app_tls(struct app *app)
+{
+	int ret;
+
+	if (!app->opt.tls)
+		return 0;
+	if (app->opt.tls_opts.flags & MUXRING_TLS_INSECURE)
+		cli_print_line("muxcat: warning: --insecure: the server's identity "
+			   "is not verified");
+	ret = muxring_tls_new(&app->tls, app->opt.listen ? MUXRING_SERVER
+							 : MUXRING_CLIENT,
+			      &app->opt.tls_opts);
+	if (ret < 0) {
+		cli_print_line("muxcat: TLS: %s", muxring_tls_new_error());
+		return STATUS_USAGE;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -1349,6 +1459,11 @@ int main(int argc, char **argv)
 		cli_print_line("muxcat: %s", muxring_loop_create_error());
 		return STATUS_FAILED;
 	}
+	ret = app_tls(&app);
+	if (ret) {
+		muxring_loop_destroy(app.loop);
+		return ret;
+	}
 	ret = app.opt.listen ? app_listen(&app) : app_dial(&app);
 	if (ret < 0) {
 		muxring_loop_destroy(app.loop);
@@ -1356,6 +1471,7 @@ int main(int argc, char **argv)
 	}
 	ret = app_run(&app);
 	muxring_loop_destroy(app.loop);
+	muxring_tls_free(app.tls);
 	while (app.sessions) /* only after a loop failure */
 		sess_ctx_free(app.sessions);
 	return ret;

@@ -11,6 +11,11 @@
  *   build/muxtun -L 9000 -c 127.0.0.1 7000 -v    # entry side, near the clients
  *   curl http://127.0.0.1:9000/                   # one connection, one stream
  *
+ * The session may run over TLS (--tls; the exit side is the TLS server):
+ *
+ *   build/muxtun -R 127.0.0.1 8080 -l 7000 --tls --cert srv.pem --key srv.key
+ *   build/muxtun -L 9000 -c 127.0.0.1 7000 --tls --ca ca.pem
+ *
  * and each side prints, per tunnelled connection,
  *
  *   open conn=1 stream=3
@@ -96,6 +101,7 @@
 
 #include "common/cli.h"
 #include "muxring.h"
+#include "muxring_tls.h"
 
 /* Exit statuses (part of the interface). */
 enum {
@@ -103,7 +109,8 @@ enum {
 			       cleanly (entry side: the peer's GOAWAY NoError) */
 	STATUS_FAILED = 1,  /* the session was lost, or the loop failed */
 	STATUS_USAGE = CLI_STATUS_USAGE, /* bad command line */
-	STATUS_CONNECT = 3, /* could not connect, listen or resolve */
+	STATUS_CONNECT = 3, /* could not connect, listen or resolve; the TLS
+			       handshake or verification failed */
 };
 
 #define DEFAULT_BIND "127.0.0.1"
@@ -152,6 +159,15 @@ static const char usage_text[] =
 "                    connect-failed err=\"TEXT\"         exit side: the target was not reached\n"
 "                    open-failed code=C                entry side: no stream could be opened\n"
 "                  and `refuse stream=ID` is printed for a stream refused at --max-conns or while stopping.\n"
+"TLS (the entry side is the TLS client, the exit side the TLS server; TLS 1.2 or 1.3):\n"
+"  --tls           run the session over TLS\n"
+"  --cert FILE --key FILE   this side's certificate chain and key, PEM (required with -l --tls)\n"
+"  --ca FILE       verify the peer with these CA certificates (entry side default: the system's store); on the\n"
+"                  exit side it also requires a client certificate\n"
+"  --sni NAME      entry side: send NAME as SNI and verify it instead of HOST\n"
+"  --insecure      entry side: do not verify the exit side at all (prints a warning)\n"
+"                  A handshake or verification failure prints one line; the entry side then exits 3, the exit\n"
+"                  side drops that session and goes on serving.\n"
 "  -h, --help      this text\n"
 "A LISTEN_PORT or PORT of 0 takes any free port (the listen line shows it). Numbers are decimal or 0x hex.\n"
 "SIGINT/SIGTERM: GOAWAY(NoError) on every session, every connection closed, exit.\n"
@@ -176,6 +192,9 @@ struct options {
 	const char *bind;        /* --bind */
 	bool verbose;            /* -v */
 	uint32_t max_conns;      /* --max-conns */
+	bool tls;                /* --tls */
+	struct muxring_tls_opts tls_opts; /* --cert --key --ca --sni
+					     --insecure */
 };
 
 /* -c HOST PORT and -R HOST PORT: getopt gives HOST, PORT is the next word. */
@@ -213,6 +232,29 @@ static int take_listen_port(const char *opt, struct options *o)
 	return 0;
 }
 
+/* The TLS options go with --tls, and with the side they are for. */
+static int check_tls_options(const struct options *o)
+{
+	const struct muxring_tls_opts *t = &o->tls_opts;
+	bool insecure = t->flags & MUXRING_TLS_INSECURE;
+
+	if (!o->tls && (t->cert_file || t->key_file || t->ca_file ||
+			t->server_name || insecure))
+		return cli_usage_error("--cert, --key, --ca, --sni and --insecure "
+				   "need --tls");
+	if (!t->cert_file != !t->key_file)
+		return cli_usage_error("--cert and --key go together");
+	if (o->tls && o->mode == MODE_EXIT && !t->cert_file)
+		return cli_usage_error("-l --tls needs --cert FILE --key FILE");
+	if (o->mode == MODE_EXIT && (t->server_name || insecure))
+		return cli_usage_error("--sni and --insecure are for the entry "
+				   "side");
+	if (insecure && (t->ca_file || t->server_name))
+		return cli_usage_error("--insecure verifies nothing: no --ca or "
+				   "--sni with it");
+	return 0;
+}
+
 /* The options each mode must have, once all are read. */
 static int check_options(const struct options *o, int argc, char **argv)
 {
@@ -228,10 +270,34 @@ static int check_options(const struct options *o, int argc, char **argv)
 		return cli_usage_error(o->mode == MODE_ENTRY ? "-L needs -c HOST "
 				   "PORT" : "-l needs -R TARGET_HOST "
 				   "TARGET_PORT");
-	return 0;
+	return check_tls_options(o);
 }
 
-enum { OPT_MAX_CONNS = 0x100, OPT_BIND };
+enum {
+	OPT_MAX_CONNS = 0x100,
+	OPT_BIND,
+	OPT_TLS,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_CA,
+	OPT_SNI,
+	OPT_INSECURE,
+};
+
+/* The TLS options of one run, taken from getopt. */
+static void take_tls_option(int c, struct options *o)
+{
+	struct muxring_tls_opts *t = &o->tls_opts;
+
+	switch (c) {
+	case OPT_TLS: o->tls = true; break;
+	case OPT_CERT: t->cert_file = optarg; break;
+	case OPT_KEY: t->key_file = optarg; break;
+	case OPT_CA: t->ca_file = optarg; break;
+	case OPT_SNI: t->server_name = optarg; break;
+	case OPT_INSECURE: t->flags |= MUXRING_TLS_INSECURE; break;
+	}
+}
 
 /* One option from getopt. Returns 0 or STATUS_USAGE (reported). */
 static int take_option(int c, int argc, char **argv, struct options *o)
@@ -265,6 +331,14 @@ static int take_option(int c, int argc, char **argv, struct options *o)
 	case OPT_BIND:
 		o->bind = optarg;
 		return 0;
+	case OPT_TLS:
+	case OPT_CERT:
+	case OPT_KEY:
+	case OPT_CA:
+	case OPT_SNI:
+	case OPT_INSECURE:
+		take_tls_option(c, o);
+		return 0;
 	case ':':
 		return cli_usage_error("option %s needs an argument",
 				   argv[optind - 1]);
@@ -284,6 +358,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 		{ "bind", required_argument, NULL, OPT_BIND },
+		{ "tls", no_argument, NULL, OPT_TLS },
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "ca", required_argument, NULL, OPT_CA },
+		{ "sni", required_argument, NULL, OPT_SNI },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -384,6 +464,7 @@ struct sess {
 	struct muxring_session *ms;
 	struct sess *prev, *next;  /* app->sessions */
 	bool ready;                /* SESSION_READY came with res 0 */
+	int ready_error;           /* or its error (reported at the end) */
 	bool closing;              /* muxring_session_close() called */
 };
 
@@ -399,6 +480,7 @@ struct tcp_listener {
 struct app {
 	struct options opt;
 	struct muxring_loop *loop;
+	struct muxring_tls *tls;          /* --tls: every session's */
 	int epfd;                         /* every socket, signalfd */
 	struct source sig_src;
 	int sigfd;
@@ -1009,13 +1091,16 @@ static void sess_close(struct sess *s)
 			      strlen(STOP_DEBUG));
 }
 
-/* The options of every session: room for --max-conns streams at once. */
-static void session_opts(const struct options *o,
+/* The options of every session: room for --max-conns streams at once,
+ * and TLS with --tls. */
+static void session_opts(const struct app *app,
 			 struct muxring_session_opts *so)
 {
 	memset(so, 0, sizeof(*so));
-	so->max_streams = o->max_conns + SESSION_SLACK;
-	so->accept_backlog = o->max_conns + SESSION_SLACK;
+	so->max_streams = app->opt.max_conns + SESSION_SLACK;
+	so->accept_backlog = app->opt.max_conns + SESSION_SLACK;
+	if (app->tls)
+		muxring_tls_apply(app->tls, so);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1185,7 +1270,7 @@ static int entry_start(struct app *app)
 	s = sess_new(app);
 	if (!s)
 		return -1;
-	session_opts(&app->opt, &so);
+	session_opts(app, &so);
 	ret = muxring_connect(app->loop, app->opt.host, app->opt.port, &so,
 			      (uintptr_t)s, &s->ms);
 	if (ret < 0) {
@@ -1246,7 +1331,7 @@ static int exit_start(struct app *app)
 			   gai_strerror(ret));
 		return -1;
 	}
-	session_opts(&app->opt, &so);
+	session_opts(app, &so);
 	ret = muxring_listen(app->loop, app->opt.bind, app->opt.listen_port,
 			     0, &so, 0, &app->ml);
 	if (ret < 0) {
@@ -1385,12 +1470,11 @@ static void on_session_ready(struct app *app, struct muxring_cqe *cqe)
 	} else {
 		s = sess_of(cqe);
 	}
-	if (cqe->res < 0) { /* entry side: the dial failed */
-		cli_print_line("muxtun: cannot connect to %s port %s: %s",
-			   app->opt.host, app->opt.port,
-			   muxring_strerror((int)cqe->res));
-		app_fail(app, STATUS_CONNECT);
-		return; /* SESSION_ENDED follows */
+	if (cqe->res < 0) {
+		/* The dial (entry side) or the TLS handshake failed:
+		 * SESSION_ENDED follows and says why. */
+		s->ready_error = (int)cqe->res;
+		return;
 	}
 	s->ready = true;
 	if (app->opt.verbose)
@@ -1414,12 +1498,46 @@ static bool entry_session_lost(const struct app *app,
 		 cqe->code == MUXRING_NO_ERROR);
 }
 
+/*
+ * A session that failed to start (dial, TLS handshake, verification) or
+ * whose TLS failed later: one line naming the cause. The entry side has
+ * lost its tunnel (exit 3, or 1 when the session had been running); the
+ * exit side goes on serving. Returns true when it was such a session.
+ */
+static bool report_failure(struct app *app, struct sess *s,
+			   const struct muxring_cqe *cqe)
+{
+	bool tls_text = muxring_session_filter(cqe->session) && cqe->res < 0 &&
+			!(cqe->flags & MUXRING_CQE_F_REMOTE) && cqe->view.len;
+
+	if (!tls_text && !s->ready_error)
+		return false;
+	if (tls_text)
+		cli_print_line("muxtun: %.*s", (int)cqe->view.len,
+			   (const char *)cqe->view.data);
+	else
+		cli_print_line("muxtun: cannot connect to %s port %s: %s",
+			   app->opt.host, app->opt.port,
+			   muxring_strerror(s->ready_error));
+	if (app->opt.mode == MODE_ENTRY) {
+		tcp_listener_close(app);
+		app_fail(app, !s->ready_error && s->ready &&
+				      !muxring_tls_handshake_failed(cqe->session)
+			      ? STATUS_FAILED : STATUS_CONNECT);
+	}
+	return true;
+}
+
 static void on_session_ended(struct app *app, struct muxring_cqe *cqe)
 {
 	struct sess *s = sess_of(cqe);
 
 	if (!s)
 		return; /* refused for want of memory */
+	if (report_failure(app, s, cqe)) {
+		sess_free(s);
+		return;
+	}
 	if (s->ready && app->opt.verbose)
 		cli_print_line("session close err=\"%s\"",
 			   muxring_strerror((int)cqe->res));
@@ -1573,6 +1691,26 @@ static void app_cleanup(struct app *app)
 		close(app->sigfd);
 	if (app->epfd >= 0)
 		close(app->epfd);
+	muxring_tls_free(app->tls);
+}
+
+/* --tls: the configuration every session uses. Returns 0 or an exit
+ * status (message printed). */
+static int app_tls(struct app *app)
+{
+	bool server = app->opt.mode == MODE_EXIT;
+
+	if (!app->opt.tls)
+		return 0;
+	if (app->opt.tls_opts.flags & MUXRING_TLS_INSECURE)
+		cli_print_line("muxtun: warning: --insecure: the exit side's "
+			   "identity is not verified");
+	if (muxring_tls_new(&app->tls, server ? MUXRING_SERVER : MUXRING_CLIENT,
+			    &app->opt.tls_opts) < 0) {
+		cli_print_line("muxtun: TLS: %s", muxring_tls_new_error());
+		return STATUS_USAGE;
+	}
+	return 0;
 }
 
 /* The epoll set, the signals and the loop. Returns 0 or -1 (printed). */
@@ -1611,6 +1749,11 @@ int main(int argc, char **argv)
 	if (app_init(&app) < 0) {
 		app_cleanup(&app);
 		return STATUS_FAILED;
+	}
+	ret = app_tls(&app);
+	if (ret) {
+		app_cleanup(&app);
+		return ret;
 	}
 	ret = app.opt.mode == MODE_ENTRY ? entry_start(&app)
 					 : exit_start(&app);

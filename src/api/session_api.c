@@ -23,8 +23,8 @@ int muxring_session_create(struct muxring_loop *loop, int fd,
 	if (err)
 		return err;
 	mr_net_tune(fd);
-	return mr_sio_create(loop, fd, role, opts, user_data, MR_SIO_OPEN,
-			     sessp);
+	return mr_sio_create(loop, fd, role, opts, NULL, user_data,
+			     MR_SIO_OPEN, sessp);
 }
 
 int muxring_connect(struct muxring_loop *loop, const char *host,
@@ -40,8 +40,8 @@ int muxring_connect(struct muxring_loop *loop, const char *host,
 	err = mr_net_resolve(host, port, false, &list);
 	if (err)
 		return err;
-	err = mr_sio_create(loop, -1, MUXRING_CLIENT, opts, user_data,
-			    MR_SIO_CONNECTING, &s);
+	err = mr_sio_create(loop, -1, MUXRING_CLIENT, opts, host ? host
+			    : "127.0.0.1", user_data, MR_SIO_CONNECTING, &s);
 	if (err) {
 		freeaddrinfo(list);
 		return err;
@@ -120,7 +120,7 @@ int muxring_session_heartbeat(struct muxring_session *sess,
 		return err;
 	/* The first beat's time is the session's earliest deadline now. */
 	if (mr_timers_set(&sess->loop->timers, sess,
-			  muxring_engine_next_deadline(sess->engine)))
+			  mr_sio_next_deadline(sess)))
 		return -ENOMEM;
 	mr_loop_mark_dirty(sess);
 	return 0;
@@ -153,4 +153,15 @@ uint64_t muxring_session_data(const struct muxring_session *sess)
 int muxring_session_fd(const struct muxring_session *sess)
 {
 	return sess->fd;
+}
+
+const struct muxring_filter *
+muxring_session_filter(const struct muxring_session *sess)
+{
+	return sess->filter;
+}
+
+void *muxring_session_filter_state(const struct muxring_session *sess)
+{
+	return sess->fstate;
 }

@@ -70,15 +70,14 @@ static unsigned class_of(size_t len)
 	return k; /* MR_COPY_CLASSES: too big to cache */
 }
 
-struct mr_buf *mr_copy_cache_copy(struct mr_copy_cache *c, const void *data,
-				  size_t len)
+struct mr_buf *mr_copy_cache_get(struct mr_copy_cache *c, size_t len)
 {
 	unsigned k = class_of(len);
 	size_t size;
 	struct mr_buf *b;
 
 	if (k == MR_COPY_CLASSES)
-		return mr_buf_new_copy(data, len);
+		return mr_buf_new_heap(len);
 	size = (size_t)1 << (MR_COPY_MIN_SHIFT + k);
 	b = c->free[k];
 	if (b) {
@@ -97,8 +96,16 @@ struct mr_buf *mr_copy_cache_copy(struct mr_copy_cache *c, const void *data,
 		.owner = c,
 		.index = k,
 	};
-	if (len)
-		memcpy(b->data, data, len);
 	c->outstanding++;
+	return b;
+}
+
+struct mr_buf *mr_copy_cache_copy(struct mr_copy_cache *c, const void *data,
+				  size_t len)
+{
+	struct mr_buf *b = mr_copy_cache_get(c, len);
+
+	if (b && len)
+		memcpy(b->data, data, len);
 	return b;
 }

@@ -47,4 +47,8 @@ void mr_copy_cache_detach(struct mr_copy_cache *c);
 struct mr_buf *mr_copy_cache_copy(struct mr_copy_cache *c, const void *data,
 				  size_t len);
 
+/* The same without the copy: a block of at least len bytes, contents
+ * undefined (the TLS filter's plaintext blocks and ciphertext sends). */
+struct mr_buf *mr_copy_cache_get(struct mr_copy_cache *c, size_t len);
+
 #endif

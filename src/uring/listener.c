@@ -172,8 +172,8 @@ static void accepted(struct muxring_listener *l, int fd)
 		return;
 	}
 	mr_net_tune(fd);
-	if (mr_sio_create(l->loop, fd, MUXRING_SERVER, &l->opts, l->user_data,
-			  MR_SIO_OPEN, &s) == 0)
+	if (mr_sio_create(l->loop, fd, MUXRING_SERVER, &l->opts, NULL,
+			  l->user_data, MR_SIO_OPEN, &s) == 0)
 		s->listener = l;
 }
 

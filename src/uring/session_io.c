@@ -32,17 +32,33 @@
 #include <unistd.h>
 
 #include "wire/frame.h"
+#include "uring/filter_io.h"
 #include "uring/listener.h"
 #include "uring/net.h"
 #include "uring/trace.h"
 
-int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
-		  const struct muxring_session_opts *opts, uint64_t user_data,
-		  enum mr_sio_state state, struct muxring_session **out)
+/* Every callback the loop calls without checking is there. */
+static bool filter_valid(const struct muxring_filter *f)
 {
-	struct muxring_session *s = calloc(1, sizeof(*s));
-	int err = s ? muxring_engine_create(&s->engine, role, opts) : -ENOMEM;
+	const struct muxring_filter_ops *o = f->ops;
 
+	return o && o->open && o->feed && o->read && o->write && o->pending &&
+	       o->drain && o->established && o->close;
+}
+
+int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
+		  const struct muxring_session_opts *opts, const char *host,
+		  uint64_t user_data, enum mr_sio_state state,
+		  struct muxring_session **out)
+{
+	struct muxring_session *s = NULL;
+	int err = -EINVAL;
+
+	if (!opts || !opts->filter || filter_valid(opts->filter)) {
+		s = calloc(1, sizeof(*s));
+		err = s ? muxring_engine_create(&s->engine, role, opts)
+			: -ENOMEM;
+	}
 	if (err) {
 		free(s);
 		if (fd >= 0)
@@ -62,13 +78,20 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 		s->trace = mr_trace_session_new(loop->stats.sessions);
 	mr_loop_mark_dirty(s);
 	*out = s;
+	if (opts && opts->filter) {
+		/* A filter that cannot open fails the session, which still
+		 * gets its READY and ENDED entries. */
+		s->filter = opts->filter;
+		if (mr_fio_open(s, role, host) == 0 && state == MR_SIO_OPEN)
+			mr_fio_start(s);
+	}
 	return 0;
 }
 
 /* ---- submissions ------------------------------------------------------ */
 
-static void sio_submit(struct muxring_session *s, struct io_uring_sqe *sqe,
-		       enum mr_op_tag tag)
+void mr_sio_submit(struct muxring_session *s, struct io_uring_sqe *sqe,
+		   enum mr_op_tag tag)
 {
 	io_uring_sqe_set_data64(sqe, mr_op_data(s, tag));
 	s->inflight++;
@@ -91,7 +114,7 @@ int mr_sio_connect_next(struct muxring_session *s)
 		s->fd = fd;
 		sqe = mr_loop_sqe(s->loop);
 		io_uring_prep_connect(sqe, fd, ai->ai_addr, ai->ai_addrlen);
-		sio_submit(s, sqe, MR_OP_CONNECT);
+		mr_sio_submit(s, sqe, MR_OP_CONNECT);
 		return 0;
 	}
 	return err;
@@ -119,7 +142,7 @@ static void sio_arm_recv(struct muxring_session *s)
 		io_uring_prep_recv(sqe, s->fd, NULL, loop->bufring->buf_size, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = MR_BGID;
-	sio_submit(s, sqe, MR_OP_RECV);
+	mr_sio_submit(s, sqe, MR_OP_RECV);
 	s->flags |= MR_SIO_RECV_ARMED;
 	s->recv_rearms++;
 	loop->stats.recv_rearms++;
@@ -175,8 +198,13 @@ static void sio_start_send(struct muxring_session *s)
 	struct mr_send_slot *slot;
 	size_t n;
 
-	if (s->flags & (MR_SIO_SEND_ARMED | MR_SIO_TX_DEAD) || s->fd < 0 ||
-	    !muxring_engine_want_send(s->engine))
+	if (s->flags & (MR_SIO_SEND_ARMED | MR_SIO_TX_DEAD) || s->fd < 0)
+		return;
+	/* Through the filter, unless the kernel took the sending over, in
+	 * which case the frames leave as they are, like plain ones. */
+	if (mr_fio_sends(s) && (mr_fio_start_send(s) || mr_fio_sends(s)))
+		return;
+	if (!muxring_engine_want_send(s->engine))
 		return;
 	slot = mr_loop_slot_get(loop);
 	if (!slot) {
@@ -209,7 +237,7 @@ static void sio_start_send(struct muxring_session *s)
 		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 	}
 	slot->iov_used = n;
-	sio_submit(s, sqe, MR_OP_SEND);
+	mr_sio_submit(s, sqe, MR_OP_SEND);
 	s->send = slot;
 	s->flags |= MR_SIO_SEND_ARMED;
 	s->sends++;
@@ -259,6 +287,10 @@ static bool post_ended(struct muxring_session *s)
 	*cqe = s->ended;
 	/* The application may have changed it since the engine ended. */
 	cqe->user_data = s->user_data;
+	if (!(cqe->flags & MUXRING_CQE_F_REMOTE) && s->end_text) {
+		cqe->view.data = (const uint8_t *)s->end_text;
+		cqe->view.len = strlen(s->end_text);
+	}
 	return true;
 }
 
@@ -310,7 +342,7 @@ static void begin_drain(struct muxring_session *s)
 	if (!(s->flags & MR_SIO_TX_DEAD)) {
 		sqe = mr_loop_sqe(loop);
 		io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
-		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
 		s->flags |= MR_SIO_SHUT_WR;
 	}
 	if (!(s->flags & MR_SIO_RECV_DONE)) {
@@ -319,7 +351,7 @@ static void begin_drain(struct muxring_session *s)
 				       1000000;
 		sqe = mr_loop_sqe(loop);
 		io_uring_prep_timeout(sqe, &s->linger_ts, 0, 0);
-		sio_submit(s, sqe, MR_OP_LINGER);
+		mr_sio_submit(s, sqe, MR_OP_LINGER);
 		s->flags |= MR_SIO_LINGER_ARMED;
 	}
 }
@@ -333,12 +365,12 @@ static void begin_closing(struct muxring_session *s)
 	if (s->flags & MR_SIO_LINGER_ARMED) {
 		sqe = mr_loop_sqe(s->loop);
 		io_uring_prep_timeout_remove(sqe, mr_op_data(s, MR_OP_LINGER), 0);
-		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
 	}
 	if (s->flags & MR_SIO_RECV_ARMED) {
 		sqe = mr_loop_sqe(s->loop);
 		io_uring_prep_cancel64(sqe, mr_op_data(s, MR_OP_RECV), 0);
-		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
 	}
 }
 
@@ -367,26 +399,52 @@ static void finish(struct muxring_session *s)
 
 /* ---- the step ---------------------------------------------------------- */
 
+/* Everything the session had to send has left (or never can): the
+ * transport may be shut down. A filter first gets to queue its clean end
+ * (close_notify), which the caller then sends. */
+static bool sio_tx_finished(struct muxring_session *s)
+{
+	if (s->flags & MR_SIO_TX_DEAD)
+		return true;
+	if (!mr_fio_sends(s))
+		return muxring_engine_done(s->engine) && (!s->filter || mr_fio_finish(s));
+	/* Before the handshake, or after a failure, the engine's bytes can
+	 * never leave; only the filter's own (an alert) still do. */
+	if (s->flags & MR_SIO_FILTER_UP && !(s->flags & MR_SIO_FILTER_FAILED) &&
+	    !muxring_engine_done(s->engine))
+		return false;
+	return mr_fio_finish(s);
+}
+
 void mr_sio_step(struct muxring_session *s)
 {
 	if (s->state == MR_SIO_CONNECTING || s->state == MR_SIO_CLOSED)
 		return;
-	if (!(s->flags & MR_SIO_READY_POSTED)) {
+	if (s->state == MR_SIO_OPEN && mr_fio_active(s))
+		mr_fio_step(s);
+	/* A filtered session is ready once its handshake is done (or it
+	 * failed); its engine's events wait until then. */
+	if (!(s->flags & MR_SIO_READY_POSTED) &&
+	    (!s->filter || mr_fio_ready(s))) {
 		post_ready(s);
 		if (!(s->flags & MR_SIO_READY_POSTED)) {
 			mr_loop_mark_dirty(s); /* out of memory: retried */
 			return;
 		}
 	}
-	gather_events(s);
+	if (s->flags & MR_SIO_READY_POSTED)
+		gather_events(s);
 
 	if (s->state == MR_SIO_OPEN) {
 		sio_start_send(s);
 		sio_arm_recv(s);
 		if ((s->flags & MR_SIO_ENDED_SEEN) &&
-		    !(s->flags & MR_SIO_SEND_ARMED) &&
-		    (s->flags & MR_SIO_TX_DEAD || muxring_engine_done(s->engine)))
-			begin_drain(s);
+		    !(s->flags & MR_SIO_SEND_ARMED)) {
+			if (sio_tx_finished(s))
+				begin_drain(s);
+			else
+				sio_start_send(s);
+		}
 	}
 	if (s->state == MR_SIO_DRAINING) {
 		if (s->flags & (MR_SIO_RECV_DONE | MR_SIO_LINGER_FIRED) ||
@@ -401,8 +459,7 @@ void mr_sio_step(struct muxring_session *s)
 
 /* ---- completions ------------------------------------------------------- */
 
-/* The transport failed (or ended, err 0): the engine hears it once. */
-static void transport_end(struct muxring_session *s, int err)
+void mr_sio_transport_end(struct muxring_session *s, int err)
 {
 	muxring_engine_feed_end(s->engine, err);
 }
@@ -444,8 +501,12 @@ static void recv_complete(struct muxring_session *s,
 		s->recv_completions++;
 		loop->stats.recv_completions++;
 		if (s->state == MR_SIO_OPEN && !loop->destroying &&
-		    !muxring_engine_ended(s->engine))
-			feed(s, buf, (size_t)res);
+		    !muxring_engine_ended(s->engine)) {
+			if (mr_fio_active(s))
+				mr_fio_input(s, buf->data, (size_t)res);
+			else
+				feed(s, buf, (size_t)res);
+		}
 		mr_buf_unref(buf);
 		return;
 	}
@@ -454,7 +515,13 @@ static void recv_complete(struct muxring_session *s,
 	switch (res) {
 	case 0:
 		s->flags |= MR_SIO_RECV_DONE;
-		transport_end(s, 0);
+		/* A filter says whether the end is clean (TLS: truncation
+		 * when no close_notify came). */
+		if (mr_fio_active(s) && s->state == MR_SIO_OPEN &&
+		    !muxring_engine_ended(s->engine))
+			mr_fio_input(s, NULL, 0);
+		else
+			mr_sio_transport_end(s, 0);
 		return;
 	case -ENOBUFS:
 		/* The ring ran dry; the multishot ended without losing
@@ -468,7 +535,7 @@ static void recv_complete(struct muxring_session *s,
 		return;
 	default:
 		s->flags |= MR_SIO_RECV_DONE | MR_SIO_TX_DEAD;
-		transport_end(s, res);
+		mr_sio_transport_end(s, res);
 		return;
 	}
 }
@@ -484,6 +551,11 @@ static void send_complete(struct muxring_session *s,
 {
 	int res = cqe->res;
 
+	if (s->cipher) {
+		s->flags &= ~MR_SIO_SEND_ARMED;
+		mr_fio_send_done(s, res);
+		return;
+	}
 	if (s->flags & MR_SIO_SEND_ZC) {
 		if (cqe->flags & IORING_CQE_F_MORE) {
 			s->zc_res = res; /* the notification follows */
@@ -505,7 +577,7 @@ static void send_complete(struct muxring_session *s,
 	if (res == -EINTR || res == -EAGAIN)
 		return; /* sent nothing: the next step sends the same bytes */
 	s->flags |= MR_SIO_TX_DEAD;
-	transport_end(s, res);
+	mr_sio_transport_end(s, res);
 }
 
 static void connect_complete(struct muxring_session *s, int res)
@@ -514,6 +586,8 @@ static void connect_complete(struct muxring_session *s, int res)
 		freeaddrinfo(s->ai_list);
 		s->ai_list = s->ai_cur = NULL;
 		s->state = MR_SIO_OPEN;
+		if (s->filter)
+			mr_fio_start(s);
 		return;
 	}
 	close(s->fd);
@@ -528,7 +602,7 @@ static void connect_complete(struct muxring_session *s, int res)
 	s->ready_res = res;
 	s->flags |= MR_SIO_RECV_DONE | MR_SIO_TX_DEAD;
 	s->state = MR_SIO_OPEN;
-	transport_end(s, res);
+	mr_sio_transport_end(s, res);
 }
 
 void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
@@ -557,6 +631,29 @@ void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
 		break;
 	}
 	mr_loop_mark_dirty(s);
+}
+
+/* ---- deadlines -------------------------------------------------------- */
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
+uint64_t mr_sio_next_deadline(const struct muxring_session *s)
+{
+	return earliest(muxring_engine_next_deadline(s->engine),
+			s->filter ? mr_fio_deadline(s) : 0);
+}
+
+uint64_t mr_sio_expire(struct muxring_session *s, uint64_t now)
+{
+	uint64_t next = muxring_engine_expire(s->engine, now);
+
+	if (!s->filter)
+		return next;
+	mr_fio_expire(s, now);
+	return earliest(next, mr_fio_deadline(s));
 }
 
 /* ---- end of life ------------------------------------------------------- */
@@ -596,6 +693,8 @@ void mr_sio_free(struct muxring_session *s)
 		mr_loop_slot_put(loop, s->send);
 	if (s->ai_list)
 		freeaddrinfo(s->ai_list);
+	if (s->filter)
+		mr_fio_free(s);
 	muxring_engine_destroy(s->engine);
 	free(s->trace);
 	free(s);

@@ -47,6 +47,14 @@ enum mr_sio_flag {
 	MR_SIO_SHUT_WR = 1u << 8,      /* shutdown(SHUT_WR) submitted */
 	MR_SIO_CLOSE_ASKED = 1u << 9,  /* muxring_session_close() was called */
 	MR_SIO_SEND_ZC = 1u << 10,     /* the send in flight is SENDMSG_ZC */
+	MR_SIO_FILTER_UP = 1u << 11,   /* the filter's handshake is done */
+	MR_SIO_FILTER_PASS = 1u << 12, /* the kernel encrypts what is sent */
+	MR_SIO_FILTER_FAILED = 1u << 13, /* the filter failed: only what it
+					    has pending is still sent */
+	MR_SIO_FILTER_SHUT = 1u << 14, /* its clean end (close_notify) queued */
+	MR_SIO_HANDSHAKING = 1u << 15, /* the handshake clock runs */
+	MR_SIO_PASS_ASKED = 1u << 16,  /* the filter was asked whether the
+					  kernel takes over the sending */
 };
 
 /* The fields of struct muxring_session, the public handle. */
@@ -86,6 +94,16 @@ struct muxring_session {
 	 * closed (valid with MR_SIO_ENDED_SEEN). */
 	struct muxring_cqe ended;
 
+	/* Transport filter (filter_io.c); filter NULL: none. */
+	const struct muxring_filter *filter;
+	void *fstate;                 /* its ops->open state */
+	struct mr_buf *plain;         /* block decrypted bytes go into */
+	size_t plain_off;             /* bytes of it used */
+	struct mr_buf *cipher;        /* ciphertext of the send in flight */
+	size_t cipher_off, cipher_len; /* sent so far, total */
+	uint64_t handshake_deadline;  /* ns, 0: none */
+	char *end_text;               /* why the filter failed, or NULL */
+
 	/* Driver counters (the engine keeps frames and bytes). */
 	uint64_t sends, recv_completions, recv_enobufs, recv_copied;
 	uint64_t recv_rearms;
@@ -94,16 +112,30 @@ struct muxring_session {
 /*
  * A session on fd (owned from now on, closed on failure too) in `state`
  * (OPEN, or CONNECTING for a dial). Linked to the loop and marked dirty, so
- * SESSION_READY is queued at the next step when OPEN. Returns 0, -ENOMEM or
- * -EINVAL (options).
+ * SESSION_READY is queued at the next step when OPEN (for a filtered
+ * session: once its handshake is done). `host` is the name dialled, for
+ * the filter (NULL otherwise). Returns 0, -ENOMEM or -EINVAL (options).
  */
 int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
-		  const struct muxring_session_opts *opts, uint64_t user_data,
-		  enum mr_sio_state state, struct muxring_session **out);
+		  const struct muxring_session_opts *opts, const char *host,
+		  uint64_t user_data, enum mr_sio_state state,
+		  struct muxring_session **out);
 
 /* Submits the connect to s->ai_cur (socket made here). Returns 0 or the
  * error of the last address tried when none can be tried. */
 int mr_sio_connect_next(struct muxring_session *s);
+
+/* Queues sqe as the session's operation `tag` (counted in flight). */
+void mr_sio_submit(struct muxring_session *s, struct io_uring_sqe *sqe,
+		   enum mr_op_tag tag);
+
+/* The transport failed (err < 0) or ended (0): the engine hears it once. */
+void mr_sio_transport_end(struct muxring_session *s, int err);
+
+/* The session's next deadline (the engine's or the handshake's, ns; 0:
+ * none), and the expiry of both at `now`, returning the next. */
+uint64_t mr_sio_next_deadline(const struct muxring_session *s);
+uint64_t mr_sio_expire(struct muxring_session *s, uint64_t now);
 
 /* One step of work: gather the engine's events into entries, arm the
  * receive, start a send, move the transport's state on. */

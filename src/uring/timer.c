@@ -128,7 +128,7 @@ void mr_timers_run(struct muxring_loop *loop, uint64_t now)
 	while (t->count && t->heap[0]->deadline <= now) {
 		struct muxring_session *s = t->heap[0];
 
-		mr_timers_set(t, s, muxring_engine_expire(s->engine, now));
+		mr_timers_set(t, s, mr_sio_expire(s, now));
 		mr_loop_mark_dirty(s);
 	}
 }

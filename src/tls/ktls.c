@@ -1,0 +1,279 @@
+/*
+ * ktls.c - kernel TLS: is it there, and handing a session's keys over.
+ *
+ * The main idea: the kernel offers TLS as a TCP upper-layer protocol
+ * (setsockopt TCP_ULP "tls", CONFIG_TLS); a kernel without it answers
+ * ENOENT. The only reliable probe is to try, on an established TCP
+ * connection (the ULP cannot be set on any other socket), so the probe
+ * makes a loopback connection of its own, once per process.
+ *
+ * The hand-over covers the sending direction of TLS 1.3 sessions (AES-GCM
+ * or ChaCha20-Poly1305): the traffic secret comes from OpenSSL's keylog
+ * callback, the key and IV are derived from it as RFC 8446 says, and the
+ * kernel starts at record 0, which holds because the loop asks only after
+ * the handshake's last bytes left and before any frame was encrypted.
+ * Receiving stays in user space: bytes already taken from the socket by
+ * the multishot receive (ring buffers not yet processed) could not be
+ * given back to the kernel, so no receive key is installed.
+ */
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/kdf.h>
+
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static int probe_result;
+static char probe_why[160];
+
+/* A connected loopback TCP pair; returns the client's fd (the others are
+ * closed) or -errno. */
+static int loopback_client(int *server)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int l, c = -1, err = 0;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return -errno;
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&a, &len) ||
+	    (c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(c, (struct sockaddr *)&a, sizeof(a)) ||
+	    (*server = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		err = -errno;
+	close(l);
+	if (err && c >= 0)
+		close(c);
+	return err ? err : c;
+}
+
+static void probe(void)
+{
+	int server = -1, fd = loopback_client(&server);
+
+	if (fd < 0) {
+		snprintf(probe_why, sizeof(probe_why),
+			 "cannot probe kernel TLS: no loopback TCP (%s)",
+			 strerror(-fd));
+		return;
+	}
+	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == 0) {
+		probe_result = 1;
+	} else if (errno == ENOENT) {
+		snprintf(probe_why, sizeof(probe_why),
+			 "the kernel has no TLS upper-layer protocol "
+			 "(CONFIG_TLS, module tls): TLS runs in user space");
+	} else {
+		snprintf(probe_why, sizeof(probe_why),
+			 "setting TCP_ULP \"tls\" failed (%s): TLS runs in "
+			 "user space", strerror(errno));
+	}
+	close(fd);
+	close(server);
+}
+
+int mr_ktls_probe(const char **why)
+{
+	const char *env = getenv("MUXRING_TLS_NO_KTLS");
+
+	pthread_once(&probe_once, probe);
+	if (env && *env && strcmp(env, "0")) {
+		if (why)
+			*why = "kernel TLS disabled by MUXRING_TLS_NO_KTLS";
+		return 0;
+	}
+	if (why)
+		*why = probe_result ? NULL : probe_why;
+	return probe_result;
+}
+
+int muxring_tls_ktls_available(const char **why)
+{
+	return mr_ktls_probe(why);
+}
+
+/* ---- handing the sending keys over ------------------------------------ */
+
+void mr_ktls_keylog(const SSL *ssl, const char *line)
+{
+	struct mr_ktls_secrets *sec = SSL_get_app_data(ssl);
+	static const char client[] = "CLIENT_TRAFFIC_SECRET_0 ";
+	static const char server[] = "SERVER_TRAFFIC_SECRET_0 ";
+	unsigned char *out;
+	size_t *out_len, n = 0;
+	const char *hex;
+
+	if (!sec)
+		return;
+	if (!strncmp(line, client, sizeof(client) - 1)) {
+		out = sec->client;
+		out_len = &sec->client_len;
+	} else if (!strncmp(line, server, sizeof(server) - 1)) {
+		out = sec->server;
+		out_len = &sec->server_len;
+	} else {
+		return;
+	}
+	/* "<label> <client random> <secret>", both in hex. */
+	hex = strchr(line + sizeof(client) - 1, ' ');
+	if (!hex)
+		return;
+	for (hex++; hex[0] && hex[1] && n < sizeof(sec->client); hex += 2) {
+		unsigned v;
+
+		if (sscanf(hex, "%2x", &v) != 1)
+			return;
+		out[n++] = (unsigned char)v;
+	}
+	*out_len = n;
+}
+
+/* HKDF-Expand-Label(secret, label, "", len) of RFC 8446, section 7.1. */
+static int expand_label(const EVP_MD *md, const unsigned char *secret,
+			size_t secret_len, const char *label,
+			unsigned char *out, size_t len)
+{
+	unsigned char info[64];
+	size_t n = 0, label_len = strlen(label);
+	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ok = 0;
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[5];
+
+	info[n++] = (unsigned char)(len >> 8);
+	info[n++] = (unsigned char)len;
+	info[n++] = (unsigned char)(6 + label_len);
+	memcpy(info + n, "tls13 ", 6);
+	n += 6;
+	memcpy(info + n, label, label_len);
+	n += label_len;
+	info[n++] = 0; /* empty context */
+	params[0] = OSSL_PARAM_construct_utf8_string(
+		"digest", (char *)EVP_MD_get0_name(md), 0);
+	params[1] = OSSL_PARAM_construct_octet_string(
+		"key", (void *)secret, secret_len);
+	params[2] = OSSL_PARAM_construct_octet_string("info", info, n);
+	params[3] = OSSL_PARAM_construct_int("mode", &mode);
+	params[4] = OSSL_PARAM_construct_end();
+	if (kctx)
+		ok = EVP_KDF_derive(kctx, out, len, params) == 1;
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return ok ? 0 : -EINVAL;
+}
+
+int mr_ktls_tx_info(SSL *ssl, const unsigned char *secret, size_t len,
+		    union mr_ktls_info *ki)
+{
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+	const EVP_MD *md = cipher ? SSL_CIPHER_get_handshake_digest(cipher)
+				  : NULL;
+	const char *name = cipher ? SSL_CIPHER_get_name(cipher) : "";
+	unsigned char key[32], iv[12];
+	size_t key_len;
+	int size;
+
+	memset(ki, 0, sizeof(*ki));
+	ki->base.version = TLS_1_3_VERSION;
+	if (!strcmp(name, "TLS_AES_128_GCM_SHA256")) {
+		ki->base.cipher_type = TLS_CIPHER_AES_GCM_128;
+		key_len = 16;
+		size = sizeof(ki->gcm128);
+	} else if (!strcmp(name, "TLS_AES_256_GCM_SHA384")) {
+		ki->base.cipher_type = TLS_CIPHER_AES_GCM_256;
+		key_len = 32;
+		size = sizeof(ki->gcm256);
+	} else if (!strcmp(name, "TLS_CHACHA20_POLY1305_SHA256")) {
+		ki->base.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
+		key_len = 32;
+		size = sizeof(ki->chacha);
+	} else {
+		return -EOPNOTSUPP;
+	}
+	if (!md || !len || expand_label(md, secret, len, "key", key, key_len) ||
+	    expand_label(md, secret, len, "iv", iv, sizeof(iv)))
+		return -EINVAL;
+	/* rec_seq stays 0: no record was sent under these keys yet. */
+	switch (ki->base.cipher_type) {
+	case TLS_CIPHER_AES_GCM_128:
+		memcpy(ki->gcm128.key, key, 16);
+		memcpy(ki->gcm128.salt, iv, 4);
+		memcpy(ki->gcm128.iv, iv + 4, 8);
+		break;
+	case TLS_CIPHER_AES_GCM_256:
+		memcpy(ki->gcm256.key, key, 32);
+		memcpy(ki->gcm256.salt, iv, 4);
+		memcpy(ki->gcm256.iv, iv + 4, 8);
+		break;
+	default:
+		memcpy(ki->chacha.key, key, 32);
+		memcpy(ki->chacha.iv, iv, 12);
+		break;
+	}
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(iv, sizeof(iv));
+	return size;
+}
+
+int mr_ktls_install_tx(SSL *ssl, int fd, bool server,
+		       const struct mr_ktls_secrets *sec)
+{
+	union mr_ktls_info ki;
+	int size, err = 0;
+
+	if (SSL_version(ssl) != TLS1_3_VERSION)
+		return -EOPNOTSUPP; /* TLS 1.2 would need its key block */
+	size = mr_ktls_tx_info(ssl, server ? sec->server : sec->client,
+			       server ? sec->server_len : sec->client_len, &ki);
+	if (size < 0)
+		return size;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||
+	    setsockopt(fd, SOL_TLS, TLS_TX, &ki, (socklen_t)size))
+		err = -errno;
+	OPENSSL_cleanse(&ki, sizeof(ki));
+	return err;
+}
+
+int mr_ktls_send_close_notify(int fd)
+{
+	unsigned char alert[2] = { 1, 0 }; /* warning, close_notify */
+	char control[CMSG_SPACE(sizeof(unsigned char))];
+	struct iovec iov = { .iov_base = alert, .iov_len = sizeof(alert) };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control,
+		.msg_controllen = sizeof(control),
+	};
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+	cmsg->cmsg_level = SOL_TLS;
+	cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+	*CMSG_DATA(cmsg) = 21; /* alert */
+	return sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+			       (ssize_t)sizeof(alert)
+		       ? 0
+		       : -errno;
+}

@@ -163,6 +163,24 @@ struct muxring_listener;
 				     networks, not on loopback */
 
 /*
+ * An allocator for muxring_loop_opts.mem, in the manner of nghttp2_mem:
+ * every allocation the loop, its sessions, streams and buffers make goes
+ * through these functions (the large receive ring and send arena are
+ * mapped with mmap, and getaddrinfo allocates inside libc). Each function
+ * gets `user` as its last argument and has the meaning of its libc
+ * namesake; any of them may return NULL, which the library survives: the
+ * call that needed the memory fails with -ENOMEM, or the session it was
+ * for ends with -ENOMEM in its SESSION_ENDED entry, and the loop goes on.
+ */
+struct muxring_mem {
+	void *user;
+	void *(*malloc)(size_t size, void *user);
+	void (*free)(void *ptr, void *user);
+	void *(*calloc)(size_t nmemb, size_t size, void *user);
+	void *(*realloc)(void *ptr, size_t size, void *user);
+};
+
+/*
  * Options of muxring_loop_create(). Every field left 0 takes its default;
  * a NULL options pointer means all defaults.
  */
@@ -202,6 +220,11 @@ struct muxring_loop_opts {
 	unsigned disable;
 	/* MUXRING_LOOP_* bits: features to ask for that are off by default. */
 	unsigned flags;
+	/* The allocator of everything the loop allocates (NULL: libc's
+	 * malloc, calloc, realloc and free). The loop keeps the pointer: the
+	 * struct and its functions must stay valid until the loop is
+	 * destroyed and every view released. */
+	const struct muxring_mem *mem;
 };
 
 /*
@@ -749,6 +772,17 @@ struct muxring_stats {
 	uint64_t recv_buffers_held;       /* ring buffers held by views or
 					     being processed, now (loop) */
 	uint64_t recv_buffers_held_max;   /* its high-water mark (loop) */
+	uint64_t write_bytes_queued;      /* bytes of writes accepted and not
+					     yet done (or failed but still
+					     held), now */
+	uint64_t write_memory;            /* memory those writes hold, now:
+					     packed blocks and records, and
+					     each large write's copy or arena
+					     buffer (an upper bound; see
+					     "Memory" in the README) */
+	uint64_t sq_refused;              /* SQEs the ring could not take
+					     (loop); each ended a session or
+					     an operation, or was retried */
 };
 
 /* Reads the loop's counters into *out. Returns 0. */

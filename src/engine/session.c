@@ -22,6 +22,7 @@ void mr_config_default(struct mr_config *cfg)
 		.max_frame_payload = 64u << 10,
 		.max_control_backlog = 1u << 20,
 		.typed = false,
+		.mem = &mr_mem_libc,
 	};
 }
 
@@ -31,7 +32,7 @@ static bool config_valid(const struct mr_config *cfg)
 	       cfg->window <= MR_WNDINC_MASK && cfg->accept_backlog &&
 	       cfg->max_streams && cfg->max_frame_payload &&
 	       cfg->max_frame_payload <= MR_FRAME_MAX_LEN &&
-	       cfg->max_control_backlog >= MR_CONTROL_FRAME_LEN;
+	       cfg->max_control_backlog >= MR_CONTROL_FRAME_LEN && cfg->mem;
 }
 
 struct mr_session *mr_session_new(enum mr_role role,
@@ -46,7 +47,7 @@ struct mr_session *mr_session_new(enum mr_role role,
 	}
 	if (!config_valid(cfg))
 		return NULL;
-	sess = calloc(1, sizeof(*sess));
+	sess = mr_calloc(cfg->mem, 1, sizeof(*sess));
 	if (!sess)
 		return NULL;
 	sess->cfg = *cfg;
@@ -55,48 +56,24 @@ struct mr_session *mr_session_new(enum mr_role role,
 	 * side may use, and GOAWAY reports them before any stream. */
 	sess->next_local_id = role == MR_ROLE_CLIENT ? 3 : 2;
 	sess->last_remote_id = role == MR_ROLE_CLIENT ? 0 : 1;
-	mr_stream_map_init(&sess->streams);
-	mr_evq_init(&sess->events);
+	mr_stream_map_init(&sess->streams, cfg->mem);
+	mr_evq_init(&sess->events, cfg->mem);
 	if (mr_outbound_init(sess)) {
-		free(sess);
+		mr_free(cfg->mem, sess);
 		return NULL;
 	}
 	return sess;
 }
 
-/* Snapshot of the live streams, each with a reference, so that callers can
- * finish them while walking. NULL with *count 0 when there are none. */
-static void collect_stream(struct mr_stream *stream, void *arg)
-{
-	struct mr_stream ***cursor = arg;
-
-	mr_stream_ref(stream);
-	*(*cursor)++ = stream;
-}
-
-static struct mr_stream **snapshot_streams(struct mr_session *sess,
-					   uint32_t *count)
-{
-	struct mr_stream **all, **cursor;
-
-	*count = sess->streams.count;
-	if (!*count)
-		return NULL;
-	all = malloc(*count * sizeof(*all));
-	if (!all) {
-		*count = 0;
-		return NULL;
-	}
-	cursor = all;
-	mr_stream_map_each(&sess->streams, collect_stream, &cursor);
-	return all;
-}
-
+/* A stream that outlives its session keeps the allocator it must be freed
+ * with (in a field no longer used once the ready list is gone). */
 static void detach_stream(struct mr_stream *stream, void *arg)
 {
-	(void)arg;
-	stream->session = NULL;
+	struct mr_session *sess = arg;
+
 	mr_stream_fail_writes(stream, MUXRING_ERR(MUXRING_SESSION_CLOSED));
+	stream->session = NULL;
+	stream->orphan_mem = sess->cfg.mem;
 }
 
 static void drop_map_ref(struct mr_stream *stream, void *arg)
@@ -121,15 +98,16 @@ void mr_session_free(struct mr_session *sess)
 	mr_heartbeat_free(sess);
 	mr_stream_free_deadlines(sess);
 	release_rx_stream(sess);
-	mr_stream_map_each(&sess->streams, detach_stream, NULL);
+	mr_outbound_drop_pending(sess);
+	mr_stream_map_each(&sess->streams, detach_stream, sess);
 	mr_stream_detach_finished(sess);
 	mr_outbound_free(sess);
 	mr_stream_free_write_cache(sess);
 	mr_evq_free(&sess->events);
 	mr_stream_map_each(&sess->streams, drop_map_ref, NULL);
 	mr_stream_map_free(&sess->streams);
-	free(sess->remote_debug);
-	free(sess);
+	mr_free(sess->cfg.mem, sess->remote_debug);
+	mr_free(sess->cfg.mem, sess);
 }
 
 void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
@@ -147,11 +125,26 @@ void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
 	sess->out_of_memory = true;
 }
 
+/* How the streams of an ending session close. */
+struct stream_end {
+	int err;
+	uint32_t code;
+};
+
+/* Finishing a stream takes it out of the map, which mr_stream_map_sweep
+ * allows: ending needs no snapshot, so it cannot fail for want of memory. */
+static void finish_stream(struct mr_stream *stream, void *arg)
+{
+	const struct stream_end *how = arg;
+
+	mr_stream_ref(stream);
+	mr_stream_finish(stream, how->code, how->err, MR_CLOSE_SESSION_ENDED);
+	mr_stream_unref(stream);
+}
+
 void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code)
 {
-	struct mr_event ev = {.type = MR_EV_SESSION_ENDED};
-	struct mr_stream **all;
-	uint32_t i, count;
+	struct stream_end how = {.err = err, .code = stream_code};
 
 	if (sess->ended)
 		return;
@@ -159,13 +152,20 @@ void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code)
 	sess->result.local_error = err;
 	release_rx_stream(sess);
 	mr_outbound_drop_pending(sess);
-	all = snapshot_streams(sess, &count);
-	for (i = 0; i < count; i++) {
-		mr_stream_finish(all[i], stream_code, err, MR_CLOSE_SESSION_ENDED);
-		mr_stream_unref(all[i]);
-	}
-	free(all);
-	mr_session_emit(sess, &ev);
+	mr_stream_map_sweep(&sess->streams, finish_stream, &how);
+}
+
+int mr_session_fail_nomem(struct mr_session *sess)
+{
+	static const char why[] = "out of memory";
+
+	if (sess->ended)
+		return sess->result.local_error;
+	/* Best effort: the GOAWAY itself may find no memory. */
+	mr_outbound_goaway(sess, MUXRING_INTERNAL_ERROR, why, sizeof(why) - 1,
+			   true);
+	mr_session_end(sess, -ENOMEM, MUXRING_INTERNAL_ERROR);
+	return -ENOMEM;
 }
 
 int mr_session_fail(struct mr_session *sess, uint32_t code, const char *debug)
@@ -195,9 +195,19 @@ bool mr_session_done(const struct mr_session *sess)
 	return sess->ended && !sess->ring_count && !sess->ctrl_len;
 }
 
+/* SESSION_ENDED is not queued but made up once the queue is empty, so
+ * that it comes last and can never be lost for want of memory. */
 bool mr_session_poll_event(struct mr_session *sess, struct mr_event *ev)
 {
-	return mr_evq_pop(&sess->events, ev);
+	if (sess->out_of_memory && !sess->ended)
+		mr_session_fail_nomem(sess);
+	if (mr_evq_pop(&sess->events, ev))
+		return true;
+	if (!sess->ended || sess->ended_polled)
+		return false;
+	sess->ended_polled = true;
+	*ev = (struct mr_event){.type = MR_EV_SESSION_ENDED};
+	return true;
 }
 
 void mr_event_done(struct mr_event *ev)

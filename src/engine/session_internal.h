@@ -12,20 +12,44 @@
 #include "engine/session.h"
 #include "engine/stream_map.h"
 
-/* One application write. It sits on its stream's write list from
- * mr_stream_write until every byte was taken by the transport (or it
- * failed); frames carry pieces of it without copying. */
+/* One application write, or a batch of small copied writes. It sits on
+ * its stream's write list from mr_stream_write (mr_stream_write_copy) until
+ * every byte was taken by the transport (or it failed); frames carry
+ * pieces of it without copying.
+ *
+ * A batch owns its buffer (a block of MR_BATCH_MIN to MR_BATCH_MAX bytes):
+ * the writes' bytes lie back to back from its start, so that any number of
+ * them leave as one iovec of one frame, and their records (struct
+ * mr_write_part) are stacked down from its end. Each part gets its own
+ * WRITE_DONE once the transport took its last byte. */
 struct mr_write {
 	struct mr_write *next;
 	struct mr_buf *buf;  /* referenced until the write is freed */
 	const uint8_t *data;
-	size_t len;
+	size_t len;          /* a batch grows while it is its stream's last */
 	size_t committed;    /* bytes placed into frames */
 	size_t acked;        /* bytes the transport took */
-	uint64_t user_data;
+	uint64_t user_data;  /* single write only */
+	uint32_t parts;      /* batch: writes packed in */
+	uint32_t parts_done; /* batch: parts reported with WRITE_DONE */
+	bool batch;          /* small copied writes packed in buf (owned) */
 	bool failed;         /* WRITE_DONE(error) already reported; freed once
 				acked catches up with committed */
 };
+
+/* One small write inside a batch: its bytes are [end - len, end). */
+struct mr_write_part {
+	uint64_t user_data;
+	uint32_t end;
+	uint32_t len;
+};
+
+/* Batch blocks (whole allocations, struct mr_buf included) grow by
+ * doubling from MR_BATCH_MIN to MR_BATCH_MAX as a stream's small writes
+ * pile up, so one write costs a small block and a backlog large ones;
+ * mr_stream_write_copy packs writes up to MR_BATCH_WRITE_MAX bytes. */
+#define MR_BATCH_MIN 256u
+#define MR_BATCH_MAX (64u << 10)
 
 /* One iovec's worth of committed output. Slots live in a fixed ring so the
  * pointers handed to the transport stay put until it has sent them. */
@@ -94,7 +118,12 @@ struct mr_stream {
 			uint8_t echo_have;  /* bytes of echo_word received */
 		};
 	};
-	struct mr_stream *ready_next; /* session's ready list */
+	union {
+		struct mr_stream *ready_next; /* session's ready list */
+		const struct muxring_mem *orphan_mem; /* once the session is
+							 freed: the allocator
+							 to free with */
+	};
 	union {
 		/* While the stream is alive: its writes, oldest first. */
 		struct {
@@ -129,6 +158,7 @@ struct mr_stream {
 };
 
 struct mr_event_queue {
+	const struct muxring_mem *mem; /* allocates items */
 	struct mr_event *items;
 	uint32_t head;  /* next to poll */
 	uint32_t count;
@@ -151,7 +181,8 @@ struct mr_session {
 	uint32_t last_remote_id;   /* highest id the peer opened */
 	uint32_t accept_pending;   /* accepted, not yet taken by the app */
 	bool goaway_sent;          /* we refuse new peer streams */
-	bool ended;                /* SESSION_ENDED queued */
+	bool ended;                /* the session is over */
+	bool ended_polled;         /* SESSION_ENDED was taken by the driver */
 	bool out_of_memory;        /* an event was lost; the session fails */
 	void *user;                /* the driver's */
 	struct mr_session_result result;
@@ -193,7 +224,7 @@ struct mr_session {
 };
 
 /* event_queue.c */
-void mr_evq_init(struct mr_event_queue *q);
+void mr_evq_init(struct mr_event_queue *q, const struct muxring_mem *mem);
 /* Drops queued events, giving back what they hold. */
 void mr_evq_free(struct mr_event_queue *q);
 /* Returns 0 or -ENOMEM. */
@@ -277,5 +308,9 @@ void mr_session_emit(struct mr_session *sess, const struct mr_event *ev);
 int mr_session_fail(struct mr_session *sess, uint32_t code, const char *debug);
 /* Ends the session with local error err (negative), sending nothing. */
 void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code);
+/* Memory ran out where the session cannot go on without it: GOAWAY
+ * InternalError "out of memory" (if it fits), and the session ends with
+ * local error -ENOMEM. Returns the session's local error. */
+int mr_session_fail_nomem(struct mr_session *sess);
 
 #endif

@@ -51,6 +51,7 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	struct mr_config cfg;
 
 	sio_config(opts, &cfg);
+	cfg.mem = loop->mem;
 	if ((role != MUXRING_CLIENT && role != MUXRING_SERVER) ||
 	    cfg.window < MR_INITIAL_WINDOW ||
 	    cfg.max_frame_payload > MR_FRAME_MAX_LEN ||
@@ -59,13 +60,17 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 			close(fd);
 		return -EINVAL;
 	}
-	s = calloc(1, sizeof(*s));
+	/* Its place in the deadline heap is made now, so that setting a
+	 * deadline later never needs memory. */
+	s = mr_timers_reserve(&loop->timers, loop->nsessions + 1)
+		    ? NULL
+		    : mr_calloc(loop->mem, 1, sizeof(*s));
 	if (s)
 		s->mr = mr_session_new(role == MUXRING_SERVER ? MR_ROLE_SERVER
 							      : MR_ROLE_CLIENT,
 				       &cfg);
 	if (!s || !s->mr) {
-		free(s);
+		mr_free(loop->mem, s);
 		if (fd >= 0)
 			close(fd);
 		return -ENOMEM;
@@ -76,6 +81,7 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	s->state = (uint8_t)state;
 	s->user_data = user_data;
 	mr_slist_push(&loop->sessions, s, MR_LIST_ALL);
+	loop->nsessions++;
 	loop->stats.sessions++;
 	mr_loop_mark_dirty(s);
 	*out = s;
@@ -105,13 +111,34 @@ int mr_sio_connect_next(struct muxring_session *s)
 			continue;
 		}
 		mr_net_tune(fd);
-		s->fd = fd;
 		sqe = mr_loop_sqe(s->loop);
+		if (!sqe) {
+			close(fd);
+			return MR_SQ_REFUSED;
+		}
+		s->fd = fd;
 		io_uring_prep_connect(sqe, fd, ai->ai_addr, ai->ai_addrlen);
 		sio_submit(s, sqe, MR_OP_CONNECT);
 		return 0;
 	}
 	return err;
+}
+
+/* The transport failed (or ended, err 0): the engine hears it once. */
+static void transport_end(struct muxring_session *s, int err)
+{
+	if (!mr_session_ended(s->mr))
+		mr_session_recv_end(s->mr, err);
+}
+
+/* The transport cannot go on (the ring took no SQE the session needs): the
+ * engine ends with err and the session closes at once, needing no more
+ * SQEs than cancels of what is still in flight. */
+static void sio_fail(struct muxring_session *s, int err)
+{
+	s->flags |= MR_SIO_RECV_DONE | MR_SIO_TX_DEAD;
+	transport_end(s, err);
+	mr_loop_mark_dirty(s);
 }
 
 /* Arms the receive: multishot into the buffer ring, or a single recv that
@@ -130,6 +157,10 @@ static void sio_arm_recv(struct muxring_session *s)
 		return;
 	}
 	sqe = mr_loop_sqe(loop);
+	if (!sqe) {
+		sio_fail(s, MR_SQ_REFUSED);
+		return;
+	}
 	if (loop->features & MUXRING_FEAT_RECV_MULTISHOT)
 		io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
 	else
@@ -206,6 +237,11 @@ static void sio_start_send(struct muxring_session *s)
 		return;
 	}
 	sqe = mr_loop_sqe(loop);
+	if (!sqe) {
+		mr_loop_slot_put(loop, slot);
+		sio_fail(s, MR_SQ_REFUSED);
+		return;
+	}
 	/* MSG_NOSIGNAL: a peer that went away is an error value, never a
 	 * SIGPIPE that kills the application. */
 	if (loop->features & MUXRING_FEAT_SEND_ZC &&
@@ -381,38 +417,54 @@ static void begin_drain(struct muxring_session *s)
 	s->state = MR_SIO_DRAINING;
 	if (s->fd < 0)
 		return;
-	if (!(s->flags & MR_SIO_TX_DEAD)) {
-		sqe = mr_loop_sqe(loop);
+	/* Without an SQE the close is abortive: no shutdown (close() then
+	 * does it), no lingering. */
+	if (!(s->flags & MR_SIO_TX_DEAD) && (sqe = mr_loop_sqe(loop))) {
 		io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
 		sio_submit(s, sqe, MR_OP_SESS_AUX);
 		s->flags |= MR_SIO_SHUT_WR;
 	}
-	if (!(s->flags & MR_SIO_RECV_DONE)) {
-		s->linger_ts.tv_sec = loop->linger_ms / 1000;
-		s->linger_ts.tv_nsec = (long long)(loop->linger_ms % 1000) *
-				       1000000;
-		sqe = mr_loop_sqe(loop);
-		io_uring_prep_timeout(sqe, &s->linger_ts, 0, 0);
-		sio_submit(s, sqe, MR_OP_LINGER);
-		s->flags |= MR_SIO_LINGER_ARMED;
+	if (s->flags & MR_SIO_RECV_DONE)
+		return;
+	s->linger_ts.tv_sec = loop->linger_ms / 1000;
+	s->linger_ts.tv_nsec = (long long)(loop->linger_ms % 1000) * 1000000;
+	sqe = mr_loop_sqe(loop);
+	if (!sqe) {
+		s->flags |= MR_SIO_LINGER_FIRED;
+		return;
 	}
+	io_uring_prep_timeout(sqe, &s->linger_ts, 0, 0);
+	sio_submit(s, sqe, MR_OP_LINGER);
+	s->flags |= MR_SIO_LINGER_ARMED;
 }
 
-/* Stops what is still in flight; the socket is closed when all is back. */
-static void begin_closing(struct muxring_session *s)
+/* Cancels what is still in flight (once each); a cancel the ring refused
+ * is tried again at the next step. The socket is closed when all is back. */
+static void cancel_inflight(struct muxring_session *s)
 {
 	struct io_uring_sqe *sqe;
 
-	s->state = MR_SIO_CLOSING;
-	if (s->flags & MR_SIO_LINGER_ARMED) {
+	if ((s->flags & (MR_SIO_LINGER_ARMED | MR_SIO_LINGER_CANCELLED)) ==
+	    MR_SIO_LINGER_ARMED) {
 		sqe = mr_loop_sqe(s->loop);
+		if (!sqe) {
+			mr_loop_mark_dirty(s);
+			return;
+		}
 		io_uring_prep_timeout_remove(sqe, mr_op_data(s, MR_OP_LINGER), 0);
 		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		s->flags |= MR_SIO_LINGER_CANCELLED;
 	}
-	if (s->flags & MR_SIO_RECV_ARMED) {
+	if ((s->flags & (MR_SIO_RECV_ARMED | MR_SIO_RECV_CANCELLED)) ==
+	    MR_SIO_RECV_ARMED) {
 		sqe = mr_loop_sqe(s->loop);
+		if (!sqe) {
+			mr_loop_mark_dirty(s);
+			return;
+		}
 		io_uring_prep_cancel64(sqe, mr_op_data(s, MR_OP_RECV), 0);
 		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		s->flags |= MR_SIO_RECV_CANCELLED;
 	}
 }
 
@@ -465,22 +517,18 @@ void mr_sio_step(struct muxring_session *s)
 	if (s->state == MR_SIO_DRAINING) {
 		if (s->flags & (MR_SIO_RECV_DONE | MR_SIO_LINGER_FIRED) ||
 		    s->fd < 0)
-			begin_closing(s);
+			s->state = MR_SIO_CLOSING;
 		else
 			sio_arm_recv(s);
 	}
-	if (s->state == MR_SIO_CLOSING && !s->inflight)
-		finish(s);
+	if (s->state == MR_SIO_CLOSING) {
+		cancel_inflight(s);
+		if (!s->inflight)
+			finish(s);
+	}
 }
 
 /* ---- completions ------------------------------------------------------- */
-
-/* The transport failed (or ended, err 0): the engine hears it once. */
-static void transport_end(struct muxring_session *s, int err)
-{
-	if (!mr_session_ended(s->mr))
-		mr_session_recv_end(s->mr, err);
-}
 
 static void recv_complete(struct muxring_session *s,
 			  const struct io_uring_cqe *cqe)
@@ -640,6 +688,8 @@ void mr_sio_stats(const struct muxring_session *s, struct muxring_stats *out)
 	out->bytes_out = es.bytes_out;
 	out->streams_opened = es.streams_opened;
 	out->streams_accepted = es.streams_accepted;
+	out->write_bytes_queued = es.write_bytes_queued;
+	out->write_memory = es.write_memory;
 	out->sends = s->sends;
 	out->recv_completions = s->recv_completions;
 	out->recv_enobufs = s->recv_enobufs;
@@ -673,5 +723,6 @@ void mr_sio_free(struct muxring_session *s)
 	if (s->ai_list)
 		freeaddrinfo(s->ai_list);
 	mr_session_free(s->mr);
-	free(s);
+	loop->nsessions--;
+	mr_free(loop->mem, s);
 }

@@ -46,6 +46,9 @@ enum mr_sio_flag {
 	MR_SIO_SHUT_WR = 1u << 8,      /* shutdown(SHUT_WR) submitted */
 	MR_SIO_CLOSE_ASKED = 1u << 9,  /* muxring_session_close() was called */
 	MR_SIO_SEND_ZC = 1u << 10,     /* the send in flight is SENDMSG_ZC */
+	MR_SIO_RECV_CANCELLED = 1u << 11, /* closing: recv cancel submitted */
+	MR_SIO_LINGER_CANCELLED = 1u << 12, /* closing: linger removal
+					       submitted */
 };
 
 /* The fields of struct muxring_session, the public handle. */
@@ -87,13 +90,19 @@ struct muxring_session {
  * (OPEN, or CONNECTING for a dial). Linked to the loop and marked dirty, so
  * SESSION_READY is queued at the next step when OPEN. Returns 0, -ENOMEM or
  * -EINVAL (options).
+ *
+ * A session that cannot get an SQE it needs (the ring refused it) ends
+ * with MR_SQ_REFUSED and closes without lingering; an allocation that
+ * fails on its behalf ends it with -ENOMEM, or is retried at the next turn
+ * where waiting loses nothing (a send slot, a completion entry).
  */
 int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 		  const struct muxring_session_opts *opts, uint64_t user_data,
 		  enum mr_sio_state state, struct muxring_session **out);
 
 /* Submits the connect to s->ai_cur (socket made here). Returns 0 or the
- * error of the last address tried when none can be tried. */
+ * error of the last address tried when none can be tried (MR_SQ_REFUSED
+ * when the ring took no SQE). */
 int mr_sio_connect_next(struct muxring_session *s);
 
 /* One step of work: gather the engine's events into entries, arm the

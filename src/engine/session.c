@@ -100,6 +100,7 @@ void mr_session_free(struct mr_session *sess)
 	release_rx_stream(sess);
 	mr_outbound_drop_pending(sess);
 	mr_stream_map_each(&sess->streams, detach_stream, sess);
+	forgive_closes(sess);
 	mr_stream_detach_finished(sess);
 	mr_outbound_free(sess);
 	mr_stream_free_write_cache(sess);
@@ -110,12 +111,65 @@ void mr_session_free(struct mr_session *sess)
 	mr_free(sess->cfg.mem, sess);
 }
 
+/* A STREAM_CLOSED that found no room is owed instead of lost: the stream
+ * keeps the event's reference and remembers what it would have said, so
+ * the application still learns when its handle ends. */
+static void owe_close(struct mr_session *sess, const struct mr_event *ev)
+{
+	struct mr_stream *stream = ev->stream;
+
+	stream->flags |= MR_STREAM_CLOSE_OWED;
+	stream->send_window = ev->code;
+	stream->type_have = (uint8_t)ev->close_reason;
+	sess->closes_owed++;
+	sess->out_of_memory = true;
+}
+
+/* The owed STREAM_CLOSED of some finished stream, as an event. */
+static void pay_close(struct mr_session *sess, struct mr_event *ev)
+{
+	struct mr_stream *stream = sess->finished;
+
+	while (!(stream->flags & MR_STREAM_CLOSE_OWED))
+		stream = stream->finished_next;
+	stream->flags &= ~MR_STREAM_CLOSE_OWED;
+	sess->closes_owed--;
+	*ev = (struct mr_event){
+		.type = MR_EV_STREAM_CLOSED,
+		.stream = stream,
+		.code = stream->send_window,
+		.result = stream->type_have == MR_CLOSE_CLEAN ? 0
+							      : stream->end_error,
+		.close_reason = (enum mr_close_reason)stream->type_have,
+	};
+}
+
+/* Streams that outlive the session owe nothing any more: the references
+ * their owed events kept go. */
+static void forgive_closes(struct mr_session *sess)
+{
+	struct mr_stream *stream = sess->finished, *next;
+
+	for (; sess->closes_owed && stream; stream = next) {
+		next = stream->finished_next;
+		if (stream->flags & MR_STREAM_CLOSE_OWED) {
+			stream->flags &= ~MR_STREAM_CLOSE_OWED;
+			sess->closes_owed--;
+			mr_stream_unref(stream);
+		}
+	}
+}
+
 void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
 {
 	struct mr_event lost;
 
 	if (!mr_evq_push(&sess->events, ev))
 		return;
+	if (ev->type == MR_EV_STREAM_CLOSED) {
+		owe_close(sess, ev);
+		return;
+	}
 	/* Give back what the event held; the session fails at the next
 	 * chance, since the application would otherwise miss it. */
 	lost = *ev;
@@ -203,6 +257,10 @@ bool mr_session_poll_event(struct mr_session *sess, struct mr_event *ev)
 		mr_session_fail_nomem(sess);
 	if (mr_evq_pop(&sess->events, ev))
 		return true;
+	if (sess->closes_owed) {
+		pay_close(sess, ev);
+		return true;
+	}
 	if (!sess->ended || sess->ended_polled)
 		return false;
 	sess->ended_polled = true;

@@ -92,6 +92,11 @@ enum mr_stream_flag {
 	MR_STREAM_HEARTBEAT = 1u << 7,    /* carries heartbeats; the engine
 					     serves it, the app never sees it */
 	MR_STREAM_URGENT = 1u << 8,       /* jumps the ready list */
+	MR_STREAM_CLOSE_OWED = 1u << 9,   /* finished, but its STREAM_CLOSED
+					     found no room in the event queue:
+					     mr_session_poll_event makes it up
+					     (code in send_window, reason in
+					     type_have, both dead by then) */
 };
 
 /* The deadlines of one stream, allocated when the first one is set and
@@ -184,6 +189,7 @@ struct mr_session {
 	bool ended;                /* the session is over */
 	bool ended_polled;         /* SESSION_ENDED was taken by the driver */
 	bool out_of_memory;        /* an event was lost; the session fails */
+	uint32_t closes_owed;      /* streams with MR_STREAM_CLOSE_OWED */
 	void *user;                /* the driver's */
 	struct mr_session_result result;
 	uint8_t *remote_debug;     /* heap copy behind result.remote_debug */

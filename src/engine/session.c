@@ -65,52 +65,6 @@ struct mr_session *mr_session_new(enum mr_role role,
 	return sess;
 }
 
-/* A stream that outlives its session keeps the allocator it must be freed
- * with (in a field no longer used once the ready list is gone). */
-static void detach_stream(struct mr_stream *stream, void *arg)
-{
-	struct mr_session *sess = arg;
-
-	mr_stream_fail_writes(stream, MUXRING_ERR(MUXRING_SESSION_CLOSED));
-	stream->session = NULL;
-	stream->orphan_mem = sess->cfg.mem;
-}
-
-static void drop_map_ref(struct mr_stream *stream, void *arg)
-{
-	(void)arg;
-	mr_stream_unref(stream);
-}
-
-/* The DATA frame being received holds its stream; an end in the middle of
- * the frame must give it back. */
-static void release_rx_stream(struct mr_session *sess)
-{
-	if (sess->rx_stream)
-		mr_stream_unref(sess->rx_stream);
-	sess->rx_stream = NULL;
-}
-
-void mr_session_free(struct mr_session *sess)
-{
-	if (!sess)
-		return;
-	mr_heartbeat_free(sess);
-	mr_stream_free_deadlines(sess);
-	release_rx_stream(sess);
-	mr_outbound_drop_pending(sess);
-	mr_stream_map_each(&sess->streams, detach_stream, sess);
-	forgive_closes(sess);
-	mr_stream_detach_finished(sess);
-	mr_outbound_free(sess);
-	mr_stream_free_write_cache(sess);
-	mr_evq_free(&sess->events);
-	mr_stream_map_each(&sess->streams, drop_map_ref, NULL);
-	mr_stream_map_free(&sess->streams);
-	mr_free(sess->cfg.mem, sess->remote_debug);
-	mr_free(sess->cfg.mem, sess);
-}
-
 /* A STREAM_CLOSED that found no room is owed instead of lost: the stream
  * keeps the event's reference and remembers what it would have said, so
  * the application still learns when its handle ends. */
@@ -158,6 +112,52 @@ static void forgive_closes(struct mr_session *sess)
 			mr_stream_unref(stream);
 		}
 	}
+}
+
+/* A stream that outlives its session keeps the allocator it must be freed
+ * with (in a field no longer used once the ready list is gone). */
+static void detach_stream(struct mr_stream *stream, void *arg)
+{
+	struct mr_session *sess = arg;
+
+	mr_stream_fail_writes(stream, MUXRING_ERR(MUXRING_SESSION_CLOSED));
+	stream->session = NULL;
+	stream->orphan_mem = sess->cfg.mem;
+}
+
+static void drop_map_ref(struct mr_stream *stream, void *arg)
+{
+	(void)arg;
+	mr_stream_unref(stream);
+}
+
+/* The DATA frame being received holds its stream; an end in the middle of
+ * the frame must give it back. */
+static void release_rx_stream(struct mr_session *sess)
+{
+	if (sess->rx_stream)
+		mr_stream_unref(sess->rx_stream);
+	sess->rx_stream = NULL;
+}
+
+void mr_session_free(struct mr_session *sess)
+{
+	if (!sess)
+		return;
+	mr_heartbeat_free(sess);
+	mr_stream_free_deadlines(sess);
+	release_rx_stream(sess);
+	mr_outbound_drop_pending(sess);
+	mr_stream_map_each(&sess->streams, detach_stream, sess);
+	forgive_closes(sess);
+	mr_stream_detach_finished(sess);
+	mr_outbound_free(sess);
+	mr_stream_free_write_cache(sess);
+	mr_evq_free(&sess->events);
+	mr_stream_map_each(&sess->streams, drop_map_ref, NULL);
+	mr_stream_map_free(&sess->streams);
+	mr_free(sess->cfg.mem, sess->remote_debug);
+	mr_free(sess->cfg.mem, sess);
 }
 
 void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)

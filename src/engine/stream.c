@@ -343,6 +343,8 @@ void mr_stream_fail_pending_writes(struct mr_stream *stream, int err)
 	stream->writes_tail = keep;
 	stream->commit_next = NULL;
 	fail_write_chain(stream, pending, err);
+	/* A batch cut where the transport already took everything is done. */
+	complete_writes(stream);
 	mr_stream_update_ready(stream);
 }
 

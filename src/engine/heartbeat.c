@@ -179,8 +179,11 @@ static void echo_back(struct mr_stream *stream, uint32_t word)
 	uint8_t bytes[4];
 
 	mr_put_be32(bytes, word);
-	/* A failed echo is a missed beat for the peer, which it reports. */
-	(void)mr_stream_write_copy(stream, bytes, sizeof(bytes), 0);
+	/* Out of memory, the session fails (at the next event poll) rather
+	 * than leave the peer's beat unanswered; on a stream that is closing
+	 * or reset the echo is simply not owed any more. */
+	if (mr_stream_write_copy(stream, bytes, sizeof(bytes), 0) == -ENOMEM)
+		stream->session->out_of_memory = true;
 }
 
 void mr_heartbeat_on_word(struct mr_stream *stream, uint32_t word)

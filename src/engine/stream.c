@@ -352,6 +352,7 @@ void mr_stream_credit(struct mr_stream *stream, uint32_t n)
 {
 	struct mr_session *sess = stream->session;
 	uint32_t grant;
+	int err;
 
 	if (!sess || stream->recv_state != MR_RECV_OPEN ||
 	    (stream->flags & MR_STREAM_FINISHED))
@@ -360,7 +361,10 @@ void mr_stream_credit(struct mr_stream *stream, uint32_t n)
 	grant = stream->recv_consumed;
 	if (grant < sess->cfg.window / 4)
 		return;
-	if (mr_outbound_wndinc(sess, stream->id, grant))
+	err = mr_outbound_wndinc(sess, stream->id, grant);
+	if (err == -ENOMEM)
+		sess->out_of_memory = true; /* a stalled window: end instead */
+	if (err)
 		return;
 	stream->recv_window += grant;
 	stream->recv_consumed = 0;

@@ -12,6 +12,13 @@
 #include "engine/session.h"
 #include "engine/stream_map.h"
 
+/* One small write inside a batch: its bytes are [end - len, end). */
+struct mr_write_part {
+	uint64_t user_data;
+	uint32_t end;
+	uint32_t len;
+};
+
 /* One application write, or a batch of small copied writes. It sits on
  * its stream's write list from mr_stream_write (mr_stream_write_copy) until
  * every byte was taken by the transport (or it failed); frames carry
@@ -19,9 +26,11 @@
  *
  * A batch owns its buffer (a block of MR_BATCH_MIN to MR_BATCH_MAX bytes):
  * the writes' bytes lie back to back from its start, so that any number of
- * them leave as one iovec of one frame, and their records (struct
- * mr_write_part) are stacked down from its end. Each part gets its own
- * WRITE_DONE once the transport took its last byte. */
+ * them leave as one iovec of one frame; the record (struct mr_write_part)
+ * of the first is in the write itself (a lone small write touches no
+ * more memory than that), those of the others are stacked down from the
+ * block's end. Each part gets its own WRITE_DONE once the transport took
+ * its last byte. */
 struct mr_write {
 	struct mr_write *next;
 	struct mr_buf *buf;  /* referenced until the write is freed */
@@ -29,19 +38,15 @@ struct mr_write {
 	size_t len;          /* a batch grows while it is its stream's last */
 	size_t committed;    /* bytes placed into frames */
 	size_t acked;        /* bytes the transport took */
-	uint64_t user_data;  /* single write only */
+	union {
+		uint64_t user_data;          /* single write */
+		struct mr_write_part first;  /* batch: part 0 */
+	};
 	uint32_t parts;      /* batch: writes packed in */
 	uint32_t parts_done; /* batch: parts reported with WRITE_DONE */
 	bool batch;          /* small copied writes packed in buf (owned) */
 	bool failed;         /* WRITE_DONE(error) already reported; freed once
 				acked catches up with committed */
-};
-
-/* One small write inside a batch: its bytes are [end - len, end). */
-struct mr_write_part {
-	uint64_t user_data;
-	uint32_t end;
-	uint32_t len;
 };
 
 /* Batch blocks (whole allocations, struct mr_buf included) grow by
@@ -225,6 +230,11 @@ struct mr_session {
 	 * message would otherwise cost a malloc and a free. */
 	struct mr_write *write_cache;
 	uint32_t write_cache_count;
+	/* Batch blocks of MR_BATCH_MIN bytes kept for reuse (linked through
+	 * their first bytes), for the same reason: a small message would
+	 * otherwise cost a malloc and a free of its block. */
+	struct mr_buf *block_cache;
+	uint32_t block_cache_count;
 
 	struct mr_session_stats stats;
 };
@@ -241,7 +251,8 @@ bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev);
 struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,
 				bool local);
 void mr_stream_ref(struct mr_stream *stream);
-/* Frees the writes kept for reuse (the session is being freed). */
+/* Frees the writes and batch blocks kept for reuse (the session is being
+ * freed, after its transmit ring: no block is referenced any more). */
 void mr_stream_free_write_cache(struct mr_session *sess);
 /* Cuts every finished stream loose from the session before it is freed. */
 void mr_stream_detach_finished(struct mr_session *sess);

@@ -143,12 +143,18 @@ static void free_write(struct mr_stream *stream, struct mr_write *write)
 void mr_stream_free_write_cache(struct mr_session *sess)
 {
 	struct mr_write *write;
+	struct mr_buf *block;
 
 	while ((write = sess->write_cache)) {
 		sess->write_cache = write->next;
 		mr_free(sess->cfg.mem, write);
 	}
 	sess->write_cache_count = 0;
+	while ((block = sess->block_cache)) {
+		memcpy(&sess->block_cache, block->data, sizeof(block));
+		mr_free(sess->cfg.mem, block);
+	}
+	sess->block_cache_count = 0;
 }
 
 static struct mr_write *alloc_write(struct mr_session *sess)
@@ -162,11 +168,13 @@ static struct mr_write *alloc_write(struct mr_session *sess)
 	return write;
 }
 
-/* Part i of a batch: the records are stacked down from the block's end. */
-static struct mr_write_part *part_at(const struct mr_write *batch, uint32_t i)
+/* Part i of a batch: the first is in the write, the others are stacked
+ * down from the block's end. */
+static struct mr_write_part *part_at(struct mr_write *batch, uint32_t i)
 {
-	return (struct mr_write_part *)(batch->buf->data + batch->buf->cap) -
-	       1 - i;
+	if (!i)
+		return &batch->first;
+	return (struct mr_write_part *)(batch->buf->data + batch->buf->cap) - i;
 }
 
 static void emit_write_done(struct mr_stream *stream, uint64_t user_data,
@@ -527,11 +535,12 @@ int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
 	return 0;
 }
 
-/* True when the batch has room for one more part of len bytes. */
+/* True when the batch has room for one more part of len bytes (whose
+ * record goes in the block: the batch has its first part already). */
 static bool batch_fits(const struct mr_write *batch, size_t len)
 {
 	size_t used = batch->len +
-		      (size_t)(batch->parts + 1) * sizeof(struct mr_write_part);
+		      (size_t)batch->parts * sizeof(struct mr_write_part);
 
 	return used <= batch->buf->cap && len <= batch->buf->cap - used;
 }
@@ -554,6 +563,45 @@ static size_t next_batch_size(const struct mr_write *last, size_t len)
 	return size;
 }
 
+/* A batch block goes back to its session's cache when it is of the
+ * smallest size and the cache has room. Blocks never outlive their
+ * session: the writes and transmit segments that hold them go first. */
+static void release_block(struct mr_buf *block)
+{
+	struct mr_session *sess = block->owner;
+
+	if (block->cap + sizeof(*block) != MR_BATCH_MIN ||
+	    sess->block_cache_count >= WRITE_CACHE_MAX) {
+		mr_free(sess->cfg.mem, block);
+		return;
+	}
+	memcpy(block->data, &sess->block_cache, sizeof(block));
+	sess->block_cache = block;
+	sess->block_cache_count++;
+}
+
+static struct mr_buf *alloc_block(struct mr_session *sess, size_t size)
+{
+	struct mr_buf *block = sess->block_cache;
+
+	if (size == MR_BATCH_MIN && block) {
+		memcpy(&sess->block_cache, block->data, sizeof(block));
+		sess->block_cache_count--;
+	} else {
+		block = mr_malloc(sess->cfg.mem, size);
+		if (!block)
+			return NULL;
+	}
+	*block = (struct mr_buf){
+		.refs = 1,
+		.data = (uint8_t *)(block + 1),
+		.cap = size - sizeof(*block),
+		.release = release_block,
+		.owner = sess,
+	};
+	return block;
+}
+
 static struct mr_write *new_batch(struct mr_session *sess, size_t size)
 {
 	struct mr_write *batch = alloc_write(sess);
@@ -561,7 +609,7 @@ static struct mr_write *new_batch(struct mr_session *sess, size_t size)
 
 	if (!batch)
 		return NULL;
-	buf = mr_buf_alloc(sess->cfg.mem, size - sizeof(struct mr_buf));
+	buf = alloc_block(sess, size);
 	if (!buf) {
 		mr_free(sess->cfg.mem, batch);
 		return NULL;

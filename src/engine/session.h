@@ -353,7 +353,8 @@ void mr_session_stats(const struct mr_session *sess,
 /*
  * Queues `len` bytes at `data` (inside `buf`) to be written on the stream;
  * the engine holds a reference on buf until MR_EV_WRITE_DONE with
- * `user_data`. len 0 is allowed (it completes once the SYN, if any, is out).
+ * `user_data`. len 0 is allowed (it completes once the SYN, if any, is
+ * out), and then buf may be NULL.
  * Errors: MUXRING_ERR(MUXRING_STREAM_CLOSED) after close-write or close,
  * the stream's reset code, MUXRING_ERR(MUXRING_SESSION_CLOSED) once the
  * session ended, -ENOMEM.

@@ -98,12 +98,16 @@ void mr_stream_unref(struct mr_stream *stream)
 	mr_free(stream_mem(stream), stream);
 }
 
-/* Write records kept per session for reuse; beyond it they are freed. */
+/* Write records, and smallest batch blocks, kept per session for reuse;
+ * beyond it they are freed. */
 #define WRITE_CACHE_MAX 64u
+#define BLOCK_CACHE_MAX 64u
 
 /* Memory a queued write holds (write_memory in the session's stats). */
 static uint64_t write_footprint(const struct mr_write *write)
 {
+	if (!write->buf)
+		return sizeof(*write);
 	return sizeof(*write) + write->buf->cap +
 	       (write->batch ? sizeof(struct mr_buf) : 0);
 }
@@ -130,7 +134,8 @@ static void free_write(struct mr_stream *stream, struct mr_write *write)
 
 	if (sess)
 		account_write(sess, write, false);
-	mr_buf_unref(write->buf);
+	if (write->buf)
+		mr_buf_unref(write->buf);
 	if (sess && sess->write_cache_count < WRITE_CACHE_MAX) {
 		write->next = sess->write_cache;
 		sess->write_cache = write;
@@ -526,7 +531,8 @@ int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
 	*write = (struct mr_write){
 		.buf = buf, .data = data, .len = len, .user_data = user_data,
 	};
-	mr_buf_ref(buf);
+	if (buf)
+		mr_buf_ref(buf);
 	account_write(stream->session, write, true);
 	append_write(stream, write);
 	if (!stream->commit_next)
@@ -571,7 +577,7 @@ static void release_block(struct mr_buf *block)
 	struct mr_session *sess = block->owner;
 
 	if (block->cap + sizeof(*block) != MR_BATCH_MIN ||
-	    sess->block_cache_count >= WRITE_CACHE_MAX) {
+	    sess->block_cache_count >= BLOCK_CACHE_MAX) {
 		mr_free(sess->cfg.mem, block);
 		return;
 	}
@@ -619,19 +625,6 @@ static struct mr_write *new_batch(struct mr_session *sess, size_t size)
 	return batch;
 }
 
-/* A zero-length write has no bytes to pack: it is a single write of an
- * empty buffer, done once everything before it (and the SYN) is out. */
-static int write_empty(struct mr_stream *stream, uint64_t user_data)
-{
-	struct mr_buf *buf = mr_buf_alloc(stream->session->cfg.mem, 0);
-	int err;
-
-	if (!buf)
-		return -ENOMEM;
-	err = mr_stream_write(stream, buf, buf->data, 0, user_data);
-	mr_buf_unref(buf);
-	return err;
-}
 
 int mr_stream_write_copy(struct mr_stream *stream, const void *data,
 			 size_t len, uint64_t user_data)
@@ -645,8 +638,10 @@ int mr_stream_write_copy(struct mr_stream *stream, const void *data,
 		return err;
 	if (len > MR_BATCH_WRITE_MAX)
 		return -EINVAL;
+	/* A zero-length write has no bytes to pack: it is a single write of
+	 * no buffer, done once everything before it (and the SYN) is out. */
 	if (!len)
-		return write_empty(stream, user_data);
+		return mr_stream_write(stream, NULL, NULL, 0, user_data);
 	if (!batch || !batch->batch || !batch_fits(batch, len)) {
 		batch = new_batch(sess, next_batch_size(batch, len));
 		if (!batch)

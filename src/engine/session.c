@@ -120,9 +120,11 @@ static void detach_stream(struct mr_stream *stream, void *arg)
 {
 	struct mr_session *sess = arg;
 
-	mr_stream_fail_writes(stream, MUXRING_ERR(MUXRING_SESSION_CLOSED));
+	/* Detached first: the failed writes report nothing to a session
+	 * that is going away. */
 	stream->session = NULL;
 	stream->orphan_mem = sess->cfg.mem;
+	mr_stream_fail_writes(stream, MUXRING_ERR(MUXRING_SESSION_CLOSED));
 }
 
 static void drop_map_ref(struct mr_stream *stream, void *arg)

@@ -667,8 +667,10 @@ MUXRING_API uint64_t muxring_stream_data(const struct muxring_stream *stream);
  * reuse its memory at once). Writes up to 16 KiB are packed back to back
  * with the stream's other waiting small writes into blocks that grow from
  * 256 B to 64 KiB as they pile up: a waiting write costs its bytes plus a
- * 16-byte record, and writes that wait together leave in one DATA frame
- * (up to the frame size and the window). Larger writes are copied into a
+ * 16-byte record, shared by consecutive writes of the same length and
+ * user_data (an echo of 1-byte reads costs about a byte per write), and
+ * writes that wait together leave in one DATA frame (up to the frame size
+ * and the window). Larger writes are copied into a
  * heap block of their power-of-two size class (less than twice their
  * size), which the loop recycles (up to 16 MiB kept) once the write is
  * done. The bytes leave in DATA frames as the peer's window allows;

@@ -8,7 +8,10 @@
  * its stream's batch is on the wire joins the batch and leaves next; a reset fails every waiting part exactly once with its own
  * user_data; a zero-length write completes; a write above
  * MR_BATCH_WRITE_MAX is refused; the session's counters follow the bytes
- * and the memory of what waits, and return to zero.
+ * and the memory of what waits, and return to zero. Writes of the same
+ * length and user_data share one record (an echo of 1-byte frames costs
+ * about a byte per write) and are still reported one by one, also when a
+ * write deadline cuts their run in the middle.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -149,6 +152,80 @@ static void test_zero_length_and_oversized_writes(void **state)
 	eh_free(h);
 }
 
+static void test_equal_writes_share_a_record_and_are_reported_one_by_one(void **state)
+{
+	struct eh *h = client();
+	struct mr_stream *s = eh_open(h);
+	struct mr_session_stats st;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 50000; i++)
+		assert_int_equal(mr_stream_write_copy(s, "e", 1, 7), 0);
+	st = stats_of(h);
+	assert_int_equal(st.write_bytes_queued, 50000);
+	/* Blocks of 256 B to 32 KiB holding the bytes, one record each:
+	 * about 66 KB, where a record per write would be 850 KB. */
+	print_message("50,000 equal 1-byte writes hold %llu bytes\n",
+		      (unsigned long long)st.write_memory);
+	assert_true(st.write_memory < 50000 + (20u << 10));
+	eh_flush(h);
+	assert_int_equal(eh_count(h, MR_EV_WRITE_DONE, EH_ANY), 50000);
+	for (i = 0; i < 50000; i++)
+		assert_int_equal(eh_find(h, MR_EV_WRITE_DONE, EH_ANY, i)->ev.result,
+				 1);
+	assert_int_equal(stats_of(h).write_memory, 0);
+	eh_free(h);
+}
+
+static void test_deadline_cuts_a_run_in_the_middle(void **state)
+{
+	struct mr_config cfg;
+	struct eh *h;
+	struct mr_stream *s;
+	struct iovec iov[8];
+	struct eh_frames f;
+	size_t i, payload = 0, ok = 0, failed = 0;
+
+	(void)state;
+	mr_config_default(&cfg);
+	cfg.max_frame_payload = 4;
+	h = eh_new(MR_ROLE_CLIENT, &cfg);
+	s = eh_open(h);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(mr_stream_write_copy(s, "r", 1, 7), 0);
+	/* One frame of 4 bytes is committed (the iovecs offered stop at
+	 * max_bytes), then the deadline passes. */
+	assert_int_equal(mr_session_tx_iov(h->sess, iov, 8, 1), 1);
+	assert_int_equal(mr_stream_set_deadline(s, MR_DEADLINE_WRITE, 1), 0);
+	mr_session_expire(h->sess, 2);
+	/* A write after the cut starts a new batch. */
+	assert_int_equal(mr_stream_write_copy(s, "n", 1, 8), 0);
+	eh_flush(h);
+	for (i = 0; i < h->nev; i++) {
+		const struct mr_event *ev = &h->ev[i].ev;
+
+		if (ev->type != MR_EV_WRITE_DONE || ev->user_data != 7)
+			continue;
+		if (ev->result == 1)
+			ok++;
+		else if (ev->result == MUXRING_ERR(MUXRING_WRITE_TIMEOUT))
+			failed++;
+	}
+	assert_int_equal(ok, 4);
+	assert_int_equal(failed, 6);
+	assert_int_equal(eh_write_result(h, 8), 1);
+	eh_tx_frames(h, &f);
+	for (i = 0; i < f.n; i++)
+		if (f.v[i].hdr.type == MR_FRAME_DATA)
+			payload += f.v[i].hdr.length;
+	assert_int_equal(payload, 5);
+	eh_frames_free(&f);
+	assert_int_equal(stats_of(h).write_bytes_queued, 0);
+	assert_int_equal(stats_of(h).write_memory, 0);
+	eh_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -156,6 +233,8 @@ int main(void)
 		cmocka_unit_test(test_write_done_waits_for_the_last_byte_inside_a_batch),
 		cmocka_unit_test(test_reset_fails_every_waiting_part_once),
 		cmocka_unit_test(test_zero_length_and_oversized_writes),
+		cmocka_unit_test(test_equal_writes_share_a_record_and_are_reported_one_by_one),
+		cmocka_unit_test(test_deadline_cuts_a_run_in_the_middle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

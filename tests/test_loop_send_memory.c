@@ -9,7 +9,9 @@
  * not a buffer per write); that once the peer grants window they leave in
  * two DATA frames (the 64 KiB frame limit), not 100,000; that each still
  * gets its own WRITE_DONE with its own user_data, in order; and that every
- * byte arrives intact and the counters return to zero. Then the same with
+ * byte arrives intact and the counters return to zero. Writes that share
+ * their length and user_data, as an echo of 1-byte frames makes, cost
+ * about one byte each. Then the same with
  * a write deadline that passes while small writes wait: those wholly on
  * the wire complete, the rest fail with WriteTimeout, each exactly once.
  */
@@ -34,6 +36,7 @@
 #define SMALL_WRITES 100000u
 #define WINDOW (256u << 10)
 #define BIG_DATA (SMALL_WRITES + 1u) /* after every small write's */
+#define ECHO_DATA (SMALL_WRITES + 2u) /* of writes that all share it */
 
 struct rig {
 	struct muxring_loop *loop;
@@ -46,6 +49,7 @@ struct rig {
 	uint64_t failed;          /* small WRITE_DONEs with an error */
 	int64_t fail_res;
 	uint64_t next_ud;         /* user_data the next small one must have */
+	uint64_t echo_done;       /* WRITE_DONEs of ECHO_DATA (res 1) */
 	bool order_ok;
 	bool big_done;
 	uint8_t *seen;            /* WRITE_DONE count per small write */
@@ -117,6 +121,11 @@ static void rig_entries(struct rig *r)
 			if (ud == BIG_DATA) {
 				assert_int_equal(c->res, WINDOW);
 				r->big_done = true;
+				continue;
+			}
+			if (ud == ECHO_DATA) {
+				assert_int_equal(c->res, 1);
+				r->echo_done++;
 				continue;
 			}
 			assert_true(ud >= 1 && ud <= SMALL_WRITES);
@@ -275,6 +284,42 @@ static void test_small_writes_cost_bytes_and_leave_in_two_frames(void **state)
 	rig_close(&r);
 }
 
+/* An echo of 1-byte frames: every write has the same length and user_data,
+ * so they share records and cost about their bytes. */
+static void test_equal_small_writes_cost_about_their_bytes(void **state)
+{
+	struct muxring_stats before, after;
+	uint64_t i, mem;
+	struct rig r;
+	int turns;
+
+	(void)state;
+	rig_open(&r);
+	fill_window(&r);
+	stats(&r, &before);
+	for (i = 0; i < SMALL_WRITES; i++) {
+		uint8_t b = small_byte(i);
+
+		assert_int_equal(muxring_stream_write(r.st, &b, 1, ECHO_DATA), 0);
+	}
+	rig_turn(&r);
+	stats(&r, &after);
+	assert_int_equal(after.write_bytes_queued - before.write_bytes_queued,
+			 SMALL_WRITES);
+	mem = after.write_memory - before.write_memory;
+	print_message("100,000 equal 1-byte writes waiting hold %llu bytes\n",
+		      (unsigned long long)mem);
+	assert_true(mem <= SMALL_WRITES + (128u << 10));
+	rig_read(&r);
+	grant(&r, 1u << 20);
+	for (turns = 0; turns < 2000 && r.echo_done < SMALL_WRITES; turns++)
+		rig_turn(&r);
+	assert_int_equal(r.echo_done, SMALL_WRITES);
+	stats(&r, &after);
+	assert_int_equal(after.write_memory, 0);
+	rig_close(&r);
+}
+
 /* A write deadline passes while small writes wait behind a window the peer
  * opened only partly: the writes wholly on the wire complete, every other
  * one fails with WriteTimeout, each exactly once, and nothing stays held. */
@@ -337,6 +382,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_writes_cost_bytes_and_leave_in_two_frames),
+		cmocka_unit_test(test_equal_small_writes_cost_about_their_bytes),
 		cmocka_unit_test(test_write_deadline_cuts_waiting_small_writes),
 	};
 

@@ -369,7 +369,8 @@ int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
  * Queues a copy of `len` bytes at `data` (at most MR_BATCH_WRITE_MAX) on
  * the stream. Consecutive small writes of a stream are packed back to back
  * into batch blocks of the session's allocator: a waiting write costs its
- * bytes plus 16, writes waiting together leave in one frame, and each
+ * bytes plus 16 (consecutive writes of the same length and user_data
+ * share those 16), writes waiting together leave in one frame, and each
  * still gets its own MR_EV_WRITE_DONE with its user_data. Errors: as
  * mr_stream_write, and -EINVAL when len is above MR_BATCH_WRITE_MAX.
  */

@@ -12,11 +12,13 @@
 #include "engine/session.h"
 #include "engine/stream_map.h"
 
-/* One small write inside a batch: its bytes are [end - len, end). */
+/* A run of small writes inside a batch: `count` consecutive writes of
+ * `len` bytes each with the same user_data (an echo of 1-byte frames is
+ * one run), whose bytes follow those of the run before. */
 struct mr_write_part {
 	uint64_t user_data;
-	uint32_t end;
 	uint32_t len;
+	uint32_t count;
 };
 
 /* One application write, or a batch of small copied writes. It sits on
@@ -26,11 +28,11 @@ struct mr_write_part {
  *
  * A batch owns its buffer (a block of MR_BATCH_MIN to MR_BATCH_MAX bytes):
  * the writes' bytes lie back to back from its start, so that any number of
- * them leave as one iovec of one frame; the record (struct mr_write_part)
- * of the first is in the write itself (a lone small write touches no
- * more memory than that), those of the others are stacked down from the
- * block's end. Each part gets its own WRITE_DONE once the transport took
- * its last byte. */
+ * them leave as one iovec of one frame. Their records are runs (struct
+ * mr_write_part): the first run is in the write itself (a lone small
+ * write touches no more memory than that), the others are stacked down
+ * from the block's end. Each write gets its own WRITE_DONE once the
+ * transport took its last byte. */
 struct mr_write {
 	struct mr_write *next;
 	struct mr_buf *buf;  /* referenced until the write is freed */
@@ -40,11 +42,14 @@ struct mr_write {
 	size_t acked;        /* bytes the transport took */
 	union {
 		uint64_t user_data;          /* single write */
-		struct mr_write_part first;  /* batch: part 0 */
+		struct mr_write_part first;  /* batch: run 0 */
 	};
-	uint32_t parts;      /* batch: writes packed in */
-	uint32_t parts_done; /* batch: parts reported with WRITE_DONE */
+	uint32_t parts;      /* batch: runs */
+	uint32_t parts_done; /* batch: runs wholly reported (WRITE_DONE) */
+	uint32_t run_done;   /* batch: writes of run parts_done reported */
+	uint32_t run_start;  /* batch: offset of run parts_done's bytes */
 	bool batch;          /* small copied writes packed in buf (owned) */
+	bool sealed;         /* batch: cut by a deadline, takes no more */
 	bool failed;         /* WRITE_DONE(error) already reported; freed once
 				acked catches up with committed */
 };

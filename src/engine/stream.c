@@ -229,17 +229,28 @@ void mr_stream_update_ready(struct mr_stream *stream)
 		mr_outbound_schedule(sess, stream);
 }
 
-/* Reports the parts of a batch whose last byte the transport took. */
+/* The next write of a batch to report is done: moves past it. */
+static void next_write(struct mr_write *batch, const struct mr_write_part *run)
+{
+	if (++batch->run_done < run->count)
+		return;
+	batch->run_start += run->len * run->count;
+	batch->run_done = 0;
+	batch->parts_done++;
+}
+
+/* Reports the writes of a batch whose last byte the transport took. */
 static void report_parts(struct mr_stream *stream, struct mr_write *batch)
 {
 	while (batch->parts_done < batch->parts) {
-		const struct mr_write_part *part =
+		const struct mr_write_part *run =
 			part_at(batch, batch->parts_done);
 
-		if (part->end > batch->acked)
+		if (batch->run_start + (uint64_t)(batch->run_done + 1) * run->len >
+		    batch->acked)
 			return;
-		batch->parts_done++;
-		emit_write_done(stream, part->user_data, part->len);
+		next_write(batch, run);
+		emit_write_done(stream, run->user_data, run->len);
 	}
 }
 
@@ -285,10 +296,13 @@ static void report_failed(struct mr_stream *stream, struct mr_write *write,
 		emit_write_done(stream, write->user_data, err);
 		return;
 	}
-	while (write->parts_done < write->parts)
-		emit_write_done(stream,
-				part_at(write, write->parts_done++)->user_data,
-				err);
+	while (write->parts_done < write->parts) {
+		const struct mr_write_part *run =
+			part_at(write, write->parts_done);
+
+		next_write(write, run);
+		emit_write_done(stream, run->user_data, err);
+	}
 }
 
 /* Reports every write from `write` on as failed and unlinks it; writes
@@ -314,20 +328,45 @@ void mr_stream_fail_writes(struct mr_stream *stream, int err)
 	stream->writes = stream->writes_tail = stream->commit_next = NULL;
 }
 
-/* Cuts a batch at its committed bytes: the parts wholly committed stay to
- * complete normally, the others fail now (a part cut in the middle too, as
- * a single write would). What follows the cut is never sent. */
+/* Fails every write of runs [from, parts) but the first `skip` ones. */
+static void fail_runs(struct mr_stream *stream, struct mr_write *batch,
+		      uint32_t from, uint32_t skip, int err)
+{
+	uint32_t i, k;
+
+	for (i = from; i < batch->parts; i++, skip = 0) {
+		const struct mr_write_part *run = part_at(batch, i);
+
+		for (k = skip; k < run->count; k++)
+			emit_write_done(stream, run->user_data, err);
+	}
+}
+
+/* Cuts a batch at its committed bytes: the writes wholly committed stay
+ * to complete normally, the others fail now (a write cut in the middle
+ * too, as a single write would). What follows the cut is never sent, and
+ * the batch is sealed: bytes appended after the cut would follow a write
+ * that failed. */
 static void cut_batch(struct mr_stream *stream, struct mr_write *batch,
 		      int err)
 {
-	uint32_t keep = batch->parts_done, i;
+	uint64_t start = batch->run_start;
+	uint32_t i = batch->parts_done, keep;
 
-	while (keep < batch->parts &&
-	       part_at(batch, keep)->end <= batch->committed)
-		keep++;
-	for (i = keep; i < batch->parts; i++)
-		emit_write_done(stream, part_at(batch, i)->user_data, err);
-	batch->parts = keep;
+	for (; i < batch->parts; i++) {
+		struct mr_write_part *run = part_at(batch, i);
+		uint64_t end = start + (uint64_t)run->len * run->count;
+
+		if (end > batch->committed) {
+			keep = (uint32_t)((batch->committed - start) / run->len);
+			fail_runs(stream, batch, i, keep, err);
+			run->count = keep;
+			batch->parts = keep ? i + 1 : i;
+			break;
+		}
+		start = end;
+	}
+	batch->sealed = true;
 	if (stream->session)
 		stream->session->stats.write_bytes_queued -=
 			batch->len - batch->committed;
@@ -548,7 +587,26 @@ static bool batch_fits(const struct mr_write *batch, size_t len)
 	size_t used = batch->len +
 		      (size_t)batch->parts * sizeof(struct mr_write_part);
 
-	return used <= batch->buf->cap && len <= batch->buf->cap - used;
+	return !batch->sealed && used <= batch->buf->cap &&
+	       len <= batch->buf->cap - used;
+}
+
+/* The batch's last run, when the write can join it: same length and
+ * user_data, and not yet wholly reported. */
+static struct mr_write_part *joinable_run(struct mr_write *batch, size_t len,
+					  uint64_t user_data)
+{
+	struct mr_write_part *run;
+
+	if (batch->parts_done == batch->parts || batch->sealed)
+		return NULL;
+	run = part_at(batch, batch->parts - 1);
+	/* The block holds the bytes and the records of runs 1..parts-1. */
+	if (run->len != len || run->user_data != user_data ||
+	    batch->len + (size_t)(batch->parts - 1) * sizeof(*run) + len >
+		    batch->buf->cap)
+		return NULL;
+	return run;
 }
 
 /* The block of the stream's next batch: twice the last one (a backlog of
@@ -642,20 +700,25 @@ int mr_stream_write_copy(struct mr_stream *stream, const void *data,
 	 * no buffer, done once everything before it (and the SYN) is out. */
 	if (!len)
 		return mr_stream_write(stream, NULL, NULL, 0, user_data);
-	if (!batch || !batch->batch || !batch_fits(batch, len)) {
-		batch = new_batch(sess, next_batch_size(batch, len));
-		if (!batch)
-			return -ENOMEM;
-		append_write(stream, batch);
+	if (batch && batch->batch &&
+	    (part = joinable_run(batch, len, user_data))) {
+		part->count++;
+	} else {
+		if (!batch || !batch->batch || !batch_fits(batch, len)) {
+			batch = new_batch(sess, next_batch_size(batch, len));
+			if (!batch)
+				return -ENOMEM;
+			append_write(stream, batch);
+		}
+		part = part_at(batch, batch->parts++);
+		*part = (struct mr_write_part){
+			.user_data = user_data,
+			.len = (uint32_t)len,
+			.count = 1,
+		};
 	}
 	memcpy(batch->buf->data + batch->len, data, len);
 	batch->len += len;
-	part = part_at(batch, batch->parts++);
-	*part = (struct mr_write_part){
-		.user_data = user_data,
-		.end = (uint32_t)batch->len,
-		.len = (uint32_t)len,
-	};
 	sess->stats.write_bytes_queued += len;
 	/* A batch already fully committed has new bytes to send again. */
 	if (!stream->commit_next)

@@ -216,6 +216,24 @@ MUXRING_API int muxring_trace_line(const struct muxring_trace_frame *frame,
 				   char *out, size_t cap);
 
 /*
+ * An allocator for muxring_loop_opts.mem, in the manner of nghttp2_mem:
+ * every allocation the loop, its sessions, streams and buffers make goes
+ * through these functions (the large receive ring and send arena are
+ * mapped with mmap, and getaddrinfo allocates inside libc). Each function
+ * gets `user` as its last argument and has the meaning of its libc
+ * namesake; any of them may return NULL, which the library survives: the
+ * call that needed the memory fails with -ENOMEM, or the session it was
+ * for ends with -ENOMEM in its SESSION_ENDED entry, and the loop goes on.
+ */
+struct muxring_mem {
+	void *user;
+	void *(*malloc)(size_t size, void *user);
+	void (*free)(void *ptr, void *user);
+	void *(*calloc)(size_t nmemb, size_t size, void *user);
+	void *(*realloc)(void *ptr, size_t size, void *user);
+};
+
+/*
  * Options of muxring_loop_create(). Every field left 0 takes its default;
  * a NULL options pointer means all defaults.
  */
@@ -265,6 +283,11 @@ struct muxring_loop_opts {
 	 * while memory is short are not traced. */
 	muxring_trace_fn *trace;
 	void *trace_arg;
+	/* The allocator of everything the loop allocates (NULL: libc's
+	 * malloc, calloc, realloc and free). The loop keeps the pointer: the
+	 * struct and its functions must stay valid until the loop is
+	 * destroyed and every view released. */
+	const struct muxring_mem *mem;
 };
 
 /*
@@ -355,8 +378,14 @@ enum muxring_cqe_type {
 	/* The last entry of the session: its transport is closed. res: the
 	 * local error, negative (MUXRING_ERR(MUXRING_SESSION_CLOSED) after
 	 * muxring_session_close(), MUXRING_ERR(MUXRING_PEER_EOF) when the peer
-	 * closed the transport, MUXRING_ERR(code) of a protocol failure, or
-	 * -errno of the transport). With MUXRING_CQE_F_REMOTE the peer sent a
+	 * closed the transport, MUXRING_ERR(code) of a protocol failure,
+	 * -errno of the transport (-ENOMEM included, when the kernel had no
+	 * memory for it), -ENOMEM when an allocation the session needed
+	 * failed (it sends GOAWAY InternalError "out of memory" if it can),
+	 * or -EBUSY when the ring took no submission the session needed).
+	 * A session ended by -ENOMEM may have lost entries that found no
+	 * memory (DATA, WRITE_DONE, EOF, ...), never its streams'
+	 * STREAM_CLOSED entries or this one. With MUXRING_CQE_F_REMOTE the peer sent a
 	 * GOAWAY: code is its code and view its debug text (no release
 	 * needed, valid until advanced past). Without it, when a transport
 	 * filter (TLS) failed, view holds its cause in words. `reason` says
@@ -599,7 +628,8 @@ MUXRING_API int muxring_session_create(struct muxring_loop *loop, int fd,
  * res 0, or with the connect error (then SESSION_ENDED with it too).
  *
  * Errors (of this call; the session is not created): -EINVAL, -ENOMEM,
- * -EHOSTUNREACH when the name does not resolve, -errno of socket().
+ * -EHOSTUNREACH when the name does not resolve, -errno of socket(),
+ * -EBUSY when the ring took no submission for the connect.
  */
 MUXRING_API int muxring_connect(struct muxring_loop *loop, const char *host,
 				const char *port,
@@ -852,12 +882,18 @@ MUXRING_API uint64_t muxring_stream_data(const struct muxring_stream *stream);
 
 /*
  * Writes a copy of `len` bytes at `data` on the stream (the caller may
- * reuse its memory at once). Writes up to a quarter of muxring_buf_size()
- * are packed side by side into send-arena buffers (no allocation); larger
- * ones are copied into a heap block of their power-of-two size class, which
- * the loop recycles (up to 16 MiB kept) once the write is done. The bytes leave in DATA frames as the peer's
- * window allows; WRITE_DONE (res = len, user_data) follows once the kernel
- * took the last of them, or with an error. len 0 is allowed.
+ * reuse its memory at once). Writes up to 16 KiB are packed back to back
+ * with the stream's other waiting small writes into blocks that grow from
+ * 256 B to 64 KiB as they pile up: a waiting write costs its bytes plus a
+ * 16-byte record, shared by consecutive writes of the same length and
+ * user_data (an echo of 1-byte reads costs about a byte per write), and
+ * writes that wait together leave in one DATA frame (up to the frame size
+ * and the window). Larger writes are copied into a
+ * heap block of their power-of-two size class (less than twice their
+ * size), which the loop recycles (up to 16 MiB kept) once the write is
+ * done. The bytes leave in DATA frames as the peer's window allows;
+ * WRITE_DONE (res = len, user_data) follows, for each write, once the
+ * kernel took the last of its bytes, or with an error. len 0 is allowed.
  *
  * Errors (of this call; no WRITE_DONE follows): -ENOMEM,
  * MUXRING_ERR(MUXRING_STREAM_CLOSED) after close-write or close, the
@@ -872,8 +908,8 @@ MUXRING_API int muxring_stream_write(struct muxring_stream *stream,
  * Takes a buffer of at least `len` bytes from the loop's registered send
  * arena, for muxring_stream_write_zc(). Returns NULL when len is above
  * muxring_buf_size() or every arena buffer is in use (errno set to
- * EMSGSIZE or ENOBUFS); copied writes never take more than half of the
- * arena for packing. O(1), no system call.
+ * EMSGSIZE or ENOBUFS); the arena is for these buffers only (copied
+ * writes never use it). O(1), no system call.
  */
 MUXRING_API void *muxring_buf_get(struct muxring_loop *loop, size_t len);
 
@@ -937,7 +973,7 @@ MUXRING_API int muxring_stream_set_deadline(struct muxring_stream *stream,
  * ...) happens. Call again to keep watching. This lets a program wait for
  * its own descriptors and its sessions in the same muxring_submit_and_wait.
  * The loop does not own fd; do not close it while watched.
- * Errors: -EINVAL, -ENOMEM.
+ * Errors: -EINVAL, -ENOMEM, -EBUSY (the ring took no submission).
  */
 MUXRING_API int muxring_poll_fd(struct muxring_loop *loop, int fd,
 				unsigned poll_mask, uint64_t user_data);
@@ -967,6 +1003,17 @@ struct muxring_stats {
 	uint64_t recv_buffers_held;       /* ring buffers held by views or
 					     being processed, now (loop) */
 	uint64_t recv_buffers_held_max;   /* its high-water mark (loop) */
+	uint64_t write_bytes_queued;      /* bytes of writes accepted and not
+					     yet done (or failed but still
+					     held), now */
+	uint64_t write_memory;            /* memory those writes hold, now:
+					     packed blocks and records, and
+					     each large write's copy or arena
+					     buffer (an upper bound; see
+					     "Memory" in the README) */
+	uint64_t sq_refused;              /* SQEs the ring could not take
+					     (loop); each ended a session or
+					     an operation, or was retried */
 };
 
 /* Reads the loop's counters into *out. Returns 0. */

@@ -113,6 +113,19 @@ MUXRING_API int muxring_engine_create(struct muxring_engine **enginep,
 				      const struct muxring_session_opts *opts);
 
 /*
+ * muxring_engine_create() with an allocator (struct muxring_mem in
+ * muxring.h; NULL: libc's) for everything the engine allocates: itself,
+ * streams, queued writes, copied payloads, entries. It must stay valid
+ * until the engine is destroyed and every view it gave is released. A
+ * failed allocation fails the call that needed it with -ENOMEM, or ends the
+ * session with -ENOMEM in its SESSION_ENDED entry. Same errors.
+ */
+MUXRING_API int muxring_engine_create_with_mem(struct muxring_engine **enginep,
+					       enum muxring_role role,
+					       const struct muxring_session_opts *opts,
+					       const struct muxring_mem *mem);
+
+/*
  * Frees the engine, its queues and every stream; entries not yet polled
  * are dropped (what they held given back). Stream handles become invalid.
  * Views still held stay readable until released. NULL is ignored. To end

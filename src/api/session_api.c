@@ -119,9 +119,7 @@ int muxring_session_heartbeat(struct muxring_session *sess,
 	if (err)
 		return err;
 	/* The first beat's time is the session's earliest deadline now. */
-	if (mr_timers_set(&sess->loop->timers, sess,
-			  mr_sio_next_deadline(sess)))
-		return -ENOMEM;
+	mr_timers_set(&sess->loop->timers, sess, mr_sio_next_deadline(sess));
 	mr_loop_mark_dirty(sess);
 	return 0;
 }

@@ -35,6 +35,8 @@ int muxring_loop_stats(const struct muxring_loop *loop,
 		out->bytes_out += st.bytes_out;
 		out->streams_opened += st.streams_opened;
 		out->streams_accepted += st.streams_accepted;
+		out->write_bytes_queued += st.write_bytes_queued;
+		out->write_memory += st.write_memory;
 	}
 	out->recv_buffers_held = loop->bufring->held;
 	out->recv_buffers_held_max = loop->bufring->held_max;

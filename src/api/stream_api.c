@@ -82,7 +82,6 @@ int muxring_stream_write(struct muxring_stream *stream, const void *data,
 			 size_t len, uint64_t user_data)
 {
 	struct muxring_session *s;
-	const uint8_t *where;
 	struct mr_buf *buf;
 	int err;
 
@@ -91,19 +90,20 @@ int muxring_stream_write(struct muxring_stream *stream, const void *data,
 	s = mr_sio_of_stream(st(stream));
 	if (!s)
 		return MUXRING_ERR(MUXRING_SESSION_CLOSED);
-	/* Small writes are packed into the send arena (no allocation);
-	 * others get a recycled heap block of their size class. Either way
-	 * the engine's reference keeps the bytes until the kernel took them. */
-	buf = mr_send_arena_pack(s->loop->arena, data, len, &where);
-	if (!buf) {
+	/* Small writes are packed back to back with the stream's other
+	 * small writes; larger ones get a recycled heap block of their size
+	 * class, whose reference the engine keeps until the kernel took the
+	 * bytes. */
+	if (len <= MR_BATCH_WRITE_MAX) {
+		err = mr_stream_write_copy(st(stream), data, len, user_data);
+	} else {
 		buf = mr_copy_cache_copy(s->loop->copies, data, len);
 		if (!buf)
 			return -ENOMEM;
-		where = buf->data;
+		err = mr_stream_write(st(stream), buf, buf->data, len,
+				      user_data);
+		mr_buf_unref(buf);
 	}
-	err = muxring_engine_stream_write_buf(stream, mr_engine_buf_of(buf),
-					      where, len, user_data);
-	mr_buf_unref(buf);
 	if (!err)
 		mr_loop_mark_dirty(s);
 	return err;
@@ -185,9 +185,8 @@ int muxring_stream_set_deadline(struct muxring_stream *stream, unsigned which,
 		/* Only an earlier deadline needs the session re-keyed; a key
 		 * left early by a later or cleared one costs one empty
 		 * expiry. (No scan of the session's deadlines per call.) */
-		if (when_ns && (!s->deadline || when_ns < s->deadline) &&
-		    mr_timers_set(&s->loop->timers, s, when_ns))
-			return -ENOMEM;
+		if (when_ns && (!s->deadline || when_ns < s->deadline))
+			mr_timers_set(&s->loop->timers, s, when_ns);
 		mr_loop_mark_dirty(s);
 	}
 	return 0;

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/mem.h"
+
 struct mr_buf {
 	uint32_t refs;          /* holders; release runs when it drops to 0 */
 	uint8_t *data;          /* start of the memory */
@@ -38,13 +40,18 @@ static inline void mr_buf_unref(struct mr_buf *buf)
 }
 
 /*
- * Allocates a buffer of `cap` bytes on the heap, with one reference owned by
- * the caller; it frees itself when the last reference goes.
+ * Allocates a buffer of `cap` bytes with `mem`, with one reference owned by
+ * the caller; it frees itself (with mem) when the last reference goes.
  * Returns NULL when memory is exhausted.
  */
-struct mr_buf *mr_buf_new_heap(size_t cap);
+struct mr_buf *mr_buf_alloc(const struct muxring_mem *mem, size_t cap);
 
-/* A heap buffer holding a copy of `len` bytes at `data`; NULL on ENOMEM. */
+/* A buffer of mem holding a copy of `len` bytes at `data`; NULL on ENOMEM. */
+struct mr_buf *mr_buf_copy(const struct muxring_mem *mem, const void *data,
+			   size_t len);
+
+/* The same with libc's allocator (tests and tools). */
+struct mr_buf *mr_buf_new_heap(size_t cap);
 struct mr_buf *mr_buf_new_copy(const void *data, size_t len);
 
 #endif

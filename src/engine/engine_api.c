@@ -110,12 +110,22 @@ int muxring_engine_create(struct muxring_engine **enginep,
 			  enum muxring_role role,
 			  const struct muxring_session_opts *opts)
 {
+	return muxring_engine_create_with_mem(enginep, role, opts, NULL);
+}
+
+int muxring_engine_create_with_mem(struct muxring_engine **enginep,
+				   enum muxring_role role,
+				   const struct muxring_session_opts *opts,
+				   const struct muxring_mem *mem)
+{
 	struct mr_session *sess;
 	struct mr_config cfg;
 
 	if (!enginep || (role != MUXRING_CLIENT && role != MUXRING_SERVER) ||
 	    !config_from_opts(opts, &cfg))
 		return -EINVAL;
+	if (mem)
+		cfg.mem = mem;
 	sess = mr_session_new(role == MUXRING_SERVER ? MR_ROLE_SERVER
 						     : MR_ROLE_CLIENT, &cfg);
 	if (!sess)
@@ -381,6 +391,8 @@ int muxring_engine_stats(const struct muxring_engine *engine,
 	out->bytes_out = es.bytes_out;
 	out->streams_opened = es.streams_opened;
 	out->streams_accepted = es.streams_accepted;
+	out->write_bytes_queued = es.write_bytes_queued;
+	out->write_memory = es.write_memory;
 	return 0;
 }
 
@@ -427,7 +439,10 @@ int muxring_engine_stream_write(struct muxring_stream *stream,
 
 	if (!stream || (!data && len))
 		return -EINVAL;
-	buf = mr_buf_new_copy(data, len);
+	/* Small writes are packed with the stream's other waiting ones. */
+	if (len <= MR_BATCH_WRITE_MAX)
+		return mr_stream_write_copy(st(stream), data, len, user_data);
+	buf = mr_buf_copy(st(stream)->session->cfg.mem, data, len);
 	if (!buf)
 		return -ENOMEM;
 	err = mr_stream_write(st(stream), buf, buf->data, len, user_data);

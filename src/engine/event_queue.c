@@ -5,16 +5,15 @@
  * drains it after every call into the engine, so it stays small.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "engine/session_internal.h"
 
 #define EVQ_MIN_CAPACITY 64u
 
-void mr_evq_init(struct mr_event_queue *q)
+void mr_evq_init(struct mr_event_queue *q, const struct muxring_mem *mem)
 {
-	*q = (struct mr_event_queue){0};
+	*q = (struct mr_event_queue){.mem = mem};
 }
 
 void mr_evq_free(struct mr_event_queue *q)
@@ -26,8 +25,8 @@ void mr_evq_free(struct mr_event_queue *q)
 			mr_view_release(&ev.view);
 		mr_event_done(&ev);
 	}
-	free(q->items);
-	*q = (struct mr_event_queue){0};
+	mr_free(q->mem, q->items);
+	*q = (struct mr_event_queue){.mem = q->mem};
 }
 
 static int grow(struct mr_event_queue *q)
@@ -38,12 +37,12 @@ static int grow(struct mr_event_queue *q)
 
 	if (cap < q->cap)
 		return -ENOMEM;
-	items = malloc((size_t)cap * sizeof(*items));
+	items = mr_malloc(q->mem, (size_t)cap * sizeof(*items));
 	if (!items)
 		return -ENOMEM;
 	for (i = 0; i < q->count; i++)
 		items[i] = q->items[(q->head + i) & (q->cap - 1)];
-	free(q->items);
+	mr_free(q->mem, q->items);
 	q->items = items;
 	q->head = 0;
 	q->cap = cap;

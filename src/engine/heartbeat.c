@@ -77,12 +77,12 @@ int mr_session_heartbeat_start(struct mr_session *sess, uint64_t interval,
 		return -EINVAL;
 	if (sess->heartbeat)
 		return -EALREADY;
-	hb = calloc(1, sizeof(*hb));
+	hb = mr_calloc(sess->cfg.mem, 1, sizeof(*hb));
 	if (!hb)
 		return -ENOMEM;
 	err = open_heartbeat_stream(sess, hb);
 	if (err) {
-		free(hb);
+		mr_free(sess->cfg.mem, hb);
 		return err;
 	}
 	hb->interval = interval;
@@ -123,7 +123,6 @@ static int send_beat(struct mr_session *sess, struct mr_heartbeat *hb)
 {
 	uint8_t bytes[4];
 	uint32_t value = next_value(hb);
-	struct mr_buf *buf;
 	int err;
 
 	if (hb->stream && (hb->stream->flags & MR_STREAM_FINISHED))
@@ -134,11 +133,7 @@ static int send_beat(struct mr_session *sess, struct mr_heartbeat *hb)
 			return err;
 	}
 	mr_put_be32(bytes, value);
-	buf = mr_buf_new_copy(bytes, sizeof(bytes));
-	if (!buf)
-		return -ENOMEM;
-	err = mr_stream_write(hb->stream, buf, buf->data, sizeof(bytes), 0);
-	mr_buf_unref(buf);
+	err = mr_stream_write_copy(hb->stream, bytes, sizeof(bytes), 0);
 	if (!err)
 		remember_beat(hb, value, sess->now);
 	return err;
@@ -182,15 +177,13 @@ static void on_echo(struct mr_session *sess, struct mr_heartbeat *hb,
 static void echo_back(struct mr_stream *stream, uint32_t word)
 {
 	uint8_t bytes[4];
-	struct mr_buf *buf;
 
 	mr_put_be32(bytes, word);
-	buf = mr_buf_new_copy(bytes, sizeof(bytes));
-	if (!buf)
-		return;
-	/* A failed echo is a missed beat for the peer, which it reports. */
-	(void)mr_stream_write(stream, buf, buf->data, sizeof(bytes), 0);
-	mr_buf_unref(buf);
+	/* Out of memory, the session fails (at the next event poll) rather
+	 * than leave the peer's beat unanswered; on a stream that is closing
+	 * or reset the echo is simply not owed any more. */
+	if (mr_stream_write_copy(stream, bytes, sizeof(bytes), 0) == -ENOMEM)
+		stream->session->out_of_memory = true;
 }
 
 void mr_heartbeat_on_word(struct mr_stream *stream, uint32_t word)
@@ -247,6 +240,6 @@ void mr_heartbeat_free(struct mr_session *sess)
 	if (!sess->heartbeat)
 		return;
 	forget_stream(sess->heartbeat);
-	free(sess->heartbeat);
+	mr_free(sess->cfg.mem, sess->heartbeat);
 	sess->heartbeat = NULL;
 }

@@ -31,8 +31,7 @@ static int reply_rst(struct mr_session *sess, uint32_t id, uint32_t code)
 				       "peer provoked and did not read passed "
 				       "max_control_backlog");
 	if (err)
-		return mr_session_fail(sess, MUXRING_INTERNAL_ERROR,
-				       "out of memory");
+		return mr_session_fail_nomem(sess);
 	return 0;
 }
 
@@ -252,7 +251,7 @@ static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
 		return;
 	}
 	if (flags & MR_RECV_COPY) {
-		buf = mr_buf_new_copy(data, len);
+		buf = mr_buf_copy(sess->cfg.mem, data, len);
 		if (!buf) {
 			sess->out_of_memory = true;
 			return;
@@ -379,31 +378,36 @@ static int on_goaway_fixed(struct mr_session *sess)
 	sess->goaway_code = mr_get_be32(sess->rx_bytes + 4);
 	if (keep > sess->cfg.goaway_debug_cap)
 		keep = sess->cfg.goaway_debug_cap;
-	free(sess->remote_debug);
-	sess->remote_debug = keep ? malloc(keep) : NULL;
+	mr_free(sess->cfg.mem, sess->remote_debug);
+	sess->remote_debug = keep ? mr_malloc(sess->cfg.mem, keep) : NULL;
 	sess->result.remote_debug = sess->remote_debug;
 	sess->result.remote_debug_len = 0;
 	sess->rx_state = MR_RX_GOAWAY_DEBUG;
 	if (keep && !sess->remote_debug)
-		return mr_session_fail(sess, MUXRING_INTERNAL_ERROR,
-				       "out of memory");
+		return mr_session_fail_nomem(sess);
 	return 0;
 }
 
-static void collect_goaway_stream(struct mr_stream *stream, void *arg)
+/* A stream we opened above the last id of the peer's GOAWAY never reached
+ * the peer. (Called by mr_stream_map_sweep: finishing removes it.) */
+static void finish_gone_stream(struct mr_stream *stream, void *arg)
 {
-	struct mr_stream ***cursor = arg;
+	const struct mr_session *sess = arg;
 
-	*(*cursor)++ = stream;
+	if (!(stream->flags & MR_STREAM_LOCAL) ||
+	    stream->id <= sess->goaway_last_id)
+		return;
+	mr_stream_ref(stream);
+	mr_stream_finish(stream, MUXRING_REMOTE_GONE_AWAY,
+			 MUXRING_ERR(MUXRING_REMOTE_GONE_AWAY),
+			 MR_CLOSE_GONE_AWAY);
+	mr_stream_unref(stream);
 }
 
 /* The peer is going away: streams we opened above its last id never
  * reached it. */
 static int on_goaway(struct mr_session *sess)
 {
-	struct mr_stream **all, **cursor;
-	uint32_t i, count = sess->streams.count;
-
 	struct mr_event ev = {.type = MR_EV_GOAWAY, .code = sess->goaway_code};
 
 	expect_header(sess);
@@ -411,27 +415,7 @@ static int on_goaway(struct mr_session *sess)
 	sess->result.remote_code = sess->goaway_code;
 	sess->result.remote_last_id = sess->goaway_last_id;
 	mr_session_emit(sess, &ev);
-	if (!count)
-		return 0;
-	all = malloc(count * sizeof(*all));
-	if (!all)
-		return mr_session_fail(sess, MUXRING_INTERNAL_ERROR,
-				       "out of memory");
-	cursor = all;
-	mr_stream_map_each(&sess->streams, collect_goaway_stream, &cursor);
-	for (i = 0; i < count; i++)
-		mr_stream_ref(all[i]);
-	for (i = 0; i < count; i++) {
-		struct mr_stream *stream = all[i];
-
-		if ((stream->flags & MR_STREAM_LOCAL) &&
-		    stream->id > sess->goaway_last_id)
-			mr_stream_finish(stream, MUXRING_REMOTE_GONE_AWAY,
-					 MUXRING_ERR(MUXRING_REMOTE_GONE_AWAY),
-					 MR_CLOSE_GONE_AWAY);
-		mr_stream_unref(stream);
-	}
-	free(all);
+	mr_stream_map_sweep(&sess->streams, finish_gone_stream, sess);
 	return 0;
 }
 
@@ -543,7 +527,6 @@ int mr_session_recv(struct mr_session *sess, struct mr_buf *buf,
 	while (!sess->ended && !err && (len || body_complete(sess)))
 		err = parse_step(sess, buf, &data, &len, flags);
 	if (!err && sess->out_of_memory && !sess->ended)
-		err = mr_session_fail(sess, MUXRING_INTERNAL_ERROR,
-				      "out of memory");
+		err = mr_session_fail_nomem(sess);
 	return err;
 }

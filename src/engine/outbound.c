@@ -19,7 +19,6 @@
  * taken it, so a short send simply continues where it stopped.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "engine/session_internal.h"
@@ -30,22 +29,22 @@ static const uint8_t goaway_sync_frame[MR_FRAME_HEADER_LEN] = {0, 0, 0, 0xF0};
 
 int mr_outbound_init(struct mr_session *sess)
 {
-	sess->ring = calloc(MR_TX_RING_SLOTS, sizeof(*sess->ring));
+	sess->ring = mr_calloc(sess->cfg.mem, MR_TX_RING_SLOTS,
+			       sizeof(*sess->ring));
 	return sess->ring ? 0 : -ENOMEM;
 }
 
-static void release_segment(struct mr_tx_seg *seg)
+static void release_segment(struct mr_session *sess, struct mr_tx_seg *seg)
 {
 	if (seg->buf)
 		mr_buf_unref(seg->buf);
-	if (seg->owned)
-		free(seg->owned);
+	mr_free(sess->cfg.mem, seg->owned);
 	if (seg->stream)
 		mr_stream_unref(seg->stream);
 }
 
 /* The transport took the whole segment. */
-static void complete_segment(struct mr_tx_seg *seg)
+static void complete_segment(struct mr_session *sess, struct mr_tx_seg *seg)
 {
 	struct mr_stream *stream = seg->stream;
 
@@ -55,7 +54,7 @@ static void complete_segment(struct mr_tx_seg *seg)
 		stream->send_state = MR_SEND_FIN_SENT;
 		mr_stream_check_done(stream);
 	}
-	release_segment(seg);
+	release_segment(sess, seg);
 }
 
 void mr_outbound_drop_pending(struct mr_session *sess)
@@ -77,13 +76,13 @@ void mr_outbound_free(struct mr_session *sess)
 	while (sess->ring_count) {
 		/* Pretend the transport took it: failed writes are freed once
 		 * every piece is accounted for. */
-		complete_segment(&sess->ring[sess->ring_head]);
+		complete_segment(sess, &sess->ring[sess->ring_head]);
 		sess->ring_head = (sess->ring_head + 1) % MR_TX_RING_SLOTS;
 		sess->ring_count--;
 	}
-	free(sess->ring);
+	mr_free(sess->cfg.mem, sess->ring);
 	sess->ring = NULL;
-	free(sess->ctrl);
+	mr_free(sess->cfg.mem, sess->ctrl);
 	sess->ctrl = NULL;
 	sess->ctrl_len = sess->ctrl_cap = 0;
 }
@@ -98,7 +97,7 @@ static int reserve_ctrl(struct mr_session *sess, size_t len)
 	cap = sess->ctrl_cap ? sess->ctrl_cap : 256;
 	while (cap < sess->ctrl_len + len)
 		cap *= 2;
-	ctrl = realloc(sess->ctrl, cap);
+	ctrl = mr_realloc(sess->cfg.mem, sess->ctrl, cap);
 	if (!ctrl)
 		return -ENOMEM;
 	sess->ctrl = ctrl;
@@ -418,7 +417,7 @@ void mr_session_tx_advance(struct mr_session *sess, size_t sent)
 		sess->ring_head_sent = 0;
 		sess->ring_head = (sess->ring_head + 1) % MR_TX_RING_SLOTS;
 		sess->ring_count--;
-		complete_segment(&done);
+		complete_segment(sess, &done);
 	}
 }
 

@@ -22,6 +22,7 @@ void mr_config_default(struct mr_config *cfg)
 		.max_frame_payload = 64u << 10,
 		.max_control_backlog = 1u << 20,
 		.typed = false,
+		.mem = &mr_mem_libc,
 	};
 	mr_flood_limits_default(&cfg->flood);
 }
@@ -32,7 +33,7 @@ static bool config_valid(const struct mr_config *cfg)
 	       cfg->window <= MR_WNDINC_MASK && cfg->accept_backlog &&
 	       cfg->max_streams && cfg->max_frame_payload &&
 	       cfg->max_frame_payload <= MR_FRAME_MAX_LEN &&
-	       cfg->max_control_backlog >= MR_CONTROL_FRAME_LEN;
+	       cfg->max_control_backlog >= MR_CONTROL_FRAME_LEN && cfg->mem;
 }
 
 struct mr_session *mr_session_new(enum mr_role role,
@@ -47,7 +48,7 @@ struct mr_session *mr_session_new(enum mr_role role,
 	}
 	if (!config_valid(cfg))
 		return NULL;
-	sess = calloc(1, sizeof(*sess));
+	sess = mr_calloc(cfg->mem, 1, sizeof(*sess));
 	if (!sess)
 		return NULL;
 	sess->cfg = *cfg;
@@ -56,48 +57,75 @@ struct mr_session *mr_session_new(enum mr_role role,
 	 * side may use, and GOAWAY reports them before any stream. */
 	sess->next_local_id = role == MR_ROLE_CLIENT ? 3 : 2;
 	sess->last_remote_id = role == MR_ROLE_CLIENT ? 0 : 1;
-	mr_stream_map_init(&sess->streams);
-	mr_evq_init(&sess->events);
+	mr_stream_map_init(&sess->streams, cfg->mem);
+	mr_evq_init(&sess->events, cfg->mem);
 	mr_flood_budget_init(&sess->flood, &cfg->flood);
 	if (mr_outbound_init(sess)) {
-		free(sess);
+		mr_free(cfg->mem, sess);
 		return NULL;
 	}
 	return sess;
 }
 
-/* Snapshot of the live streams, each with a reference, so that callers can
- * finish them while walking. NULL with *count 0 when there are none. */
-static void collect_stream(struct mr_stream *stream, void *arg)
+/* A STREAM_CLOSED that found no room is owed instead of lost: the stream
+ * keeps the event's reference and remembers what it would have said, so
+ * the application still learns when its handle ends. */
+static void owe_close(struct mr_session *sess, const struct mr_event *ev)
 {
-	struct mr_stream ***cursor = arg;
+	struct mr_stream *stream = ev->stream;
 
-	mr_stream_ref(stream);
-	*(*cursor)++ = stream;
+	stream->flags |= MR_STREAM_CLOSE_OWED;
+	stream->send_window = ev->code;
+	stream->type_have = (uint8_t)ev->close_reason;
+	sess->closes_owed++;
+	sess->out_of_memory = true;
 }
 
-static struct mr_stream **snapshot_streams(struct mr_session *sess,
-					   uint32_t *count)
+/* The owed STREAM_CLOSED of some finished stream, as an event. */
+static void pay_close(struct mr_session *sess, struct mr_event *ev)
 {
-	struct mr_stream **all, **cursor;
+	struct mr_stream *stream = sess->finished;
 
-	*count = sess->streams.count;
-	if (!*count)
-		return NULL;
-	all = malloc(*count * sizeof(*all));
-	if (!all) {
-		*count = 0;
-		return NULL;
+	while (!(stream->flags & MR_STREAM_CLOSE_OWED))
+		stream = stream->finished_next;
+	stream->flags &= ~MR_STREAM_CLOSE_OWED;
+	sess->closes_owed--;
+	*ev = (struct mr_event){
+		.type = MR_EV_STREAM_CLOSED,
+		.stream = stream,
+		.code = stream->send_window,
+		.result = stream->type_have == MR_CLOSE_CLEAN ? 0
+							      : stream->end_error,
+		.close_reason = (enum mr_close_reason)stream->type_have,
+	};
+}
+
+/* Streams that outlive the session owe nothing any more: the references
+ * their owed events kept go. */
+static void forgive_closes(struct mr_session *sess)
+{
+	struct mr_stream *stream = sess->finished, *next;
+
+	for (; sess->closes_owed && stream; stream = next) {
+		next = stream->finished_next;
+		if (stream->flags & MR_STREAM_CLOSE_OWED) {
+			stream->flags &= ~MR_STREAM_CLOSE_OWED;
+			sess->closes_owed--;
+			mr_stream_unref(stream);
+		}
 	}
-	cursor = all;
-	mr_stream_map_each(&sess->streams, collect_stream, &cursor);
-	return all;
 }
 
+/* A stream that outlives its session keeps the allocator it must be freed
+ * with (in a field no longer used once the ready list is gone). */
 static void detach_stream(struct mr_stream *stream, void *arg)
 {
-	(void)arg;
+	struct mr_session *sess = arg;
+
+	/* Detached first: the failed writes report nothing to a session
+	 * that is going away. */
 	stream->session = NULL;
+	stream->orphan_mem = sess->cfg.mem;
 	mr_stream_fail_writes(stream, MUXRING_ERR(MUXRING_SESSION_CLOSED));
 }
 
@@ -123,15 +151,17 @@ void mr_session_free(struct mr_session *sess)
 	mr_heartbeat_free(sess);
 	mr_stream_free_deadlines(sess);
 	release_rx_stream(sess);
-	mr_stream_map_each(&sess->streams, detach_stream, NULL);
+	mr_outbound_drop_pending(sess);
+	mr_stream_map_each(&sess->streams, detach_stream, sess);
+	forgive_closes(sess);
 	mr_stream_detach_finished(sess);
 	mr_outbound_free(sess);
 	mr_stream_free_write_cache(sess);
 	mr_evq_free(&sess->events);
 	mr_stream_map_each(&sess->streams, drop_map_ref, NULL);
 	mr_stream_map_free(&sess->streams);
-	free(sess->remote_debug);
-	free(sess);
+	mr_free(sess->cfg.mem, sess->remote_debug);
+	mr_free(sess->cfg.mem, sess);
 }
 
 void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
@@ -140,6 +170,10 @@ void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
 
 	if (!mr_evq_push(&sess->events, ev))
 		return;
+	if (ev->type == MR_EV_STREAM_CLOSED) {
+		owe_close(sess, ev);
+		return;
+	}
 	/* Give back what the event held; the session fails at the next
 	 * chance, since the application would otherwise miss it. */
 	lost = *ev;
@@ -149,11 +183,26 @@ void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
 	sess->out_of_memory = true;
 }
 
+/* How the streams of an ending session close. */
+struct stream_end {
+	int err;
+	uint32_t code;
+};
+
+/* Finishing a stream takes it out of the map, which mr_stream_map_sweep
+ * allows: ending needs no snapshot, so it cannot fail for want of memory. */
+static void finish_stream(struct mr_stream *stream, void *arg)
+{
+	const struct stream_end *how = arg;
+
+	mr_stream_ref(stream);
+	mr_stream_finish(stream, how->code, how->err, MR_CLOSE_SESSION_ENDED);
+	mr_stream_unref(stream);
+}
+
 void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code)
 {
-	struct mr_event ev = {.type = MR_EV_SESSION_ENDED};
-	struct mr_stream **all;
-	uint32_t i, count;
+	struct stream_end how = {.err = err, .code = stream_code};
 
 	if (sess->ended)
 		return;
@@ -161,13 +210,20 @@ void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code)
 	sess->result.local_error = err;
 	release_rx_stream(sess);
 	mr_outbound_drop_pending(sess);
-	all = snapshot_streams(sess, &count);
-	for (i = 0; i < count; i++) {
-		mr_stream_finish(all[i], stream_code, err, MR_CLOSE_SESSION_ENDED);
-		mr_stream_unref(all[i]);
-	}
-	free(all);
-	mr_session_emit(sess, &ev);
+	mr_stream_map_sweep(&sess->streams, finish_stream, &how);
+}
+
+int mr_session_fail_nomem(struct mr_session *sess)
+{
+	static const char why[] = "out of memory";
+
+	if (sess->ended)
+		return sess->result.local_error;
+	/* Best effort: the GOAWAY itself may find no memory. */
+	mr_outbound_goaway(sess, MUXRING_INTERNAL_ERROR, why, sizeof(why) - 1,
+			   true);
+	mr_session_end(sess, -ENOMEM, MUXRING_INTERNAL_ERROR);
+	return -ENOMEM;
 }
 
 int mr_session_fail(struct mr_session *sess, uint32_t code, const char *debug)
@@ -198,9 +254,23 @@ bool mr_session_done(const struct mr_session *sess)
 	return sess->ended && !sess->ring_count && !sess->ctrl_len;
 }
 
+/* SESSION_ENDED is not queued but made up once the queue is empty, so
+ * that it comes last and can never be lost for want of memory. */
 bool mr_session_poll_event(struct mr_session *sess, struct mr_event *ev)
 {
-	return mr_evq_pop(&sess->events, ev);
+	if (sess->out_of_memory && !sess->ended)
+		mr_session_fail_nomem(sess);
+	if (mr_evq_pop(&sess->events, ev))
+		return true;
+	if (sess->closes_owed) {
+		pay_close(sess, ev);
+		return true;
+	}
+	if (!sess->ended || sess->ended_polled)
+		return false;
+	sess->ended_polled = true;
+	*ev = (struct mr_event){.type = MR_EV_SESSION_ENDED};
+	return true;
 }
 
 void mr_event_done(struct mr_event *ev)

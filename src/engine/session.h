@@ -77,11 +77,14 @@ struct mr_config {
 	 * streams, GOAWAY) the peer may send before the session fails with
 	 * EnhanceYourCalm (flood_budget.h). */
 	struct mr_flood_limits flood;
+	/* The allocator of everything the session allocates; it must outlive
+	 * the session and every buffer and stream it leaves behind. */
+	const struct muxring_mem *mem;
 };
 
 /* Fills in the defaults: window 256 KiB, backlog 128, 4096 streams, 1 MiB of
  * GOAWAY debug, 64 KiB frames, 1 MiB control backlog, untyped, the flood
- * budgets of mr_flood_limits_default(). */
+ * budgets of mr_flood_limits_default(), libc's allocator. */
 void mr_config_default(struct mr_config *cfg);
 
 enum mr_event_type {
@@ -312,7 +315,7 @@ int mr_session_goaway(struct mr_session *sess, uint32_t code,
 int mr_session_close(struct mr_session *sess, uint32_t code,
 		     const void *debug, size_t debug_len);
 
-/* True once the session has ended (MR_EV_SESSION_ENDED is queued). */
+/* True once the session has ended (MR_EV_SESSION_ENDED is due). */
 bool mr_session_ended(const struct mr_session *sess);
 
 /* Its final result; meaningful once ended. */
@@ -361,11 +364,17 @@ int mr_session_heartbeat_configure(struct mr_session *sess, uint64_t interval,
  * heartbeat was not started, -ENOMEM. */
 int mr_session_heartbeat_beat(struct mr_session *sess);
 
-/* Counters of what crossed the transport. */
+/* Counters of what crossed the transport, and what waits to cross it. */
 struct mr_session_stats {
 	uint64_t frames_in, frames_out;
 	uint64_t bytes_in, bytes_out;
 	uint64_t streams_opened, streams_accepted;
+	/* Writes accepted whose memory is still held, now: their payload
+	 * bytes, and the memory they hold (write records, batch blocks, and
+	 * the buffer of each single write, counted once per write that
+	 * shares it: an upper bound). */
+	uint64_t write_bytes_queued;
+	uint64_t write_memory;
 };
 void mr_session_stats(const struct mr_session *sess,
 		      struct mr_session_stats *out);
@@ -373,13 +382,29 @@ void mr_session_stats(const struct mr_session *sess,
 /*
  * Queues `len` bytes at `data` (inside `buf`) to be written on the stream;
  * the engine holds a reference on buf until MR_EV_WRITE_DONE with
- * `user_data`. len 0 is allowed (it completes once the SYN, if any, is out).
+ * `user_data`. len 0 is allowed (it completes once the SYN, if any, is
+ * out), and then buf may be NULL.
  * Errors: MUXRING_ERR(MUXRING_STREAM_CLOSED) after close-write or close,
  * the stream's reset code, MUXRING_ERR(MUXRING_SESSION_CLOSED) once the
  * session ended, -ENOMEM.
  */
 int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
 		    const uint8_t *data, size_t len, uint64_t user_data);
+
+/* Largest write mr_stream_write_copy packs into a batch block. */
+#define MR_BATCH_WRITE_MAX (16u << 10)
+
+/*
+ * Queues a copy of `len` bytes at `data` (at most MR_BATCH_WRITE_MAX) on
+ * the stream. Consecutive small writes of a stream are packed back to back
+ * into batch blocks of the session's allocator: a waiting write costs its
+ * bytes plus 16 (consecutive writes of the same length and user_data
+ * share those 16), writes waiting together leave in one frame, and each
+ * still gets its own MR_EV_WRITE_DONE with its user_data. Errors: as
+ * mr_stream_write, and -EINVAL when len is above MR_BATCH_WRITE_MAX.
+ */
+int mr_stream_write_copy(struct mr_stream *stream, const void *data,
+			 size_t len, uint64_t user_data);
 
 /* Half-closes: FIN after every queued write. Closing, half-closing or
  * resetting a stream that is already over (finished, or its session ended)

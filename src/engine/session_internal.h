@@ -12,20 +12,54 @@
 #include "engine/session.h"
 #include "engine/stream_map.h"
 
-/* One application write. It sits on its stream's write list from
- * mr_stream_write until every byte was taken by the transport (or it
- * failed); frames carry pieces of it without copying. */
+/* A run of small writes inside a batch: `count` consecutive writes of
+ * `len` bytes each with the same user_data (an echo of 1-byte frames is
+ * one run), whose bytes follow those of the run before. */
+struct mr_write_part {
+	uint64_t user_data;
+	uint32_t len;
+	uint32_t count;
+};
+
+/* One application write, or a batch of small copied writes. It sits on
+ * its stream's write list from mr_stream_write (mr_stream_write_copy) until
+ * every byte was taken by the transport (or it failed); frames carry
+ * pieces of it without copying.
+ *
+ * A batch owns its buffer (a block of MR_BATCH_MIN to MR_BATCH_MAX bytes):
+ * the writes' bytes lie back to back from its start, so that any number of
+ * them leave as one iovec of one frame. Their records are runs (struct
+ * mr_write_part): the first run is in the write itself (a lone small
+ * write touches no more memory than that), the others are stacked down
+ * from the block's end. Each write gets its own WRITE_DONE once the
+ * transport took its last byte. */
 struct mr_write {
 	struct mr_write *next;
 	struct mr_buf *buf;  /* referenced until the write is freed */
 	const uint8_t *data;
-	size_t len;
+	size_t len;          /* a batch grows while it is its stream's last */
 	size_t committed;    /* bytes placed into frames */
 	size_t acked;        /* bytes the transport took */
-	uint64_t user_data;
+	union {
+		uint64_t user_data;          /* single write */
+		struct mr_write_part first;  /* batch: run 0 */
+	};
+	uint32_t parts;      /* batch: runs */
+	uint32_t parts_done; /* batch: runs wholly reported (WRITE_DONE) */
+	uint32_t run_done;   /* batch: writes of run parts_done reported */
+	uint32_t run_start;  /* batch: offset of run parts_done's bytes */
+	bool batch;          /* small copied writes packed in buf (owned) */
+	bool sealed;         /* batch: cut by a deadline, takes no more */
 	bool failed;         /* WRITE_DONE(error) already reported; freed once
 				acked catches up with committed */
 };
+
+/* Batch blocks (whole allocations, struct mr_buf included) grow by
+ * doubling from MR_BATCH_MIN to MR_BATCH_MAX as a stream's small writes
+ * pile up, so one write costs a small block and a backlog large ones;
+ * mr_stream_write_copy packs writes up to MR_BATCH_WRITE_MAX bytes. */
+#define MR_BATCH_MIN 256u
+#define MR_BATCH_MAX (64u << 10)
 
 /* One iovec's worth of committed output. Slots live in a fixed ring so the
  * pointers handed to the transport stay put until it has sent them. */
@@ -68,6 +102,11 @@ enum mr_stream_flag {
 	MR_STREAM_HEARTBEAT = 1u << 7,    /* carries heartbeats; the engine
 					     serves it, the app never sees it */
 	MR_STREAM_URGENT = 1u << 8,       /* jumps the ready list */
+	MR_STREAM_CLOSE_OWED = 1u << 9,   /* finished, but its STREAM_CLOSED
+					     found no room in the event queue:
+					     mr_session_poll_event makes it up
+					     (code in send_window, reason in
+					     type_have, both dead by then) */
 };
 
 /* The deadlines of one stream, allocated when the first one is set and
@@ -94,7 +133,12 @@ struct mr_stream {
 			uint8_t echo_have;  /* bytes of echo_word received */
 		};
 	};
-	struct mr_stream *ready_next; /* session's ready list */
+	union {
+		struct mr_stream *ready_next; /* session's ready list */
+		const struct muxring_mem *orphan_mem; /* once the session is
+							 freed: the allocator
+							 to free with */
+	};
 	union {
 		/* While the stream is alive: its writes, oldest first. */
 		struct {
@@ -129,6 +173,7 @@ struct mr_stream {
 };
 
 struct mr_event_queue {
+	const struct muxring_mem *mem; /* allocates items */
 	struct mr_event *items;
 	uint32_t head;  /* next to poll */
 	uint32_t count;
@@ -151,8 +196,10 @@ struct mr_session {
 	uint32_t last_remote_id;   /* highest id the peer opened */
 	uint32_t accept_pending;   /* accepted, not yet taken by the app */
 	bool goaway_sent;          /* we refuse new peer streams */
-	bool ended;                /* SESSION_ENDED queued */
+	bool ended;                /* the session is over */
+	bool ended_polled;         /* SESSION_ENDED was taken by the driver */
 	bool out_of_memory;        /* an event was lost; the session fails */
+	uint32_t closes_owed;      /* streams with MR_STREAM_CLOSE_OWED */
 	void *user;                /* the driver's */
 	struct mr_session_result result;
 	uint8_t *remote_debug;     /* heap copy behind result.remote_debug */
@@ -193,12 +240,17 @@ struct mr_session {
 	 * message would otherwise cost a malloc and a free. */
 	struct mr_write *write_cache;
 	uint32_t write_cache_count;
+	/* Batch blocks of MR_BATCH_MIN bytes kept for reuse (linked through
+	 * their first bytes), for the same reason: a small message would
+	 * otherwise cost a malloc and a free of its block. */
+	struct mr_buf *block_cache;
+	uint32_t block_cache_count;
 
 	struct mr_session_stats stats;
 };
 
 /* event_queue.c */
-void mr_evq_init(struct mr_event_queue *q);
+void mr_evq_init(struct mr_event_queue *q, const struct muxring_mem *mem);
 /* Drops queued events, giving back what they hold. */
 void mr_evq_free(struct mr_event_queue *q);
 /* Returns 0 or -ENOMEM. */
@@ -209,7 +261,8 @@ bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev);
 struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,
 				bool local);
 void mr_stream_ref(struct mr_stream *stream);
-/* Frees the writes kept for reuse (the session is being freed). */
+/* Frees the writes and batch blocks kept for reuse (the session is being
+ * freed, after its transmit ring: no block is referenced any more). */
 void mr_stream_free_write_cache(struct mr_session *sess);
 /* Cuts every finished stream loose from the session before it is freed. */
 void mr_stream_detach_finished(struct mr_session *sess);
@@ -283,5 +336,9 @@ void mr_session_emit(struct mr_session *sess, const struct mr_event *ev);
 int mr_session_fail(struct mr_session *sess, uint32_t code, const char *debug);
 /* Ends the session with local error err (negative), sending nothing. */
 void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code);
+/* Memory ran out where the session cannot go on without it: GOAWAY
+ * InternalError "out of memory" (if it fits), and the session ends with
+ * local error -ENOMEM. Returns the session's local error. */
+int mr_session_fail_nomem(struct mr_session *sess);
 
 #endif

@@ -13,14 +13,20 @@
  * and the STREAM_CLOSED event each hold one.
  */
 #include <errno.h>
-#include <stdlib.h>
+#include <string.h>
 
 #include "engine/session_internal.h"
+
+/* The allocator of the stream's memory, also once its session is gone. */
+static const struct muxring_mem *stream_mem(const struct mr_stream *stream)
+{
+	return stream->session ? stream->session->cfg.mem : stream->orphan_mem;
+}
 
 struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,
 				bool local)
 {
-	struct mr_stream *stream = calloc(1, sizeof(*stream));
+	struct mr_stream *stream = mr_calloc(sess->cfg.mem, 1, sizeof(*stream));
 
 	if (!stream)
 		return NULL;
@@ -32,7 +38,7 @@ struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,
 	/* The peer announced its streams itself. */
 	stream->flags |= local ? MR_STREAM_LOCAL : MR_STREAM_SYN_SENT;
 	if (mr_stream_map_put(&sess->streams, id, stream)) {
-		free(stream);
+		mr_free(sess->cfg.mem, stream);
 		return NULL;
 	}
 	return stream;
@@ -77,6 +83,7 @@ void mr_stream_detach_finished(struct mr_session *sess)
 
 		stream->session = NULL;
 		stream->finished_prev = stream->finished_next = NULL;
+		stream->orphan_mem = sess->cfg.mem;
 		stream = next;
 	}
 	sess->finished = NULL;
@@ -88,11 +95,36 @@ void mr_stream_unref(struct mr_stream *stream)
 		return;
 	if (stream->session && (stream->flags & MR_STREAM_FINISHED))
 		leave_finished_list(stream);
-	free(stream);
+	mr_free(stream_mem(stream), stream);
 }
 
-/* Writes kept per session for reuse; beyond it they are freed. */
+/* Write records, and smallest batch blocks, kept per session for reuse;
+ * beyond it they are freed. */
 #define WRITE_CACHE_MAX 64u
+#define BLOCK_CACHE_MAX 64u
+
+/* Memory a queued write holds (write_memory in the session's stats). */
+static uint64_t write_footprint(const struct mr_write *write)
+{
+	if (!write->buf)
+		return sizeof(*write);
+	return sizeof(*write) + write->buf->cap +
+	       (write->batch ? sizeof(struct mr_buf) : 0);
+}
+
+static void account_write(struct mr_session *sess,
+			  const struct mr_write *write, bool add)
+{
+	uint64_t bytes = write->len, mem = write_footprint(write);
+
+	if (add) {
+		sess->stats.write_bytes_queued += bytes;
+		sess->stats.write_memory += mem;
+	} else {
+		sess->stats.write_bytes_queued -= bytes;
+		sess->stats.write_memory -= mem;
+	}
+}
 
 /* Drops the write's buffer and keeps the write for the session to reuse;
  * frees it when the stream has no session any more or the cache is full. */
@@ -100,25 +132,34 @@ static void free_write(struct mr_stream *stream, struct mr_write *write)
 {
 	struct mr_session *sess = stream->session;
 
-	mr_buf_unref(write->buf);
+	if (sess)
+		account_write(sess, write, false);
+	if (write->buf)
+		mr_buf_unref(write->buf);
 	if (sess && sess->write_cache_count < WRITE_CACHE_MAX) {
 		write->next = sess->write_cache;
 		sess->write_cache = write;
 		sess->write_cache_count++;
 		return;
 	}
-	free(write);
+	mr_free(stream_mem(stream), write);
 }
 
 void mr_stream_free_write_cache(struct mr_session *sess)
 {
 	struct mr_write *write;
+	struct mr_buf *block;
 
 	while ((write = sess->write_cache)) {
 		sess->write_cache = write->next;
-		free(write);
+		mr_free(sess->cfg.mem, write);
 	}
 	sess->write_cache_count = 0;
+	while ((block = sess->block_cache)) {
+		memcpy(&sess->block_cache, block->data, sizeof(block));
+		mr_free(sess->cfg.mem, block);
+	}
+	sess->block_cache_count = 0;
 }
 
 static struct mr_write *alloc_write(struct mr_session *sess)
@@ -126,20 +167,29 @@ static struct mr_write *alloc_write(struct mr_session *sess)
 	struct mr_write *write = sess->write_cache;
 
 	if (!write)
-		return malloc(sizeof(*write));
+		return mr_malloc(sess->cfg.mem, sizeof(*write));
 	sess->write_cache = write->next;
 	sess->write_cache_count--;
 	return write;
 }
 
-static void emit_write_done(struct mr_stream *stream, struct mr_write *write,
+/* Part i of a batch: the first is in the write, the others are stacked
+ * down from the block's end. */
+static struct mr_write_part *part_at(struct mr_write *batch, uint32_t i)
+{
+	if (!i)
+		return &batch->first;
+	return (struct mr_write_part *)(batch->buf->data + batch->buf->cap) - i;
+}
+
+static void emit_write_done(struct mr_stream *stream, uint64_t user_data,
 			    int64_t result)
 {
 	struct mr_event ev = {
 		.type = MR_EV_WRITE_DONE,
 		.stream = stream,
 		.result = result,
-		.user_data = write->user_data,
+		.user_data = user_data,
 	};
 
 	if (!stream->session)
@@ -179,18 +229,49 @@ void mr_stream_update_ready(struct mr_stream *stream)
 		mr_outbound_schedule(sess, stream);
 }
 
+/* The next write of a batch to report is done: moves past it. */
+static void next_write(struct mr_write *batch, const struct mr_write_part *run)
+{
+	if (++batch->run_done < run->count)
+		return;
+	batch->run_start += run->len * run->count;
+	batch->run_done = 0;
+	batch->parts_done++;
+}
+
+/* Reports the writes of a batch whose last byte the transport took. */
+static void report_parts(struct mr_stream *stream, struct mr_write *batch)
+{
+	while (batch->parts_done < batch->parts) {
+		const struct mr_write_part *run =
+			part_at(batch, batch->parts_done);
+
+		if (batch->run_start + (uint64_t)(batch->run_done + 1) * run->len >
+		    batch->acked)
+			return;
+		next_write(batch, run);
+		emit_write_done(stream, run->user_data, run->len);
+	}
+}
+
 /* Reports and frees the writes at the head of the list that are fully
- * committed and fully taken by the transport. */
+ * committed and fully taken by the transport (and the parts of a batch
+ * that are, as they are). */
 static void complete_writes(struct mr_stream *stream)
 {
 	struct mr_write *write;
 
-	while ((write = stream->writes) && write != stream->commit_next &&
-	       write->acked == write->len) {
+	while ((write = stream->writes)) {
+		if (write->batch)
+			report_parts(stream, write);
+		if (write == stream->commit_next || write->acked < write->len)
+			return;
 		stream->writes = write->next;
 		if (!stream->writes)
 			stream->writes_tail = NULL;
-		emit_write_done(stream, write, (int64_t)write->len);
+		if (!write->batch)
+			emit_write_done(stream, write->user_data,
+					(int64_t)write->len);
 		free_write(stream, write);
 	}
 }
@@ -207,6 +288,23 @@ void mr_stream_write_acked(struct mr_stream *stream, struct mr_write *write,
 	complete_writes(stream);
 }
 
+/* Reports the write (every part not yet reported, for a batch) failed. */
+static void report_failed(struct mr_stream *stream, struct mr_write *write,
+			  int err)
+{
+	if (!write->batch) {
+		emit_write_done(stream, write->user_data, err);
+		return;
+	}
+	while (write->parts_done < write->parts) {
+		const struct mr_write_part *run =
+			part_at(write, write->parts_done);
+
+		next_write(write, run);
+		emit_write_done(stream, run->user_data, err);
+	}
+}
+
 /* Reports every write from `write` on as failed and unlinks it; writes
  * with pieces still in the ring are freed when those are sent. */
 static void fail_write_chain(struct mr_stream *stream, struct mr_write *write,
@@ -215,7 +313,7 @@ static void fail_write_chain(struct mr_stream *stream, struct mr_write *write,
 	while (write) {
 		struct mr_write *next = write->next;
 
-		emit_write_done(stream, write, err);
+		report_failed(stream, write, err);
 		if (write->acked < write->committed)
 			write->failed = true;
 		else
@@ -230,23 +328,75 @@ void mr_stream_fail_writes(struct mr_stream *stream, int err)
 	stream->writes = stream->writes_tail = stream->commit_next = NULL;
 }
 
+/* Fails every write of runs [from, parts) but the first `skip` ones. */
+static void fail_runs(struct mr_stream *stream, struct mr_write *batch,
+		      uint32_t from, uint32_t skip, int err)
+{
+	uint32_t i, k;
+
+	for (i = from; i < batch->parts; i++, skip = 0) {
+		const struct mr_write_part *run = part_at(batch, i);
+
+		for (k = skip; k < run->count; k++)
+			emit_write_done(stream, run->user_data, err);
+	}
+}
+
+/* Cuts a batch at its committed bytes: the writes wholly committed stay
+ * to complete normally, the others fail now (a write cut in the middle
+ * too, as a single write would). What follows the cut is never sent, and
+ * the batch is sealed: bytes appended after the cut would follow a write
+ * that failed. */
+static void cut_batch(struct mr_stream *stream, struct mr_write *batch,
+		      int err)
+{
+	uint64_t start = batch->run_start;
+	uint32_t i = batch->parts_done, keep;
+
+	for (; i < batch->parts; i++) {
+		struct mr_write_part *run = part_at(batch, i);
+		uint64_t end = start + (uint64_t)run->len * run->count;
+
+		if (end > batch->committed) {
+			keep = (uint32_t)((batch->committed - start) / run->len);
+			fail_runs(stream, batch, i, keep, err);
+			run->count = keep;
+			batch->parts = keep ? i + 1 : i;
+			break;
+		}
+		start = end;
+	}
+	batch->sealed = true;
+	if (stream->session)
+		stream->session->stats.write_bytes_queued -=
+			batch->len - batch->committed;
+	batch->len = batch->committed;
+}
+
 void mr_stream_fail_pending_writes(struct mr_stream *stream, int err)
 {
-	struct mr_write *pending = stream->commit_next, *prev = NULL;
+	struct mr_write *pending = stream->commit_next, *keep = NULL;
 
 	if (!pending)
 		return;
-	if (pending != stream->writes) {
-		for (prev = stream->writes; prev->next != pending;
-		     prev = prev->next)
+	if (pending->batch && pending->committed) {
+		cut_batch(stream, pending, err);
+		keep = pending;
+		pending = pending->next;
+	} else if (pending != stream->writes) {
+		for (keep = stream->writes; keep->next != pending;
+		     keep = keep->next)
 			;
-		prev->next = NULL;
-	} else {
-		stream->writes = NULL;
 	}
-	stream->writes_tail = prev;
+	if (keep)
+		keep->next = NULL;
+	else
+		stream->writes = NULL;
+	stream->writes_tail = keep;
 	stream->commit_next = NULL;
 	fail_write_chain(stream, pending, err);
+	/* A batch cut where the transport already took everything is done. */
+	complete_writes(stream);
 	mr_stream_update_ready(stream);
 }
 
@@ -254,6 +404,7 @@ void mr_stream_credit(struct mr_stream *stream, uint32_t n)
 {
 	struct mr_session *sess = stream->session;
 	uint32_t grant;
+	int err;
 
 	if (!sess || stream->recv_state != MR_RECV_OPEN ||
 	    (stream->flags & MR_STREAM_FINISHED))
@@ -262,7 +413,10 @@ void mr_stream_credit(struct mr_stream *stream, uint32_t n)
 	grant = stream->recv_consumed;
 	if (grant < sess->cfg.window / 4)
 		return;
-	if (mr_outbound_wndinc(sess, stream->id, grant))
+	err = mr_outbound_wndinc(sess, stream->id, grant);
+	if (err == -ENOMEM)
+		sess->out_of_memory = true; /* a stalled window: end instead */
+	if (err)
 		return;
 	stream->recv_window += grant;
 	stream->recv_consumed = 0;
@@ -281,7 +435,7 @@ static void leave_deadline_list(struct mr_stream *stream)
 		stream->session->deadlines = dl->next;
 	if (dl->next)
 		dl->next->prev = dl->prev;
-	free(dl);
+	mr_free(stream->session->cfg.mem, dl);
 	stream->deadline = NULL;
 	stream->flags &= ~MR_STREAM_ON_DEADLINES;
 }
@@ -304,7 +458,7 @@ void mr_stream_free_deadlines(struct mr_session *sess)
 
 		dl->stream->deadline = NULL;
 		dl->stream->flags &= ~MR_STREAM_ON_DEADLINES;
-		free(dl);
+		mr_free(sess->cfg.mem, dl);
 		dl = next;
 	}
 	sess->deadlines = NULL;
@@ -381,30 +535,194 @@ static int usable_error(const struct mr_stream *stream)
 	return 0;
 }
 
-int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
-		    const uint8_t *data, size_t len, uint64_t user_data)
+/* Why the stream takes no write now, or 0. */
+static int write_error(const struct mr_stream *stream)
 {
-	struct mr_write *write;
 	int err = usable_error(stream);
 
 	if (err)
 		return err;
 	if (stream->send_state != MR_SEND_OPEN)
 		return MUXRING_ERR(MUXRING_STREAM_CLOSED);
+	return 0;
+}
+
+static void append_write(struct mr_stream *stream, struct mr_write *write)
+{
+	if (stream->writes_tail)
+		stream->writes_tail->next = write;
+	else
+		stream->writes = write;
+	stream->writes_tail = write;
+}
+
+int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
+		    const uint8_t *data, size_t len, uint64_t user_data)
+{
+	struct mr_write *write;
+	int err = write_error(stream);
+
+	if (err)
+		return err;
 	write = alloc_write(stream->session);
 	if (!write)
 		return -ENOMEM;
 	*write = (struct mr_write){
 		.buf = buf, .data = data, .len = len, .user_data = user_data,
 	};
-	mr_buf_ref(buf);
-	if (stream->writes_tail)
-		stream->writes_tail->next = write;
-	else
-		stream->writes = write;
-	stream->writes_tail = write;
+	if (buf)
+		mr_buf_ref(buf);
+	account_write(stream->session, write, true);
+	append_write(stream, write);
 	if (!stream->commit_next)
 		stream->commit_next = write;
+	mr_stream_update_ready(stream);
+	return 0;
+}
+
+/* True when the batch has room for one more part of len bytes (whose
+ * record goes in the block: the batch has its first part already). */
+static bool batch_fits(const struct mr_write *batch, size_t len)
+{
+	size_t used = batch->len +
+		      (size_t)batch->parts * sizeof(struct mr_write_part);
+
+	return !batch->sealed && used <= batch->buf->cap &&
+	       len <= batch->buf->cap - used;
+}
+
+/* The batch's last run, when the write can join it: same length and
+ * user_data, and not yet wholly reported. */
+static struct mr_write_part *joinable_run(struct mr_write *batch, size_t len,
+					  uint64_t user_data)
+{
+	struct mr_write_part *run;
+
+	if (batch->parts_done == batch->parts || batch->sealed)
+		return NULL;
+	run = part_at(batch, batch->parts - 1);
+	/* The block holds the bytes and the records of runs 1..parts-1. */
+	if (run->len != len || run->user_data != user_data ||
+	    batch->len + (size_t)(batch->parts - 1) * sizeof(*run) + len >
+		    batch->buf->cap)
+		return NULL;
+	return run;
+}
+
+/* The block of the stream's next batch: twice the last one (a backlog of
+ * small writes takes ever fewer, larger blocks), at least MR_BATCH_MIN,
+ * at most MR_BATCH_MAX, and big enough for the write that needs it. */
+static size_t next_batch_size(const struct mr_write *last, size_t len)
+{
+	size_t need = sizeof(struct mr_buf) + len + sizeof(struct mr_write_part);
+	size_t size = MR_BATCH_MIN;
+
+	if (last && last->batch) {
+		size = 2 * (sizeof(struct mr_buf) + last->buf->cap);
+		if (size > MR_BATCH_MAX)
+			size = MR_BATCH_MAX;
+	}
+	while (size < need)
+		size *= 2;
+	return size;
+}
+
+/* A batch block goes back to its session's cache when it is of the
+ * smallest size and the cache has room. Blocks never outlive their
+ * session: the writes and transmit segments that hold them go first. */
+static void release_block(struct mr_buf *block)
+{
+	struct mr_session *sess = block->owner;
+
+	if (block->cap + sizeof(*block) != MR_BATCH_MIN ||
+	    sess->block_cache_count >= BLOCK_CACHE_MAX) {
+		mr_free(sess->cfg.mem, block);
+		return;
+	}
+	memcpy(block->data, &sess->block_cache, sizeof(block));
+	sess->block_cache = block;
+	sess->block_cache_count++;
+}
+
+static struct mr_buf *alloc_block(struct mr_session *sess, size_t size)
+{
+	struct mr_buf *block = sess->block_cache;
+
+	if (size == MR_BATCH_MIN && block) {
+		memcpy(&sess->block_cache, block->data, sizeof(block));
+		sess->block_cache_count--;
+	} else {
+		block = mr_malloc(sess->cfg.mem, size);
+		if (!block)
+			return NULL;
+	}
+	*block = (struct mr_buf){
+		.refs = 1,
+		.data = (uint8_t *)(block + 1),
+		.cap = size - sizeof(*block),
+		.release = release_block,
+		.owner = sess,
+	};
+	return block;
+}
+
+static struct mr_write *new_batch(struct mr_session *sess, size_t size)
+{
+	struct mr_write *batch = alloc_write(sess);
+	struct mr_buf *buf;
+
+	if (!batch)
+		return NULL;
+	buf = alloc_block(sess, size);
+	if (!buf) {
+		mr_free(sess->cfg.mem, batch);
+		return NULL;
+	}
+	*batch = (struct mr_write){.buf = buf, .data = buf->data, .batch = true};
+	account_write(sess, batch, true);
+	return batch;
+}
+
+
+int mr_stream_write_copy(struct mr_stream *stream, const void *data,
+			 size_t len, uint64_t user_data)
+{
+	struct mr_session *sess = stream->session;
+	struct mr_write *batch = stream->writes_tail;
+	struct mr_write_part *part;
+	int err = write_error(stream);
+
+	if (err)
+		return err;
+	if (len > MR_BATCH_WRITE_MAX)
+		return -EINVAL;
+	/* A zero-length write has no bytes to pack: it is a single write of
+	 * no buffer, done once everything before it (and the SYN) is out. */
+	if (!len)
+		return mr_stream_write(stream, NULL, NULL, 0, user_data);
+	if (batch && batch->batch &&
+	    (part = joinable_run(batch, len, user_data))) {
+		part->count++;
+	} else {
+		if (!batch || !batch->batch || !batch_fits(batch, len)) {
+			batch = new_batch(sess, next_batch_size(batch, len));
+			if (!batch)
+				return -ENOMEM;
+			append_write(stream, batch);
+		}
+		part = part_at(batch, batch->parts++);
+		*part = (struct mr_write_part){
+			.user_data = user_data,
+			.len = (uint32_t)len,
+			.count = 1,
+		};
+	}
+	memcpy(batch->buf->data + batch->len, data, len);
+	batch->len += len;
+	sess->stats.write_bytes_queued += len;
+	/* A batch already fully committed has new bytes to send again. */
+	if (!stream->commit_next)
+		stream->commit_next = batch;
 	mr_stream_update_ready(stream);
 	return 0;
 }
@@ -467,7 +785,7 @@ int mr_stream_set_deadline(struct mr_stream *stream,
 		/* Nothing to clear; a stream that is over never expires. */
 		if (!when || !sess || (stream->flags & MR_STREAM_FINISHED))
 			return 0;
-		dl = calloc(1, sizeof(*dl));
+		dl = mr_calloc(sess->cfg.mem, 1, sizeof(*dl));
 		if (!dl)
 			return -ENOMEM;
 		dl->stream = stream;

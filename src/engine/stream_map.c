@@ -8,7 +8,7 @@
 #include "engine/stream_map.h"
 
 #include <errno.h>
-#include <stdlib.h>
+#include <stdbool.h>
 
 #include "engine/session_internal.h"
 
@@ -19,15 +19,16 @@ static uint32_t slot_of(uint32_t id, uint32_t mask)
 	return ((id * 0x9E3779B1u) >> 7) & mask;
 }
 
-void mr_stream_map_init(struct mr_stream_map *map)
+void mr_stream_map_init(struct mr_stream_map *map,
+			const struct muxring_mem *mem)
 {
-	*map = (struct mr_stream_map){0};
+	*map = (struct mr_stream_map){.mem = mem};
 }
 
 void mr_stream_map_free(struct mr_stream_map *map)
 {
-	free(map->slots);
-	*map = (struct mr_stream_map){0};
+	mr_free(map->mem, map->slots);
+	*map = (struct mr_stream_map){.mem = map->mem};
 }
 
 struct mr_stream *mr_stream_map_get(const struct mr_stream_map *map,
@@ -65,14 +66,14 @@ static int grow(struct mr_stream_map *map)
 
 	if (new_cap < old_cap)
 		return -ENOMEM;
-	slots = calloc(new_cap, sizeof(*slots));
+	slots = mr_calloc(map->mem, new_cap, sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
 	for (i = 0; i < old_cap; i++) {
 		if (map->slots[i])
 			insert_slot(slots, new_cap - 1, map->slots[i]);
 	}
-	free(map->slots);
+	mr_free(map->mem, map->slots);
 	map->slots = slots;
 	map->mask = new_cap - 1;
 	return 0;
@@ -130,6 +131,36 @@ void mr_stream_map_del(struct mr_stream_map *map, uint32_t id)
 			map->count--;
 			close_hole(map, i);
 			return;
+		}
+	}
+}
+
+/* A removal shifts later members of a probe run back by one or more slots,
+ * possibly into the current one (visited again at once) or, for a run that
+ * wraps around the end, into slots at the start: another pass catches
+ * those, until a pass removes nothing. */
+void mr_stream_map_sweep(struct mr_stream_map *map,
+			 void (*fn)(struct mr_stream *stream, void *arg),
+			 void *arg)
+{
+	bool removed = true;
+	uint32_t i;
+
+	while (removed && map->slots) {
+		removed = false;
+		for (i = 0; i <= map->mask;) {
+			struct mr_stream *stream = map->slots[i];
+			uint32_t before = map->count;
+
+			if (!stream) {
+				i++;
+				continue;
+			}
+			fn(stream, arg);
+			if (map->count == before)
+				i++;
+			else
+				removed = true;
 		}
 	}
 }

@@ -13,15 +13,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/mem.h"
+
 struct mr_stream;
 
 struct mr_stream_map {
+	const struct muxring_mem *mem; /* allocates the slots */
 	struct mr_stream **slots; /* NULL marks an empty slot */
 	uint32_t mask;  /* capacity - 1; capacity is a power of two */
 	uint32_t count; /* live entries */
 };
 
-void mr_stream_map_init(struct mr_stream_map *map);
+void mr_stream_map_init(struct mr_stream_map *map,
+			const struct muxring_mem *mem);
 void mr_stream_map_free(struct mr_stream_map *map);
 
 /* NULL when id is not in the map. */
@@ -35,6 +39,14 @@ int mr_stream_map_put(struct mr_stream_map *map, uint32_t id,
 
 /* Removes id if present. */
 void mr_stream_map_del(struct mr_stream_map *map, uint32_t id);
+
+/* Calls fn on every stream; fn may remove that stream (and no other) from
+ * the map, and is called at least once for every stream it keeps (maybe
+ * more: a removal can move a stream back into slots already visited).
+ * Needs no memory. */
+void mr_stream_map_sweep(struct mr_stream_map *map,
+			 void (*fn)(struct mr_stream *stream, void *arg),
+			 void *arg);
 
 /* Calls fn on every stream; fn must not change the map. */
 void mr_stream_map_each(const struct mr_stream_map *map,

@@ -9,7 +9,6 @@
 #include "uring/bufring.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <sys/mman.h>
 
 static void bufring_free(struct mr_bufring *br)
@@ -18,8 +17,8 @@ static void bufring_free(struct mr_bufring *br)
 		munmap(br->br, br->br_bytes);
 	if (br->arena)
 		munmap(br->arena, br->arena_bytes);
-	free(br->bufs);
-	free(br);
+	mr_free(br->mem, br->bufs);
+	mr_free(br->mem, br);
 }
 
 /* Release callback of every ring buffer: its last reference went. */
@@ -54,7 +53,8 @@ static void *map_anon(size_t bytes, bool populate)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-int mr_bufring_create(struct io_uring *ring, uint16_t bgid, uint32_t nbufs,
+int mr_bufring_create(struct io_uring *ring, const struct muxring_mem *mem,
+		      uint16_t bgid, uint32_t nbufs,
 		      uint32_t buf_size, uint32_t low_water,
 		      struct mr_bufring **out)
 {
@@ -66,9 +66,10 @@ int mr_bufring_create(struct io_uring *ring, uint16_t bgid, uint32_t nbufs,
 	if (!nbufs || nbufs > 32768 || (nbufs & (nbufs - 1)) || !buf_size ||
 	    low_water >= nbufs)
 		return -EINVAL;
-	br = calloc(1, sizeof(*br));
+	br = mr_calloc(mem, 1, sizeof(*br));
 	if (!br)
 		return -ENOMEM;
+	br->mem = mem;
 	br->nbufs = nbufs;
 	br->buf_size = buf_size;
 	br->low_water = low_water;
@@ -77,7 +78,7 @@ int mr_bufring_create(struct io_uring *ring, uint16_t bgid, uint32_t nbufs,
 	br->arena_bytes = (size_t)nbufs * buf_size;
 	br->br = map_anon(br->br_bytes, false);
 	br->arena = map_anon(br->arena_bytes, true);
-	br->bufs = calloc(nbufs, sizeof(*br->bufs));
+	br->bufs = mr_calloc(mem, nbufs, sizeof(*br->bufs));
 	if (!br->br || !br->arena || !br->bufs) {
 		bufring_free(br);
 		return -ENOMEM;

@@ -27,6 +27,7 @@
 #include "engine/buf.h"
 
 struct mr_bufring {
+	const struct muxring_mem *mem; /* allocates this and bufs */
 	struct io_uring *ring;       /* registered with; NULL once detached */
 	struct io_uring_buf_ring *br; /* the shared ring (mmap'd, page aligned) */
 	size_t br_bytes;              /* its mapping size */
@@ -48,7 +49,8 @@ struct mr_bufring {
  * registers it as buffer group bgid. Returns 0 or -ENOMEM, -EINVAL, or
  * the error of IORING_REGISTER_PBUF_RING (-EINVAL on kernels before 5.19).
  */
-int mr_bufring_create(struct io_uring *ring, uint16_t bgid, uint32_t nbufs,
+int mr_bufring_create(struct io_uring *ring, const struct muxring_mem *mem,
+		      uint16_t bgid, uint32_t nbufs,
 		      uint32_t buf_size, uint32_t low_water,
 		      struct mr_bufring **out);
 

@@ -7,15 +7,17 @@
  */
 #include "uring/copy_cache.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-struct mr_copy_cache *mr_copy_cache_new(size_t cap)
+struct mr_copy_cache *mr_copy_cache_new(const struct muxring_mem *mem,
+					size_t cap)
 {
-	struct mr_copy_cache *c = calloc(1, sizeof(*c));
+	struct mr_copy_cache *c = mr_calloc(mem, 1, sizeof(*c));
 
-	if (c)
+	if (c) {
+		c->mem = mem;
 		c->cap = cap;
+	}
 	return c;
 }
 
@@ -28,7 +30,7 @@ static void free_lists(struct mr_copy_cache *c)
 			struct mr_buf *b = c->free[k];
 
 			c->free[k] = b->owner;
-			free(b);
+			mr_free(c->mem, b);
 		}
 	}
 	c->cached = 0;
@@ -41,7 +43,7 @@ void mr_copy_cache_detach(struct mr_copy_cache *c)
 	free_lists(c);
 	c->detached = true;
 	if (!c->outstanding)
-		free(c);
+		mr_free(c->mem, c);
 }
 
 static void cache_release(struct mr_buf *b)
@@ -51,9 +53,9 @@ static void cache_release(struct mr_buf *b)
 
 	c->outstanding--;
 	if (c->detached || c->cached + b->cap > c->cap) {
-		free(b);
+		mr_free(c->mem, b);
 		if (c->detached && !c->outstanding)
-			free(c);
+			mr_free(c->mem, c);
 		return;
 	}
 	b->owner = c->free[k];
@@ -77,14 +79,14 @@ struct mr_buf *mr_copy_cache_get(struct mr_copy_cache *c, size_t len)
 	struct mr_buf *b;
 
 	if (k == MR_COPY_CLASSES)
-		return mr_buf_new_heap(len);
+		return mr_buf_alloc(c->mem, len);
 	size = (size_t)1 << (MR_COPY_MIN_SHIFT + k);
 	b = c->free[k];
 	if (b) {
 		c->free[k] = b->owner;
 		c->cached -= size;
 	} else {
-		b = malloc(sizeof(*b) + size);
+		b = mr_malloc(c->mem, sizeof(*b) + size);
 		if (!b)
 			return NULL;
 	}

@@ -21,6 +21,7 @@
 #define MR_COPY_MIN_SHIFT 15u
 
 struct mr_copy_cache {
+	const struct muxring_mem *mem; /* allocates this and the blocks */
 	struct mr_buf *free[MR_COPY_CLASSES]; /* released blocks, by class
 						 (linked through ->owner
 						 while free) */
@@ -31,8 +32,10 @@ struct mr_copy_cache {
 				    and the cache with the last block */
 };
 
-/* A cache keeping at most `cap` bytes; NULL on ENOMEM. */
-struct mr_copy_cache *mr_copy_cache_new(size_t cap);
+/* A cache keeping at most `cap` bytes, allocating with mem; NULL on
+ * ENOMEM. */
+struct mr_copy_cache *mr_copy_cache_new(const struct muxring_mem *mem,
+					size_t cap);
 
 /* The loop is going away: frees the free lists now and the cache once the
  * last block handed out comes back. */

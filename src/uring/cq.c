@@ -8,15 +8,15 @@
 #include "uring/cq.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
-int mr_cq_init(struct mr_cq *cq, uint32_t cap)
+int mr_cq_init(struct mr_cq *cq, const struct muxring_mem *mem, uint32_t cap)
 {
 	uint32_t n = 16;
 
 	while (n < cap && n < (1u << 30))
 		n <<= 1;
-	cq->slots = calloc(n, sizeof(*cq->slots));
+	cq->mem = mem;
+	cq->slots = mr_calloc(mem, n, sizeof(*cq->slots));
 	if (!cq->slots)
 		return -ENOMEM;
 	cq->mask = n - 1;
@@ -26,7 +26,7 @@ int mr_cq_init(struct mr_cq *cq, uint32_t cap)
 
 void mr_cq_free(struct mr_cq *cq)
 {
-	free(cq->slots);
+	mr_free(cq->mem, cq->slots);
 	cq->slots = NULL;
 }
 
@@ -37,12 +37,12 @@ int mr_cq_grow(struct mr_cq *cq)
 
 	if (cap >= (1u << 30))
 		return -ENOMEM;
-	slots = malloc((size_t)cap * 2 * sizeof(*slots));
+	slots = mr_malloc(cq->mem, (size_t)cap * 2 * sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
 	for (i = 0; i < count; i++)
 		slots[i] = cq->slots[(cq->head + i) & cq->mask];
-	free(cq->slots);
+	mr_free(cq->mem, cq->slots);
 	cq->slots = slots;
 	cq->mask = cap * 2 - 1;
 	cq->head = 0;

@@ -14,9 +14,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "engine/mem.h"
 #include "muxring.h"
 
 struct mr_cq {
+	const struct muxring_mem *mem; /* allocates slots */
 	struct muxring_cqe *slots;
 	uint32_t mask;  /* capacity - 1 */
 	uint32_t head;  /* oldest entry not advanced past */
@@ -24,7 +26,7 @@ struct mr_cq {
 };
 
 /* Returns 0 or -ENOMEM; cap is rounded up to a power of two. */
-int mr_cq_init(struct mr_cq *cq, uint32_t cap);
+int mr_cq_init(struct mr_cq *cq, const struct muxring_mem *mem, uint32_t cap);
 void mr_cq_free(struct mr_cq *cq);
 
 /* Makes room for one more entry. Returns 0 or -ENOMEM. */

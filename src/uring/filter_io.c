@@ -25,11 +25,24 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "engine/mem.h"
 #include "uring/session_io.h"
 
 static const struct muxring_filter_ops *ops(const struct muxring_session *s)
 {
 	return s->filter->ops;
+}
+
+/* A copy of text from the loop's allocator (NULL when it has no memory:
+ * the session then ends without words). */
+static char *copy_text(const struct muxring_mem *mem, const char *text)
+{
+	size_t n = strlen(text) + 1;
+	char *p = mr_malloc(mem, n);
+
+	if (p)
+		memcpy(p, text, n);
+	return p;
 }
 
 /* Ends the session with err; `text` names the cause (the filter's words
@@ -44,8 +57,9 @@ static void fio_fail(struct muxring_session *s, int err, const char *text)
 	s->flags |= MR_SIO_FILTER_FAILED;
 	s->flags &= ~(uint32_t)MR_SIO_HANDSHAKING;
 	if (!s->end_text)
-		s->end_text = strdup(text ? text : why ? why
-					       : "transport filter failed");
+		s->end_text = copy_text(s->loop->mem,
+					text ? text : why ? why
+					     : "transport filter failed");
 	if (!(s->flags & MR_SIO_READY_POSTED))
 		s->ready_res = err;
 	mr_sio_transport_end(s, err);
@@ -381,6 +395,6 @@ void mr_fio_free(struct muxring_session *s)
 	if (s->cipher)
 		mr_buf_unref(s->cipher);
 	s->plain = s->cipher = NULL;
-	free(s->end_text);
+	mr_free(s->loop->mem, s->end_text);
 	s->end_text = NULL;
 }

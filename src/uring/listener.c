@@ -6,12 +6,11 @@
  * Running out of descriptors or memory (-EMFILE, -ENFILE, -ENOMEM,
  * -ENOBUFS) pauses accepting for a short while on a ring timeout instead of
  * spinning; any other error but a transient one closes the listener with
- * that error.
+ * that error. When the ring takes no SQE, arming waits for the next turn.
  */
 #include "uring/listener.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,7 +23,7 @@ static int listener_new(struct muxring_loop *loop, int fd,
 			const struct muxring_session_opts *opts,
 			uint64_t user_data, struct muxring_listener **out)
 {
-	struct muxring_listener *l = calloc(1, sizeof(*l));
+	struct muxring_listener *l = mr_calloc(loop->mem, 1, sizeof(*l));
 
 	if (!l) {
 		close(fd);
@@ -86,6 +85,8 @@ static void arm_accept(struct muxring_listener *l)
 {
 	struct io_uring_sqe *sqe = mr_loop_sqe(l->loop);
 
+	if (!sqe)
+		return;
 	if (l->loop->features & MUXRING_FEAT_ACCEPT_MULTISHOT)
 		io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL,
 					       SOCK_CLOEXEC);
@@ -95,15 +96,38 @@ static void arm_accept(struct muxring_listener *l)
 	l->accept_armed = true;
 }
 
+/* Without an SQE for the pause, the next turn re-arms the accept. */
 static void arm_retry(struct muxring_listener *l)
 {
 	struct io_uring_sqe *sqe = mr_loop_sqe(l->loop);
 
+	if (!sqe)
+		return;
 	l->retry_ts.tv_sec = 0;
 	l->retry_ts.tv_nsec = RETRY_NS;
 	io_uring_prep_timeout(sqe, &l->retry_ts, 0, 0);
 	listener_sqe_done(l, sqe, MR_OP_LISTEN_AUX);
 	l->retry_armed = true;
+}
+
+/* Cancels the armed accept and retry timer, each once. */
+static void cancel_armed(struct muxring_listener *l)
+{
+	struct io_uring_sqe *sqe;
+
+	if (l->accept_armed && !l->accept_cancelled &&
+	    (sqe = mr_loop_sqe(l->loop))) {
+		io_uring_prep_cancel64(sqe, mr_op_data(l, MR_OP_ACCEPT), 0);
+		listener_sqe_done(l, sqe, MR_OP_LISTEN_AUX);
+		l->accept_cancelled = true;
+	}
+	if (l->retry_armed && !l->retry_cancelled &&
+	    (sqe = mr_loop_sqe(l->loop))) {
+		io_uring_prep_timeout_remove(sqe, mr_op_data(l, MR_OP_LISTEN_AUX),
+					     0);
+		listener_sqe_done(l, sqe, MR_OP_LISTEN_AUX);
+		l->retry_cancelled = true;
+	}
 }
 
 void mr_listener_step(struct muxring_listener *l)
@@ -117,6 +141,7 @@ void mr_listener_step(struct muxring_listener *l)
 			arm_accept(l);
 		return;
 	}
+	cancel_armed(l);
 	if (l->inflight)
 		return;
 	cqe = mr_cq_push(&l->loop->cq);
@@ -137,23 +162,11 @@ void mr_listener_step(struct muxring_listener *l)
  * the next step once everything is back. */
 static void begin_close(struct muxring_listener *l, int error)
 {
-	struct io_uring_sqe *sqe;
-
 	if (l->closing)
 		return;
 	l->closing = true;
 	l->error = error;
-	if (l->accept_armed) {
-		sqe = mr_loop_sqe(l->loop);
-		io_uring_prep_cancel64(sqe, mr_op_data(l, MR_OP_ACCEPT), 0);
-		listener_sqe_done(l, sqe, MR_OP_LISTEN_AUX);
-	}
-	if (l->retry_armed) {
-		sqe = mr_loop_sqe(l->loop);
-		io_uring_prep_timeout_remove(sqe, mr_op_data(l, MR_OP_LISTEN_AUX),
-					     0);
-		listener_sqe_done(l, sqe, MR_OP_LISTEN_AUX);
-	}
+	cancel_armed(l);
 }
 
 int muxring_listener_close(struct muxring_listener *l)
@@ -239,5 +252,5 @@ void mr_listener_free(struct muxring_listener *l)
 			s->listener = NULL;
 	if (l->fd >= 0)
 		close(l->fd);
-	free(l);
+	mr_free(l->loop->mem, l);
 }

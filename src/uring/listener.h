@@ -23,11 +23,15 @@ struct muxring_listener {
 	bool accept_armed;
 	bool retry_armed;                /* waiting before re-arming */
 	bool closing;                    /* close asked, or a fatal error */
+	bool accept_cancelled;           /* closing: its cancel submitted */
+	bool retry_cancelled;            /* closing: its removal submitted */
 	bool closed_posted;              /* LISTENER_CLOSED queued */
 	struct __kernel_timespec retry_ts;
 };
 
-/* Arms the accept (and, once closing and idle, posts LISTENER_CLOSED). */
+/* Arms the accept; once closing, cancels what is armed and, when idle,
+ * posts LISTENER_CLOSED. What the ring refused (no SQE) is tried again at
+ * the next step, which the loop makes every turn. */
 void mr_listener_step(struct muxring_listener *l);
 
 void mr_listener_complete(struct muxring_listener *l, enum mr_op_tag tag,

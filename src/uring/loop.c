@@ -111,7 +111,7 @@ struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop)
 		loop->free_slots = slot->next_free;
 		return slot;
 	}
-	return malloc(sizeof(*slot));
+	return mr_malloc(loop->mem, sizeof(*slot));
 }
 
 void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
@@ -160,21 +160,38 @@ static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
 
 struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
-	int tries;
+	struct io_uring_sqe *sqe;
 
-	/* A full submission queue: submit what is queued (one extra enter;
-	 * the completions are reaped by the turn as usual). */
-	for (tries = 0; !sqe && tries < 100; tries++) {
+	if (loop->refuse_sqes) {
+		loop->refuse_sqes--;
+		loop->stats.sq_refused++;
+		return NULL;
+	}
+	sqe = io_uring_get_sqe(&loop->ring);
+	if (!sqe) {
+		/* A full submission queue: submit what is queued (one extra
+		 * enter; the completions are reaped by the turn as usual). */
 		loop_enter(loop, 0, NULL);
 		sqe = io_uring_get_sqe(&loop->ring);
 	}
 	if (!sqe) {
-		fprintf(stderr, "muxring: the kernel takes no submissions\n");
-		abort();
+		loop->stats.sq_refused++;
+		return NULL;
 	}
 	loop->inflight++;
 	return sqe;
+}
+
+void mr_loop_inject_sq_refusal(struct muxring_loop *loop, uint32_t n)
+{
+	loop->refuse_sqes = n;
+}
+
+void mr_loop_inject_cqe_error(struct muxring_loop *loop, enum mr_op_tag tag,
+			      int res)
+{
+	loop->inject_tag = (uint8_t)tag;
+	loop->inject_res = res;
 }
 
 /* ---- watched descriptors ------------------------------------------------ */
@@ -187,11 +204,15 @@ int muxring_poll_fd(struct muxring_loop *loop, int fd, unsigned poll_mask,
 
 	if (!loop || fd < 0 || !poll_mask || loop->destroying)
 		return -EINVAL;
-	req = malloc(sizeof(*req));
+	req = mr_malloc(loop->mem, sizeof(*req));
 	if (!req)
 		return -ENOMEM;
 	req->user_data = user_data;
 	sqe = mr_loop_sqe(loop);
+	if (!sqe) {
+		mr_free(loop->mem, req);
+		return MR_SQ_REFUSED;
+	}
 	io_uring_prep_poll_add(sqe, fd, poll_mask);
 	io_uring_sqe_set_data64(sqe, mr_op_data(req, MR_OP_LOOP));
 	return 0;
@@ -207,7 +228,7 @@ static void poll_complete(struct muxring_loop *loop, struct mr_poll_req *req,
 		cqe->res = res;
 		cqe->user_data = req->user_data;
 	}
-	free(req);
+	mr_free(loop->mem, req);
 }
 
 /* One kernel completion, to the object its user_data names. */
@@ -216,6 +237,14 @@ static void dispatch(struct muxring_loop *loop, const struct io_uring_cqe *cqe)
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
 	enum mr_op_tag tag = mr_op_tag_of(ud);
 	void *obj = mr_op_obj(ud);
+	struct io_uring_cqe injected;
+
+	if (loop->inject_res && tag == loop->inject_tag) {
+		injected = *cqe;
+		injected.res = loop->inject_res;
+		loop->inject_res = 0;
+		cqe = &injected;
+	}
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		loop->inflight--;
@@ -298,13 +327,14 @@ static void wake_starved(struct muxring_loop *loop)
 		mr_loop_mark_dirty(s);
 }
 
+/* Every turn: a listener re-arms what the ring refused, and a closing one
+ * posts its entry once idle. */
 static void step_listeners(struct muxring_loop *loop)
 {
 	struct muxring_listener *l;
 
 	for (l = loop->listeners; l; l = l->next)
-		if (l->closing && !l->closed_posted && !l->inflight)
-			mr_listener_step(l);
+		mr_listener_step(l);
 }
 
 /* Everything before an enter: deadlines, sessions, timers, buffers. */
@@ -336,9 +366,33 @@ static void loop_gather(struct muxring_loop *loop)
 	step_listeners(loop);
 }
 
+/*
+ * The timeout of a wait when the ring's timeout is not armed for the
+ * earliest of `deadline` (0: none) and the timers' next key, as happens
+ * when the ring refused the timeout's SQE: then the enter itself is
+ * bounded (EXT_ARG). NULL when the ring's timeout covers it.
+ */
+static const struct __kernel_timespec *
+unarmed_wait(const struct muxring_loop *loop, uint64_t deadline,
+	     struct __kernel_timespec *ts)
+{
+	uint64_t next = mr_timers_next(&loop->timers), now;
+
+	if (deadline && (!next || deadline < next))
+		next = deadline;
+	if (!next || (loop->timers.armed_at && loop->timers.armed_at <= next))
+		return NULL;
+	now = muxring_now_ns();
+	next = next > now ? next - now : 0;
+	ts->tv_sec = (long long)(next / 1000000000u);
+	ts->tv_nsec = (long long)(next % 1000000000u);
+	return ts;
+}
+
 int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 			    int64_t timeout_ns)
 {
+	struct __kernel_timespec wait_ts;
 	uint64_t deadline = 0;
 	bool wait;
 	int ret;
@@ -357,7 +411,9 @@ int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 			loop->timers.wait_at = deadline;
 			mr_timers_arm(loop);
 		}
-		ret = loop_enter(loop, wait ? 1 : 0, NULL);
+		ret = loop_enter(loop, wait ? 1 : 0,
+				 wait ? unarmed_wait(loop, deadline, &wait_ts)
+				      : NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR &&
 		    ret != -EBUSY && ret != -EAGAIN) {
 			loop->timers.wait_at = 0;
@@ -539,14 +595,15 @@ static void loop_free(struct muxring_loop *loop)
 	mr_tracer_free(loop->tracer);
 	while ((slot = loop->free_slots)) {
 		loop->free_slots = slot->next_free;
-		free(slot);
+		mr_free(loop->mem, slot);
 	}
-	free(loop);
+	mr_free(loop->mem, loop);
 }
 
 int muxring_loop_create(struct muxring_loop **loopp,
 			const struct muxring_loop_opts *opts)
 {
+	const struct muxring_mem *mem;
 	struct muxring_loop_opts o;
 	struct muxring_loop *loop;
 	int err;
@@ -563,18 +620,20 @@ int muxring_loop_create(struct muxring_loop **loopp,
 				 sizeof(create_error));
 		return err;
 	}
-	loop = calloc(1, sizeof(*loop));
+	mem = o.mem ? o.mem : &mr_mem_libc;
+	loop = mr_calloc(mem, 1, sizeof(*loop));
 	if (!loop) {
 		mr_uring_explain(-ENOMEM, "muxring_loop_create", create_error,
 				 sizeof(create_error));
 		return -ENOMEM;
 	}
+	loop->mem = mem;
 	loop->linger_ms = o.linger_ms;
-	mr_timers_init(&loop->timers);
-	err = mr_tracer_create(&o, &loop->tracer, create_error,
+	mr_timers_init(&loop->timers, mem);
+	err = mr_tracer_create(&o, mem, &loop->tracer, create_error,
 			       sizeof(create_error));
 	if (err) {
-		free(loop);
+		mr_free(mem, loop);
 		return err;
 	}
 	err = mr_uring_setup(&loop->ring, o.sq_entries, o.disable | env_disable(),
@@ -582,7 +641,7 @@ int muxring_loop_create(struct muxring_loop **loopp,
 			     sizeof(create_error));
 	if (err) {
 		mr_tracer_free(loop->tracer);
-		free(loop);
+		mr_free(mem, loop);
 		return err;
 	}
 	loop->enter_fd = loop->ring.ring_fd;
@@ -590,20 +649,21 @@ int muxring_loop_create(struct muxring_loop **loopp,
 		loop->enter_fd = loop->ring.enter_ring_fd;
 		loop->enter_flags = IORING_ENTER_REGISTERED_RING;
 	}
-	err = mr_bufring_create(&loop->ring, MR_BGID, o.recv_buffers,
+	err = mr_bufring_create(&loop->ring, mem, MR_BGID, o.recv_buffers,
 				o.recv_buffer_size, o.recv_low_water,
 				&loop->bufring);
 	if (err == -EINVAL)
 		err = -EOPNOTSUPP; /* options were checked: the kernel is old */
 	if (!err)
-		err = mr_send_arena_create(&loop->ring, o.send_arena_size,
+		err = mr_send_arena_create(&loop->ring, mem, o.send_arena_size,
 					   o.send_buffer_size, &loop->arena);
 	if (!err)
-		err = mr_cq_init(&loop->cq, o.cq_entries);
-	if (!err && !(loop->copies = mr_copy_cache_new(COPY_CACHE_BYTES)))
+		err = mr_cq_init(&loop->cq, mem, o.cq_entries);
+	if (!err && !(loop->copies = mr_copy_cache_new(mem, COPY_CACHE_BYTES)))
 		err = -ENOMEM;
 	if (err) {
-		mr_uring_explain(err, "registering the receive buffer ring",
+		mr_uring_explain(err, err == -ENOMEM ? "allocating the loop"
+						     : "registering the receive buffer ring",
 				 create_error, sizeof(create_error));
 		mr_bufring_detach(loop->bufring);
 		mr_send_arena_detach(loop->arena);
@@ -633,11 +693,16 @@ static void cancel_all(struct muxring_loop *loop)
 	uint64_t until = muxring_now_ns() + 1000000000u;
 
 	loop->destroying = true;
+	loop->refuse_sqes = 0;
 	if (!loop->inflight)
 		return;
+	/* Without an SQE for the cancel, what is in flight can only be
+	 * waited for (until the second is over). */
 	sqe = mr_loop_sqe(loop);
-	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-	io_uring_sqe_set_data64(sqe, mr_op_data(loop, MR_OP_LOOP));
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+		io_uring_sqe_set_data64(sqe, mr_op_data(loop, MR_OP_LOOP));
+	}
 	while (loop->inflight && muxring_now_ns() < until) {
 		loop_enter(loop, 1, &ts);
 		loop_reap(loop);

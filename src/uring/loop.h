@@ -4,11 +4,13 @@
  *
  * Private to the library. Every SQE the loop submits carries, as user_data,
  * the address of the object it belongs to with a tag in the low three bits
- * (enum mr_op_tag); objects are malloc'd, so those bits are free.
+ * (enum mr_op_tag); objects are allocated (8-byte aligned at least), so
+ * those bits are free.
  */
 #ifndef MUXRING_LOOP_H
 #define MUXRING_LOOP_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -94,6 +96,7 @@ struct mr_slist {
 
 struct muxring_loop {
 	struct io_uring ring;
+	const struct muxring_mem *mem; /* every allocation of the loop */
 	unsigned features;           /* MUXRING_FEAT_* in use */
 	int enter_fd;                /* ring fd, or its registered index */
 	unsigned enter_flags;        /* IORING_ENTER_REGISTERED_RING or 0 */
@@ -105,6 +108,7 @@ struct muxring_loop {
 	struct mr_cq cq;             /* entries for the application */
 	struct mr_timers timers;
 	struct mr_slist sessions;    /* every session not yet freed */
+	uint32_t nsessions;          /* how many */
 	struct mr_slist dirty;       /* sessions with work for the next step */
 	struct mr_slist starved;     /* sessions waiting for receive buffers */
 	struct muxring_listener *listeners; /* every listener not yet freed */
@@ -113,6 +117,11 @@ struct muxring_loop {
 	uint64_t now;                /* CLOCK_MONOTONIC ns, read once per turn
 					after the enter returns */
 	bool destroying;
+	/* Fault injection for tests (mr_loop_inject_*); 0 in normal use. */
+	uint32_t refuse_sqes;        /* SQE requests still to refuse */
+	uint8_t inject_tag;          /* enum mr_op_tag of the completion... */
+	int inject_res;              /* ...whose result becomes this, once
+					(0: none armed) */
 	struct muxring_stats stats;  /* the loop's own counters */
 	struct muxring_stats ended;  /* totals of the sessions already freed */
 	struct mr_tracer *tracer;    /* frame tracing, NULL when off */
@@ -121,11 +130,24 @@ struct muxring_loop {
 /*
  * An SQE for the next submission, counted in flight (its object must stay
  * until its last CQE). When the submission queue is full, what is queued is
- * submitted first (one extra io_uring_enter). Never NULL: a ring that has
- * no free SQE even after submitting aborts (it cannot happen: the kernel
- * consumes every SQE it is given).
+ * submitted first (one extra io_uring_enter). NULL when the ring still has
+ * no free SQE (the kernel refused the submission, e.g. with -EBUSY or
+ * -ENOMEM): the caller ends what needed it (a session with
+ * MR_SQ_REFUSED) or tries again at the next turn.
  */
 struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop);
+
+/* A session's error when the ring took no submission it needed. */
+#define MR_SQ_REFUSED (-EBUSY)
+
+/* Tests: the next n calls of mr_loop_sqe return NULL, as with a ring that
+ * takes no submission. */
+void mr_loop_inject_sq_refusal(struct muxring_loop *loop, uint32_t n);
+
+/* Tests: the next kernel completion with `tag` reports `res` (a negative
+ * errno such as -ENOMEM) instead of its own result. */
+void mr_loop_inject_cqe_error(struct muxring_loop *loop, enum mr_op_tag tag,
+			      int res);
 
 /* One muxring_poll_fd() in flight. */
 struct mr_poll_req {

@@ -2,14 +2,11 @@
  * send_arena.c - registered send buffers: a free stack over one mapping.
  *
  * get and put are O(1) (a stack of indices); finding the buffer a pointer
- * lies in is a division, so the application passes plain pointers. Packing
- * small copies is a bump pointer in the current packing buffer.
+ * lies in is a division, so the application passes plain pointers.
  */
 #include "uring/send_arena.h"
 
 #include <errno.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 
@@ -17,9 +14,9 @@ static void arena_free(struct mr_send_arena *a)
 {
 	if (a->mem)
 		munmap(a->mem, a->mem_bytes);
-	free(a->bufs);
-	free(a->free_stack);
-	free(a);
+	mr_free(a->alloc, a->bufs);
+	mr_free(a->alloc, a->free_stack);
+	mr_free(a->alloc, a);
 }
 
 static void arena_release(struct mr_buf *buf)
@@ -31,7 +28,8 @@ static void arena_release(struct mr_buf *buf)
 		arena_free(a);
 }
 
-int mr_send_arena_create(struct io_uring *ring, size_t total,
+int mr_send_arena_create(struct io_uring *ring,
+			 const struct muxring_mem *alloc, size_t total,
 			 uint32_t buf_size, struct mr_send_arena **out)
 {
 	struct mr_send_arena *a;
@@ -45,17 +43,18 @@ int mr_send_arena_create(struct io_uring *ring, size_t total,
 	nbufs = total / buf_size;
 	if (nbufs > UINT32_MAX)
 		return -EINVAL;
-	a = calloc(1, sizeof(*a));
+	a = mr_calloc(alloc, 1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
+	a->alloc = alloc;
 	a->nbufs = (uint32_t)nbufs;
 	a->buf_size = buf_size;
 	a->mem_bytes = nbufs * buf_size;
 	mem = mmap(NULL, a->mem_bytes, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	a->mem = mem == MAP_FAILED ? NULL : mem;
-	a->bufs = calloc(nbufs, sizeof(*a->bufs));
-	a->free_stack = calloc(nbufs, sizeof(*a->free_stack));
+	a->bufs = mr_calloc(alloc, nbufs, sizeof(*a->bufs));
+	a->free_stack = mr_calloc(alloc, nbufs, sizeof(*a->free_stack));
 	if (!a->mem || !a->bufs || !a->free_stack) {
 		arena_free(a);
 		return -ENOMEM;
@@ -84,10 +83,6 @@ void mr_send_arena_detach(struct mr_send_arena *a)
 {
 	if (!a)
 		return;
-	if (a->pack) {
-		mr_buf_unref(a->pack);
-		a->pack = NULL;
-	}
 	/* Registered buffers go away with the ring itself. */
 	a->detached = true;
 	if (a->nfree == a->nbufs)
@@ -108,32 +103,6 @@ struct mr_buf *mr_send_arena_get(struct mr_send_arena *a, size_t len)
 	}
 	buf = &a->bufs[a->free_stack[--a->nfree]];
 	buf->refs = 1;
-	return buf;
-}
-
-struct mr_buf *mr_send_arena_pack(struct mr_send_arena *a, const void *data,
-				  size_t len, const uint8_t **where)
-{
-	struct mr_buf *buf;
-
-	if (len > a->buf_size / 4)
-		return NULL;
-	if (!a->pack || a->buf_size - a->pack_off < len) {
-		if (a->nfree <= a->nbufs / 2)
-			return NULL;
-		if (a->pack)
-			mr_buf_unref(a->pack); /* back once its writes are */
-		a->pack = mr_send_arena_get(a, 0);
-		a->pack_off = 0;
-	}
-	buf = a->pack;
-	*where = buf->data + a->pack_off;
-	if (len)
-		memcpy(buf->data + a->pack_off, data, len);
-	a->pack_off = (a->pack_off + len + 7) & ~(size_t)7;
-	if (a->pack_off > a->buf_size)
-		a->pack_off = a->buf_size;
-	mr_buf_ref(buf);
 	return buf;
 }
 

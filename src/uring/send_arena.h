@@ -8,10 +8,8 @@
  * it returns by itself once the engine has seen the kernel take its last
  * byte. The arena is registered with the ring (IORING_REGISTER_BUFFERS)
  * when the kernel allows, so its pages stay pinned for the kernel.
- *
- * Small copied writes (muxring_stream_write) are packed side by side into
- * one arena buffer at a time, each write holding a reference on it, so the
- * common small write costs a memcpy and no allocation.
+ * (Copied writes never use it: small ones are packed per stream by the
+ * engine, large ones go to the copy cache.)
  */
 #ifndef MUXRING_SEND_ARENA_H
 #define MUXRING_SEND_ARENA_H
@@ -25,6 +23,7 @@
 #include "engine/buf.h"
 
 struct mr_send_arena {
+	const struct muxring_mem *alloc; /* allocates this, bufs, free_stack */
 	uint8_t *mem;            /* nbufs * buf_size bytes (mmap'd) */
 	size_t mem_bytes;
 	struct mr_buf *bufs;     /* one header per buffer */
@@ -33,10 +32,6 @@ struct mr_send_arena {
 	uint32_t nbufs;
 	uint32_t buf_size;
 	bool registered;         /* IORING_REGISTER_BUFFERS succeeded */
-	struct mr_buf *pack;     /* buffer small copied writes are packed
-				    into (the arena holds a reference), or
-				    NULL */
-	size_t pack_off;         /* bytes of pack used */
 	bool detached;           /* the loop is gone: free when all are back */
 };
 
@@ -46,7 +41,8 @@ struct mr_send_arena {
  * register, e.g. RLIMIT_MEMLOCK, is not an error: registered says).
  * Returns 0, -EINVAL or -ENOMEM.
  */
-int mr_send_arena_create(struct io_uring *ring, size_t total,
+int mr_send_arena_create(struct io_uring *ring,
+			 const struct muxring_mem *alloc, size_t total,
 			 uint32_t buf_size, struct mr_send_arena **out);
 
 /* The loop is going away: frees now, or when the last buffer returns. */
@@ -55,18 +51,6 @@ void mr_send_arena_detach(struct mr_send_arena *a);
 /* A free buffer with one reference (the caller's), or NULL (errno set:
  * EMSGSIZE when len > buf_size, ENOBUFS when none is free). */
 struct mr_buf *mr_send_arena_get(struct mr_send_arena *a, size_t len);
-
-/*
- * Copies `len` bytes into the packing buffer, where small copied writes sit
- * side by side: no allocation, and memory that stays hot. Returns the
- * buffer with a reference for the caller (the bytes at *where), or NULL
- * when len is above a quarter of a buffer or fewer than half the arena's
- * buffers are free (zero-copy users keep the rest): the caller copies to
- * the heap then. A packing buffer returns to the arena once every write in
- * it is done and the next one took its place.
- */
-struct mr_buf *mr_send_arena_pack(struct mr_send_arena *a, const void *data,
-				  size_t len, const uint8_t **where);
 
 /* The buffer that `p` lies in, or NULL when p is not in the arena or its
  * buffer is not taken. */

@@ -55,12 +55,17 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	int err = -EINVAL;
 
 	if (!opts || !opts->filter || filter_valid(opts->filter)) {
-		s = calloc(1, sizeof(*s));
-		err = s ? muxring_engine_create(&s->engine, role, opts)
+		/* Its place in the deadline heap is made now, so that setting
+		 * a deadline later never needs memory. */
+		s = mr_timers_reserve(&loop->timers, loop->nsessions + 1)
+			    ? NULL
+			    : mr_calloc(loop->mem, 1, sizeof(*s));
+		err = s ? muxring_engine_create_with_mem(&s->engine, role,
+							 opts, loop->mem)
 			: -ENOMEM;
 	}
 	if (err) {
-		free(s);
+		mr_free(loop->mem, s);
 		if (fd >= 0)
 			close(fd);
 		return err;
@@ -73,9 +78,11 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	s->state = (uint8_t)state;
 	s->user_data = user_data;
 	mr_slist_push(&loop->sessions, s, MR_LIST_ALL);
+	loop->nsessions++;
 	loop->stats.sessions++;
 	if (loop->tracer)
-		s->trace = mr_trace_session_new(loop->stats.sessions);
+		s->trace = mr_trace_session_new(loop->tracer,
+						 loop->stats.sessions);
 	mr_loop_mark_dirty(s);
 	*out = s;
 	if (opts && opts->filter) {
@@ -111,13 +118,27 @@ int mr_sio_connect_next(struct muxring_session *s)
 			continue;
 		}
 		mr_net_tune(fd);
-		s->fd = fd;
 		sqe = mr_loop_sqe(s->loop);
+		if (!sqe) {
+			close(fd);
+			return MR_SQ_REFUSED;
+		}
+		s->fd = fd;
 		io_uring_prep_connect(sqe, fd, ai->ai_addr, ai->ai_addrlen);
 		mr_sio_submit(s, sqe, MR_OP_CONNECT);
 		return 0;
 	}
 	return err;
+}
+
+/* The transport cannot go on (the ring took no SQE the session needs): the
+ * engine ends with err and the session closes at once, needing no more
+ * SQEs than cancels of what is still in flight. */
+static void sio_fail(struct muxring_session *s, int err)
+{
+	s->flags |= MR_SIO_RECV_DONE | MR_SIO_TX_DEAD;
+	mr_sio_transport_end(s, err);
+	mr_loop_mark_dirty(s);
 }
 
 /* Arms the receive: multishot into the buffer ring, or a single recv that
@@ -136,6 +157,10 @@ static void sio_arm_recv(struct muxring_session *s)
 		return;
 	}
 	sqe = mr_loop_sqe(loop);
+	if (!sqe) {
+		sio_fail(s, MR_SQ_REFUSED);
+		return;
+	}
 	if (loop->features & MUXRING_FEAT_RECV_MULTISHOT)
 		io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
 	else
@@ -218,6 +243,11 @@ static void sio_start_send(struct muxring_session *s)
 		return;
 	}
 	sqe = mr_loop_sqe(loop);
+	if (!sqe) {
+		mr_loop_slot_put(loop, slot);
+		sio_fail(s, MR_SQ_REFUSED);
+		return;
+	}
 	/* MSG_NOSIGNAL: a peer that went away is an error value, never a
 	 * SIGPIPE that kills the application. */
 	if (loop->features & MUXRING_FEAT_SEND_ZC &&
@@ -339,38 +369,54 @@ static void begin_drain(struct muxring_session *s)
 	s->state = MR_SIO_DRAINING;
 	if (s->fd < 0)
 		return;
-	if (!(s->flags & MR_SIO_TX_DEAD)) {
-		sqe = mr_loop_sqe(loop);
+	/* Without an SQE the close is abortive: no shutdown (close() then
+	 * does it), no lingering. */
+	if (!(s->flags & MR_SIO_TX_DEAD) && (sqe = mr_loop_sqe(loop))) {
 		io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
 		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
 		s->flags |= MR_SIO_SHUT_WR;
 	}
-	if (!(s->flags & MR_SIO_RECV_DONE)) {
-		s->linger_ts.tv_sec = loop->linger_ms / 1000;
-		s->linger_ts.tv_nsec = (long long)(loop->linger_ms % 1000) *
-				       1000000;
-		sqe = mr_loop_sqe(loop);
-		io_uring_prep_timeout(sqe, &s->linger_ts, 0, 0);
-		mr_sio_submit(s, sqe, MR_OP_LINGER);
-		s->flags |= MR_SIO_LINGER_ARMED;
+	if (s->flags & MR_SIO_RECV_DONE)
+		return;
+	s->linger_ts.tv_sec = loop->linger_ms / 1000;
+	s->linger_ts.tv_nsec = (long long)(loop->linger_ms % 1000) * 1000000;
+	sqe = mr_loop_sqe(loop);
+	if (!sqe) {
+		s->flags |= MR_SIO_LINGER_FIRED;
+		return;
 	}
+	io_uring_prep_timeout(sqe, &s->linger_ts, 0, 0);
+	mr_sio_submit(s, sqe, MR_OP_LINGER);
+	s->flags |= MR_SIO_LINGER_ARMED;
 }
 
-/* Stops what is still in flight; the socket is closed when all is back. */
-static void begin_closing(struct muxring_session *s)
+/* Cancels what is still in flight (once each); a cancel the ring refused
+ * is tried again at the next step. The socket is closed when all is back. */
+static void cancel_inflight(struct muxring_session *s)
 {
 	struct io_uring_sqe *sqe;
 
-	s->state = MR_SIO_CLOSING;
-	if (s->flags & MR_SIO_LINGER_ARMED) {
+	if ((s->flags & (MR_SIO_LINGER_ARMED | MR_SIO_LINGER_CANCELLED)) ==
+	    MR_SIO_LINGER_ARMED) {
 		sqe = mr_loop_sqe(s->loop);
+		if (!sqe) {
+			mr_loop_mark_dirty(s);
+			return;
+		}
 		io_uring_prep_timeout_remove(sqe, mr_op_data(s, MR_OP_LINGER), 0);
 		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
+		s->flags |= MR_SIO_LINGER_CANCELLED;
 	}
-	if (s->flags & MR_SIO_RECV_ARMED) {
+	if ((s->flags & (MR_SIO_RECV_ARMED | MR_SIO_RECV_CANCELLED)) ==
+	    MR_SIO_RECV_ARMED) {
 		sqe = mr_loop_sqe(s->loop);
+		if (!sqe) {
+			mr_loop_mark_dirty(s);
+			return;
+		}
 		io_uring_prep_cancel64(sqe, mr_op_data(s, MR_OP_RECV), 0);
 		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
+		s->flags |= MR_SIO_RECV_CANCELLED;
 	}
 }
 
@@ -449,12 +495,15 @@ void mr_sio_step(struct muxring_session *s)
 	if (s->state == MR_SIO_DRAINING) {
 		if (s->flags & (MR_SIO_RECV_DONE | MR_SIO_LINGER_FIRED) ||
 		    s->fd < 0)
-			begin_closing(s);
+			s->state = MR_SIO_CLOSING;
 		else
 			sio_arm_recv(s);
 	}
-	if (s->state == MR_SIO_CLOSING && !s->inflight)
-		finish(s);
+	if (s->state == MR_SIO_CLOSING) {
+		cancel_inflight(s);
+		if (!s->inflight)
+			finish(s);
+	}
 }
 
 /* ---- completions ------------------------------------------------------- */
@@ -696,6 +745,7 @@ void mr_sio_free(struct muxring_session *s)
 	if (s->filter)
 		mr_fio_free(s);
 	muxring_engine_destroy(s->engine);
-	free(s->trace);
-	free(s);
+	mr_free(loop->mem, s->trace);
+	loop->nsessions--;
+	mr_free(loop->mem, s);
 }

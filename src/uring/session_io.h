@@ -55,6 +55,9 @@ enum mr_sio_flag {
 	MR_SIO_HANDSHAKING = 1u << 15, /* the handshake clock runs */
 	MR_SIO_PASS_ASKED = 1u << 16,  /* the filter was asked whether the
 					  kernel takes over the sending */
+	MR_SIO_RECV_CANCELLED = 1u << 17, /* closing: recv cancel submitted */
+	MR_SIO_LINGER_CANCELLED = 1u << 18, /* closing: linger removal
+					       submitted */
 };
 
 /* The fields of struct muxring_session, the public handle. */
@@ -115,6 +118,11 @@ struct muxring_session {
  * SESSION_READY is queued at the next step when OPEN (for a filtered
  * session: once its handshake is done). `host` is the name dialled, for
  * the filter (NULL otherwise). Returns 0, -ENOMEM or -EINVAL (options).
+ *
+ * A session that cannot get an SQE it needs (the ring refused it) ends
+ * with MR_SQ_REFUSED and closes without lingering; an allocation that
+ * fails on its behalf ends it with -ENOMEM, or is retried at the next turn
+ * where waiting loses nothing (a send slot, a completion entry).
  */
 int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 		  const struct muxring_session_opts *opts, const char *host,
@@ -122,7 +130,8 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 		  struct muxring_session **out);
 
 /* Submits the connect to s->ai_cur (socket made here). Returns 0 or the
- * error of the last address tried when none can be tried. */
+ * error of the last address tried when none can be tried (MR_SQ_REFUSED
+ * when the ring took no SQE). */
 int mr_sio_connect_next(struct muxring_session *s);
 
 /* Queues sqe as the session's operation `tag` (counted in flight). */

@@ -7,13 +7,13 @@
 #include "uring/timer.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
 #include "uring/loop.h"
 #include "uring/session_io.h"
 
-void mr_timers_init(struct mr_timers *t)
+void mr_timers_init(struct mr_timers *t, const struct muxring_mem *mem)
 {
+	t->mem = mem;
 	t->heap = NULL;
 	t->count = t->cap = 0;
 	t->armed_at = 0;
@@ -22,7 +22,7 @@ void mr_timers_init(struct mr_timers *t)
 
 void mr_timers_free(struct mr_timers *t)
 {
-	free(t->heap);
+	mr_free(t->mem, t->heap);
 	t->heap = NULL;
 	t->count = t->cap = 0;
 }
@@ -81,8 +81,25 @@ static void heap_remove(struct mr_timers *t, struct muxring_session *s)
 	sift_up(t, last->heap_idx - 1);
 }
 
-int mr_timers_set(struct mr_timers *t, struct muxring_session *s,
-		  uint64_t when)
+int mr_timers_reserve(struct mr_timers *t, uint32_t n)
+{
+	struct muxring_session **heap;
+	uint32_t cap = t->cap ? t->cap : 16;
+
+	if (n <= t->cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	heap = mr_realloc(t->mem, t->heap, (size_t)cap * sizeof(*heap));
+	if (!heap)
+		return -ENOMEM;
+	t->heap = heap;
+	t->cap = cap;
+	return 0;
+}
+
+void mr_timers_set(struct mr_timers *t, struct muxring_session *s,
+		   uint64_t when)
 {
 	uint64_t old = s->deadline;
 
@@ -90,30 +107,18 @@ int mr_timers_set(struct mr_timers *t, struct muxring_session *s,
 		if (s->heap_idx)
 			heap_remove(t, s);
 		s->deadline = 0;
-		return 0;
-	}
-	if (!s->heap_idx) {
-		if (t->count == t->cap) {
-			uint32_t cap = t->cap ? t->cap * 2 : 16;
-			struct muxring_session **heap =
-				realloc(t->heap, cap * sizeof(*heap));
-
-			if (!heap)
-				return -ENOMEM;
-			t->heap = heap;
-			t->cap = cap;
-		}
-		s->deadline = when;
-		heap_place(t, t->count++, s);
-		sift_up(t, t->count - 1);
-		return 0;
+		return;
 	}
 	s->deadline = when;
+	if (!s->heap_idx) {
+		heap_place(t, t->count++, s);
+		sift_up(t, t->count - 1);
+		return;
+	}
 	if (when < old)
 		sift_up(t, s->heap_idx - 1);
 	else
 		sift_down(t, s->heap_idx - 1);
-	return 0;
 }
 
 uint64_t mr_timers_next(const struct mr_timers *t)
@@ -150,6 +155,9 @@ void mr_timers_arm(struct muxring_loop *loop)
 	if (!next || (t->armed_at && t->armed_at <= next))
 		return;
 	sqe = mr_loop_sqe(loop);
+	if (!sqe)
+		return; /* the wait is bounded in the enter instead, and this
+			   is tried again before the next one */
 	if (!t->armed_at) {
 		ns_to_ts(next, &t->ts);
 		io_uring_prep_timeout(sqe, &t->ts, 0, IORING_TIMEOUT_ABS);

@@ -23,10 +23,13 @@
 
 #include <liburing.h>
 
+#include "engine/mem.h"
+
 struct muxring_loop;
 struct muxring_session;
 
 struct mr_timers {
+	const struct muxring_mem *mem; /* allocates heap */
 	struct muxring_session **heap; /* min-heap on session->deadline */
 	uint32_t count, cap;
 	uint64_t armed_at;             /* when the armed timeout fires (ns),
@@ -41,12 +44,17 @@ struct mr_timers {
 	struct __kernel_timespec upd_ts __attribute__((aligned(8)));
 };
 
-void mr_timers_init(struct mr_timers *t);
+void mr_timers_init(struct mr_timers *t, const struct muxring_mem *mem);
 void mr_timers_free(struct mr_timers *t);
 
-/* Keys session s at `when` (ns; 0 takes it out). Returns 0 or -ENOMEM. */
-int mr_timers_set(struct mr_timers *t, struct muxring_session *s,
-		  uint64_t when);
+/* Makes room in the heap for n sessions, so that keying them never needs
+ * memory (a session reserves its place when it is created). Returns 0 or
+ * -ENOMEM. */
+int mr_timers_reserve(struct mr_timers *t, uint32_t n);
+
+/* Keys session s at `when` (ns; 0 takes it out). Its place is reserved. */
+void mr_timers_set(struct mr_timers *t, struct muxring_session *s,
+		   uint64_t when);
 
 /* The earliest key, or 0. */
 uint64_t mr_timers_next(const struct mr_timers *t);

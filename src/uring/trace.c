@@ -53,7 +53,8 @@ static void write_line(const struct muxring_trace_frame *f, void *arg)
 /* ---- create and free ---------------------------------------------------- */
 
 int mr_tracer_create(const struct muxring_loop_opts *opts,
-		     struct mr_tracer **out, char *why, size_t why_len)
+		     const struct muxring_mem *mem, struct mr_tracer **out,
+		     char *why, size_t why_len)
 {
 	const char *env = getenv("MUXRING_TRACE");
 	struct mr_tracer *t;
@@ -62,11 +63,12 @@ int mr_tracer_create(const struct muxring_loop_opts *opts,
 	*out = NULL;
 	if (!opts->trace && (!env || !*env || !strcmp(env, "0")))
 		return 0;
-	t = calloc(1, sizeof(*t));
+	t = mr_calloc(mem, 1, sizeof(*t));
 	if (!t) {
 		snprintf(why, why_len, "muxring_loop_create: out of memory");
 		return -ENOMEM;
 	}
+	t->mem = mem;
 	if (opts->trace) {
 		t->fn = opts->trace;
 		t->arg = opts->trace_arg;
@@ -79,7 +81,7 @@ int mr_tracer_create(const struct muxring_loop_opts *opts,
 				snprintf(why, why_len,
 					 "MUXRING_TRACE: cannot open %s: %s",
 					 env, strerror(-err));
-				free(t);
+				mr_free(mem, t);
 				return err;
 			}
 			t->own_file = true;
@@ -97,12 +99,13 @@ void mr_tracer_free(struct mr_tracer *t)
 		return;
 	if (t->own_file)
 		fclose(t->file);
-	free(t);
+	mr_free(t->mem, t);
 }
 
-struct mr_trace_session *mr_trace_session_new(uint64_t id)
+struct mr_trace_session *mr_trace_session_new(const struct mr_tracer *t,
+					      uint64_t id)
 {
-	struct mr_trace_session *ts = calloc(1, sizeof(*ts));
+	struct mr_trace_session *ts = mr_calloc(t->mem, 1, sizeof(*ts));
 
 	if (ts)
 		ts->id = id;

@@ -49,6 +49,7 @@ struct mr_tracer {
 	void *arg;
 	FILE *file;     /* the MUXRING_TRACE sink (fn is then the writer) */
 	bool own_file;  /* file was opened here (not stderr) */
+	const struct muxring_mem *mem; /* the loop's allocator */
 };
 
 /*
@@ -58,11 +59,13 @@ struct mr_tracer {
  * written to why).
  */
 int mr_tracer_create(const struct muxring_loop_opts *opts,
-		     struct mr_tracer **out, char *why, size_t why_len);
+		     const struct muxring_mem *mem, struct mr_tracer **out,
+		     char *why, size_t why_len);
 void mr_tracer_free(struct mr_tracer *t);
 
 /* A session's scanner state (NULL when out of memory: not traced). */
-struct mr_trace_session *mr_trace_session_new(uint64_t id);
+struct mr_trace_session *mr_trace_session_new(const struct mr_tracer *t,
+					      uint64_t id);
 
 /*
  * Traces what the `n` kernel completions from `head` in the ring's

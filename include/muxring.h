@@ -202,6 +202,13 @@ struct muxring_loop_opts {
 	unsigned disable;
 	/* MUXRING_LOOP_* bits: features to ask for that are off by default. */
 	unsigned flags;
+	/* Cap on the bytes all sessions of the loop buffer together (as
+	 * muxring_session_opts.max_buffered counts them; default 256 MiB,
+	 * SIZE_MAX: no cap). Above it each session is held to an equal share
+	 * (this cap / live sessions) as its own cap, so sessions that buffer
+	 * more stop crediting and the others go on, until the total is back
+	 * under 3/4 of the cap. */
+	size_t max_buffered;
 };
 
 /*
@@ -262,7 +269,11 @@ enum muxring_cqe_type {
 	 * muxring_stream_set_data()). */
 	MUXRING_CQE_STREAM_ACCEPTED,
 	/* Bytes arrived on `stream`: `view` holds them (res = view.len > 0).
-	 * Release the view with muxring_view_release(). */
+	 * Release the view with muxring_view_release(). Payloads of 1 KiB
+	 * and more are views into the receive ring; smaller pieces of a
+	 * stream are copied side by side into a block of the stream and
+	 * handed up together, one entry per stream and turn however many
+	 * frames carried them (see "Memory bound" below). */
 	MUXRING_CQE_DATA,
 	/* The peer half-closed `stream`: no more DATA will come. res 0. */
 	MUXRING_CQE_EOF,
@@ -458,6 +469,15 @@ struct muxring_session_opts {
 	uint32_t max_frame_payload;
 	/* MUXRING_SESSION_* bits. */
 	uint32_t flags;
+	/* Cap on the bytes the session buffers (default 16 MiB; UINT64_MAX:
+	 * no cap): payload received and not yet released (views in entries
+	 * or held by the application) plus bytes written and not yet taken
+	 * by the kernel. At the cap the session stops crediting the peer's
+	 * windows (no WNDINC) and refuses new streams (RST StreamRefused)
+	 * until it is back under 3/4 of the cap: the peer can still send what
+	 * its windows allow, then that session waits; no other session or
+	 * stream is held up. Writes are never refused for it. */
+	uint64_t max_buffered;
 };
 
 /*
@@ -749,6 +769,27 @@ struct muxring_stats {
 	uint64_t recv_buffers_held;       /* ring buffers held by views or
 					     being processed, now (loop) */
 	uint64_t recv_buffers_held_max;   /* its high-water mark (loop) */
+	/* Memory held because of the peer, now (gauges), and high-water
+	 * marks; for a loop the gauges are summed over its live sessions and
+	 * a _max is the highest of any one session, ended ones included. */
+	uint64_t recv_view_bytes;         /* payload in views not yet
+					     released (in entries or held) */
+	uint64_t recv_view_bytes_max;
+	uint64_t recv_copy_bytes;         /* heap bytes of copied payloads
+					     (stream blocks, copies made
+					     while the ring was low) */
+	uint64_t recv_copy_bytes_max;
+	uint64_t send_queued_bytes;       /* written, not yet taken by the
+					     kernel */
+	uint64_t buffered_bytes;          /* recv_view_bytes +
+					     send_queued_bytes: what the
+					     max_buffered caps count */
+	uint64_t buffered_bytes_max;      /* loop: high-water mark of the
+					     loop's total */
+	uint64_t events_queued_max;       /* most protocol events a session
+					     had waiting to become entries */
+	uint64_t credit_stalls;           /* times crediting stopped at a
+					     cap */
 };
 
 /* Reads the loop's counters into *out. Returns 0. */

@@ -100,6 +100,10 @@ static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 		return reply_rst(sess, id, MUXRING_STREAM_REFUSED);
 	if (sess->accept_pending >= sess->cfg.accept_backlog)
 		return reply_rst(sess, id, MUXRING_ACCEPT_QUEUE_FULL);
+	/* At the buffer cap: a new stream would bring the peer a fresh window
+	 * that the cap could not take back. */
+	if (mr_session_credit_blocked(sess))
+		return reply_rst(sess, id, MUXRING_STREAM_REFUSED);
 	stream = mr_stream_new(sess, id, false);
 	if (!stream)
 		return reply_rst(sess, id, MUXRING_INTERNAL_ERROR);
@@ -211,11 +215,38 @@ static void take_heartbeat_bytes(struct mr_stream *stream,
 		mr_stream_credit(stream, (uint32_t)len);
 }
 
+/* A payload of at least MR_RX_VIEW_MIN bytes as an event of its own: a
+ * view into the caller's buffer, or into an exact copy with MR_RECV_COPY. */
+static int deliver_view(struct mr_session *sess, struct mr_stream *stream,
+			struct mr_buf *buf, const uint8_t *data, size_t len,
+			unsigned flags)
+{
+	struct mr_event ev = {.type = MR_EV_DATA, .stream = stream};
+
+	if (flags & MR_RECV_COPY) {
+		buf = mr_rx_copy(sess, data, len);
+		if (!buf)
+			return -ENOMEM;
+		data = buf->data;
+	} else {
+		mr_buf_ref(buf);
+	}
+	mr_rx_block_seal(stream);
+	mr_stream_ref(stream);
+	ev.view = (struct mr_view){
+		.stream = stream, .buf = buf, .data = data, .len = len,
+	};
+	mr_session_count_view(sess, len);
+	return mr_session_emit(sess, &ev) ? 0 : -ENOMEM;
+}
+
+/* Payload of the DATA frame being read. Small pieces are copied into the
+ * stream's block (rx_block.c), so that memory follows bytes, not frames. */
 static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
 			    const uint8_t *data, size_t len, unsigned flags)
 {
 	struct mr_stream *stream = sess->rx_stream;
-	struct mr_event ev = {.type = MR_EV_DATA, .stream = stream};
+	int err;
 
 	if (stream->flags & MR_STREAM_TYPE_PENDING) {
 		size_t n = take_type_bytes(stream, data, len);
@@ -230,21 +261,12 @@ static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
 		take_heartbeat_bytes(stream, data, len);
 		return;
 	}
-	if (flags & MR_RECV_COPY) {
-		buf = mr_buf_new_copy(data, len);
-		if (!buf) {
-			sess->out_of_memory = true;
-			return;
-		}
-		data = buf->data;
-	} else {
-		mr_buf_ref(buf);
-	}
-	mr_stream_ref(stream);
-	ev.view = (struct mr_view){
-		.stream = stream, .buf = buf, .data = data, .len = len,
-	};
-	mr_session_emit(sess, &ev);
+	if (len >= MR_RX_VIEW_MIN)
+		err = deliver_view(sess, stream, buf, data, len, flags);
+	else
+		err = mr_rx_block_append(stream, data, len);
+	if (err)
+		sess->out_of_memory = true;
 }
 
 static void end_data_frame(struct mr_session *sess)

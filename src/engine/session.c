@@ -21,6 +21,7 @@ void mr_config_default(struct mr_config *cfg)
 		.goaway_debug_cap = 1u << 20,
 		.max_frame_payload = 64u << 10,
 		.max_control_backlog = 1u << 20,
+		.max_buffered = MR_DEFAULT_MAX_BUFFERED,
 		.typed = false,
 	};
 }
@@ -51,6 +52,7 @@ struct mr_session *mr_session_new(enum mr_role role,
 		return NULL;
 	sess->cfg = *cfg;
 	sess->role = role;
+	sess->buffer_limit = cfg->max_buffered;
 	/* The reference's counters start one step above the first id each
 	 * side may use, and GOAWAY reports them before any stream. */
 	sess->next_local_id = role == MR_ROLE_CLIENT ? 3 : 2;
@@ -132,12 +134,12 @@ void mr_session_free(struct mr_session *sess)
 	free(sess);
 }
 
-void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
+bool mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
 {
 	struct mr_event lost;
 
 	if (!mr_evq_push(&sess->events, ev))
-		return;
+		return true;
 	/* Give back what the event held; the session fails at the next
 	 * chance, since the application would otherwise miss it. */
 	lost = *ev;
@@ -145,6 +147,7 @@ void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
 		mr_view_release(&lost.view);
 	mr_event_done(&lost);
 	sess->out_of_memory = true;
+	return false;
 }
 
 void mr_session_end(struct mr_session *sess, int err, uint32_t stream_code)
@@ -217,11 +220,17 @@ void mr_session_accept_done(struct mr_session *sess)
 void mr_view_release(struct mr_view *view)
 {
 	struct mr_stream *stream = view->stream;
+	struct mr_session *sess;
 
 	if (!stream)
 		return;
-	mr_buf_unref(view->buf);
+	sess = stream->session;
+	if (sess)
+		sess->stats.rx_view_bytes -= view->len;
+	mr_rx_buf_put(stream, view->buf);
 	mr_stream_credit(stream, (uint32_t)view->len);
+	if (sess)
+		mr_session_check_credit(sess);
 	mr_stream_unref(stream);
 	view->stream = NULL;
 	view->buf = NULL;
@@ -383,4 +392,58 @@ void mr_session_stats(const struct mr_session *sess,
 		      struct mr_session_stats *out)
 {
 	*out = sess->stats;
+	out->events_queued = sess->events.count;
+	out->events_queued_max = sess->events.count_max;
+}
+
+/* ---- the cap on buffered bytes ------------------------------------------ */
+
+uint64_t mr_session_buffered(const struct mr_session *sess)
+{
+	return sess->stats.rx_view_bytes + sess->stats.tx_queued_bytes;
+}
+
+bool mr_session_credit_blocked(struct mr_session *sess)
+{
+	if (sess->credit_stalled)
+		return true;
+	if (!sess->buffer_limit || mr_session_buffered(sess) < sess->buffer_limit)
+		return false;
+	sess->credit_stalled = true;
+	sess->stats.credit_stalls++;
+	return true;
+}
+
+/* Grants what a stream held back while the session was stalled. */
+static void regrant(struct mr_stream *stream, void *arg)
+{
+	(void)arg;
+	mr_stream_credit(stream, 0);
+}
+
+void mr_session_check_credit(struct mr_session *sess)
+{
+	uint64_t limit = sess->buffer_limit;
+
+	/* Resuming only below 3/4 of the limit keeps a session that hovers
+	 * at it from walking its streams at every release. */
+	if (!sess->credit_stalled || sess->ended ||
+	    (limit && mr_session_buffered(sess) >= limit - limit / 4))
+		return;
+	sess->credit_stalled = false;
+	mr_stream_map_each(&sess->streams, regrant, NULL);
+}
+
+void mr_session_set_buffer_limit(struct mr_session *sess, uint64_t limit)
+{
+	if (limit == sess->buffer_limit)
+		return;
+	sess->buffer_limit = limit;
+	mr_session_check_credit(sess);
+}
+
+void mr_session_tx_unqueued(struct mr_session *sess, uint64_t n)
+{
+	sess->stats.tx_queued_bytes -= n;
+	mr_session_check_credit(sess);
 }

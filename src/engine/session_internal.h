@@ -80,7 +80,7 @@ struct mr_deadline {
 	uint64_t read, write;            /* absolute, 0: none */
 };
 
-/* Kept at 88 bytes (a 96-byte heap chunk): an idle stream costs this plus
+/* Kept at 96 bytes (a 112-byte heap chunk): an idle stream costs this plus
  * its slot in the stream map. Fields that are never needed at the same
  * time share memory; check the size when adding one. */
 struct mr_stream {
@@ -110,6 +110,8 @@ struct mr_stream {
 	};
 	struct mr_write *commit_next; /* first write with uncommitted bytes */
 	struct mr_deadline *deadline; /* NULL: no deadline set */
+	struct mr_rx_block *rx_block; /* where small payloads are copied;
+					 NULL until the first one */
 	uint32_t id;
 	uint32_t refs;             /* map, queued segments, views, CLOSED event */
 	uint32_t send_window;      /* payload bytes the peer lets us send */
@@ -133,6 +135,20 @@ struct mr_event_queue {
 	uint32_t head;  /* next to poll */
 	uint32_t count;
 	uint32_t cap;   /* power of two */
+	uint32_t popped; /* events polled so far (wraps): an event's sequence
+			    number is popped + its place at push time */
+	uint32_t count_max; /* high-water mark of count */
+};
+
+/* A heap copy of received payload, one allocation: the header, then the
+ * bytes (buf.data). Referenced by its stream while it is the stream's
+ * current block, and by each view into it. */
+struct mr_rx_block {
+	struct mr_buf buf;
+	uint32_t fill;        /* bytes written */
+	uint32_t event_seq;   /* see event_queued */
+	bool event_queued;    /* event_seq is a DATA event of the stream, maybe
+				 still queued, whose view ends at fill */
 };
 
 enum mr_rx_state {
@@ -153,6 +169,9 @@ struct mr_session {
 	bool goaway_sent;          /* we refuse new peer streams */
 	bool ended;                /* SESSION_ENDED queued */
 	bool out_of_memory;        /* an event was lost; the session fails */
+	bool credit_stalled;       /* buffered reached the limit: WNDINC held
+				      back until it falls below 3/4 of it */
+	uint64_t buffer_limit;     /* cap on buffered bytes now, 0: none */
 	void *user;                /* the driver's */
 	struct mr_session_result result;
 	uint8_t *remote_debug;     /* heap copy behind result.remote_debug */
@@ -199,6 +218,28 @@ void mr_evq_free(struct mr_event_queue *q);
 /* Returns 0 or -ENOMEM. */
 int mr_evq_push(struct mr_event_queue *q, const struct mr_event *ev);
 bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev);
+/* The sequence number of the event pushed last (the queue is not empty). */
+uint32_t mr_evq_last_seq(const struct mr_event_queue *q);
+/* The event with sequence number seq while still queued, else NULL. */
+struct mr_event *mr_evq_find(struct mr_event_queue *q, uint32_t seq);
+
+/* rx_block.c */
+/* Copies a payload shorter than MR_RX_VIEW_MIN into the stream's block and
+ * delivers it (merged into the stream's queued DATA event when there is
+ * one). Returns 0 or -ENOMEM. */
+int mr_rx_block_append(struct mr_stream *stream, const uint8_t *data,
+		       size_t len);
+/* A buffer holding an exact copy of len bytes (with its one reference), or
+ * NULL on ENOMEM. Counted in the session's rx_copy_bytes until freed. */
+struct mr_buf *mr_rx_copy(struct mr_session *sess, const uint8_t *data,
+			  size_t len);
+/* The stream's next payload must not be merged into an earlier event (a
+ * view of another kind comes between). */
+void mr_rx_block_seal(struct mr_stream *stream);
+/* Drops a reference on a view's buffer, keeping the copy count right. */
+void mr_rx_buf_put(struct mr_stream *stream, struct mr_buf *buf);
+/* The stream drops its block (it finished or is freed). */
+void mr_rx_block_drop(struct mr_stream *stream);
 
 /* stream.c */
 struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,
@@ -270,8 +311,25 @@ void mr_heartbeat_free(struct mr_session *sess);
  * first scheduled (an urgent stream must enter the ready list urgent). */
 int mr_session_open_flagged(struct mr_session *sess, uint32_t stream_type,
 			    uint16_t flags, struct mr_stream **out);
-/* Queues an event; memory exhaustion there ends the session. */
-void mr_session_emit(struct mr_session *sess, const struct mr_event *ev);
+/* Queues an event; memory exhaustion there ends the session. Returns
+ * false when the event was lost that way. */
+bool mr_session_emit(struct mr_session *sess, const struct mr_event *ev);
+/* True when crediting the peer must wait: buffered bytes reached the
+ * limit (the stall lasts until mr_session_check_credit lifts it). */
+bool mr_session_credit_blocked(struct mr_session *sess);
+/* Buffered bytes went down: when below 3/4 of the limit, lifts a stall and
+ * grants every stream what it held back. */
+void mr_session_check_credit(struct mr_session *sess);
+/* Bytes written on a stream left the queue (taken or failed). */
+void mr_session_tx_unqueued(struct mr_session *sess, uint64_t n);
+
+/* len more payload bytes are in views handed up. */
+static inline void mr_session_count_view(struct mr_session *sess, size_t len)
+{
+	sess->stats.rx_view_bytes += len;
+	if (sess->stats.rx_view_bytes > sess->stats.rx_view_bytes_max)
+		sess->stats.rx_view_bytes_max = sess->stats.rx_view_bytes;
+}
 /* Fails the session with a muxado code: GOAWAY(code, debug), every stream
  * closes with the code, SESSION_ENDED. Returns MUXRING_ERR(code). */
 int mr_session_fail(struct mr_session *sess, uint32_t code, const char *debug);

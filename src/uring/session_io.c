@@ -40,6 +40,10 @@ static void sio_config(const struct muxring_session_opts *o,
 		cfg->max_streams = o->max_streams;
 	if (o->max_frame_payload)
 		cfg->max_frame_payload = o->max_frame_payload;
+	if (o->max_buffered)
+		cfg->max_buffered = o->max_buffered == UINT64_MAX
+					    ? 0
+					    : o->max_buffered;
 	cfg->typed = (o->flags & MUXRING_SESSION_TYPED) != 0;
 }
 
@@ -75,8 +79,10 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	s->fd = fd;
 	s->state = (uint8_t)state;
 	s->user_data = user_data;
+	s->max_buffered = cfg.max_buffered;
 	mr_slist_push(&loop->sessions, s, MR_LIST_ALL);
 	loop->stats.sessions++;
+	loop->live_sessions++;
 	mr_loop_mark_dirty(s);
 	*out = s;
 	return 0;
@@ -471,6 +477,57 @@ void mr_sio_step(struct muxring_session *s)
 	}
 	if (s->state == MR_SIO_CLOSING && !s->inflight)
 		finish(s);
+	mr_sio_account(s);
+}
+
+/* ---- the loop's memory budget ------------------------------------------ */
+
+static uint64_t lower_limit(uint64_t a, uint64_t b)
+{
+	if (!a)
+		return b;
+	return a < b ? a : b;
+}
+
+/* The loop is back under its cap: every session held to a share gets its
+ * own cap back. */
+static void lift_shares(struct muxring_loop *loop)
+{
+	struct muxring_session *s;
+
+	loop->over_budget = false;
+	for (s = loop->sessions.head; s; s = s->next[MR_LIST_ALL]) {
+		if (!s->held_to_share)
+			continue;
+		s->held_to_share = false;
+		mr_session_set_buffer_limit(s->mr, s->max_buffered);
+		mr_loop_mark_dirty(s);
+	}
+}
+
+void mr_sio_account(struct muxring_session *s)
+{
+	struct muxring_loop *loop = s->loop;
+	uint64_t now = mr_session_buffered(s->mr), cap = loop->max_buffered;
+
+	loop->buffered += now - s->buffered_seen;
+	s->buffered_seen = now;
+	if (loop->buffered > loop->buffered_max)
+		loop->buffered_max = loop->buffered;
+	if (!cap)
+		return;
+	if (!loop->over_budget && loop->buffered >= cap)
+		loop->over_budget = true;
+	else if (loop->over_budget && loop->buffered < cap - cap / 4)
+		lift_shares(loop);
+	if (loop->over_budget) {
+		uint64_t share = cap / (loop->live_sessions ? loop->live_sessions
+							     : 1);
+
+		s->held_to_share = share < s->max_buffered || !s->max_buffered;
+		mr_session_set_buffer_limit(s->mr,
+					    lower_limit(s->max_buffered, share));
+	}
 }
 
 /* ---- completions ------------------------------------------------------- */
@@ -645,6 +702,14 @@ void mr_sio_stats(const struct muxring_session *s, struct muxring_stats *out)
 	out->recv_enobufs = s->recv_enobufs;
 	out->recv_copied = s->recv_copied;
 	out->recv_rearms = s->recv_rearms;
+	out->recv_view_bytes = es.rx_view_bytes;
+	out->recv_view_bytes_max = es.rx_view_bytes_max;
+	out->recv_copy_bytes = es.rx_copy_bytes;
+	out->recv_copy_bytes_max = es.rx_copy_bytes_max;
+	out->send_queued_bytes = es.tx_queued_bytes;
+	out->buffered_bytes = es.rx_view_bytes + es.tx_queued_bytes;
+	out->events_queued_max = es.events_queued_max;
+	out->credit_stalls = es.credit_stalls;
 }
 
 void mr_sio_free(struct muxring_session *s)
@@ -661,6 +726,10 @@ void mr_sio_free(struct muxring_session *s)
 	loop->ended.bytes_out += st.bytes_out;
 	loop->ended.streams_opened += st.streams_opened;
 	loop->ended.streams_accepted += st.streams_accepted;
+	mr_stats_keep_max(&loop->ended, &st);
+	loop->ended.credit_stalls += st.credit_stalls;
+	loop->buffered -= s->buffered_seen;
+	loop->live_sessions--;
 	if (s->on_lists & (1u << MR_LIST_DIRTY))
 		mr_slist_remove(&loop->dirty, s, MR_LIST_DIRTY);
 	if (s->on_lists & (1u << MR_LIST_STARVED))

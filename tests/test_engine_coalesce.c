@@ -1,0 +1,381 @@
+/*
+ * test_engine_coalesce.c - received memory follows bytes, never frames.
+ *
+ * Covers: 1-byte DATA frames across the whole window of 32 streams, against
+ * an application that holds every view: every byte arrives in order, each
+ * stream raises at most one DATA event per poll, the views hold exactly the
+ * windows, and the copies cost those bytes plus at most one block per
+ * stream (the engine's own counters say so). The rules behind it: a queued
+ * DATA event grows while it waits; a view of another kind in between keeps
+ * the order; a block no view uses is refilled from its start; blocks double
+ * up to MR_RX_BLOCK_MAX. Then the session cap on buffered bytes: at the cap
+ * no WNDINC goes out and a new stream is refused, below 3/4 of it every
+ * stream gets what was held back; queued writes count as well.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine_harness.h"
+
+#define STREAMS 32u
+#define WINDOW MR_INITIAL_WINDOW
+#define FEED_CHUNK (32u << 10) /* as the loop's receive buffers */
+
+static uint8_t byte_of(uint32_t stream_index, uint32_t offset)
+{
+	return (uint8_t)(stream_index * 31u + offset * 7u + (offset >> 8));
+}
+
+static uint32_t client_id(uint32_t index)
+{
+	return 3 + 2 * index;
+}
+
+static void test_one_byte_frames_over_every_window_cost_bytes_not_frames(void **state)
+{
+	struct eh *h = eh_new(MR_ROLE_SERVER, NULL);
+	struct mr_session_stats st;
+	struct eh_bytes round = {0};
+	struct eh_frames frames;
+	uint8_t *want = malloc(WINDOW);
+	uint32_t off, i;
+	size_t feeds = 0, events = 0;
+
+	(void)state;
+	assert_non_null(want);
+	/* Round after round, one byte for each stream, fed in 32 KiB pieces
+	 * with a poll after each (eh_feed), as the loop would. */
+	for (off = 0; off < WINDOW; off++) {
+		for (i = 0; i < STREAMS; i++) {
+			uint8_t b = byte_of(i, off);
+
+			eh_bytes_data(&round, client_id(i),
+				      off ? 0 : MR_FLAG_SYN, &b, 1);
+		}
+		while (round.len >= FEED_CHUNK ||
+		       (off == WINDOW - 1 && round.len)) {
+			size_t n = round.len < FEED_CHUNK ? round.len
+							  : FEED_CHUNK;
+
+			assert_int_equal(eh_feed(h, round.p, n, 0), 0);
+			feeds++;
+			memmove(round.p, round.p + n, round.len - n);
+			round.len -= n;
+		}
+	}
+	mr_session_stats(h->sess, &st);
+	for (i = 0; i < STREAMS; i++) {
+		for (off = 0; off < WINDOW; off++)
+			want[off] = byte_of(i, off);
+		eh_assert_data(h, client_id(i), want, WINDOW);
+		events += eh_count(h, MR_EV_DATA, client_id(i));
+		/* One event per stream per poll at most, not one per frame
+		 * (and one more whenever a block is full). */
+		assert_true(eh_count(h, MR_EV_DATA, client_id(i)) <=
+			    feeds + WINDOW / (MR_RX_BLOCK_MAX / 2));
+	}
+	print_message("    %u streams x %u 1-byte frames: %zu DATA events "
+		      "(%zu polls), views %llu KiB, copies %llu KiB, at most "
+		      "%llu events queued\n",
+		      STREAMS, WINDOW, events, feeds,
+		      (unsigned long long)st.rx_view_bytes >> 10,
+		      (unsigned long long)st.rx_copy_bytes >> 10,
+		      (unsigned long long)st.events_queued_max);
+	/* The bound: views hold the windows; copies those bytes plus at most
+	 * one partly filled block per stream; the queue never held more than
+	 * a few events per stream. */
+	assert_int_equal(st.rx_view_bytes, (uint64_t)STREAMS * WINDOW);
+	assert_true(st.rx_copy_bytes <=
+		    (uint64_t)STREAMS * (WINDOW + MR_RX_BLOCK_MAX));
+	assert_true(st.rx_copy_bytes_max == st.rx_copy_bytes);
+	assert_true(st.events_queued_max <= 2 * STREAMS);
+	/* Each 32 KiB input held about 113 frames per stream. */
+	assert_true(events * 50 <= (size_t)STREAMS * WINDOW);
+
+	/* Nothing was credited: the application holds everything. */
+	eh_tx_frames(h, &frames);
+	assert_int_equal(eh_frames_count(&frames, MR_FRAME_WNDINC, EH_ANY), 0);
+	eh_frames_free(&frames);
+	/* Releasing gives back every byte and credits every stream. */
+	eh_release(h, EH_ANY, SIZE_MAX);
+	mr_session_stats(h->sess, &st);
+	assert_int_equal(st.rx_view_bytes, 0);
+	assert_true(st.rx_copy_bytes <= (uint64_t)STREAMS * MR_RX_BLOCK_MAX);
+	eh_tx_frames(h, &frames);
+	for (i = 0; i < STREAMS; i++)
+		assert_int_equal(eh_frames_wndinc_sum(&frames, client_id(i)),
+				 WINDOW);
+	eh_frames_free(&frames);
+	eh_bytes_free(&round);
+	free(want);
+	eh_free(h);
+}
+
+/* Polls the session's events without the harness (the test holds them). */
+static size_t poll_data(struct mr_session *sess, struct mr_event *out,
+			size_t cap)
+{
+	struct mr_event ev;
+	size_t n = 0;
+
+	while (mr_session_poll_event(sess, &ev)) {
+		if (ev.type == MR_EV_STREAM_ACCEPTED)
+			mr_session_accept_done(sess);
+		if (ev.type == MR_EV_DATA) {
+			assert_true(n < cap);
+			out[n++] = ev;
+			continue;
+		}
+		mr_event_done(&ev);
+	}
+	return n;
+}
+
+static void feed(struct mr_session *sess, const struct eh_bytes *b)
+{
+	struct mr_buf *buf = mr_buf_new_copy(b->p, b->len);
+
+	assert_non_null(buf);
+	assert_int_equal(mr_session_recv(sess, buf, buf->data, b->len, 0), 0);
+	mr_buf_unref(buf);
+}
+
+static void feed_data(struct mr_session *sess, uint32_t id, uint8_t flags,
+		      const void *payload, size_t len)
+{
+	struct eh_bytes b = {0};
+
+	eh_bytes_data(&b, id, flags, payload, len);
+	feed(sess, &b);
+	eh_bytes_free(&b);
+}
+
+static void test_a_queued_data_event_grows_until_it_is_polled(void **state)
+{
+	struct mr_session *sess = mr_session_new(MR_ROLE_SERVER, NULL);
+	struct mr_event ev[4];
+
+	(void)state;
+	feed_data(sess, 3, MR_FLAG_SYN, "a", 1);
+	feed_data(sess, 5, MR_FLAG_SYN, "x", 1); /* another stream between */
+	feed_data(sess, 3, 0, "bc", 2);
+	feed_data(sess, 3, 0, "d", 1);
+	assert_int_equal(poll_data(sess, ev, 4), 2);
+	assert_int_equal(mr_stream_id(ev[0].view.stream), 3);
+	assert_int_equal(ev[0].view.len, 4);
+	assert_memory_equal(ev[0].view.data, "abcd", 4);
+	assert_int_equal(ev[1].view.len, 1);
+	/* Polled: the next bytes are a new view, right after in the block. */
+	feed_data(sess, 3, 0, "ef", 2);
+	assert_int_equal(poll_data(sess, ev + 2, 2), 1);
+	assert_ptr_equal(ev[2].view.buf, ev[0].view.buf);
+	assert_ptr_equal(ev[2].view.data, ev[0].view.data + 4);
+	assert_memory_equal(ev[2].view.data, "ef", 2);
+	for (size_t i = 0; i < 3; i++)
+		mr_view_release(&ev[i].view);
+	mr_session_free(sess);
+}
+
+static void test_a_view_between_small_payloads_keeps_their_order(void **state)
+{
+	struct mr_session *sess = mr_session_new(MR_ROLE_SERVER, NULL);
+	uint8_t big[MR_RX_VIEW_MIN];
+	struct mr_event ev[4];
+
+	(void)state;
+	memset(big, 'B', sizeof(big));
+	feed_data(sess, 3, MR_FLAG_SYN, "1", 1);
+	feed_data(sess, 3, 0, big, sizeof(big));
+	feed_data(sess, 3, 0, "2", 1);
+	assert_int_equal(poll_data(sess, ev, 4), 3);
+	assert_memory_equal(ev[0].view.data, "1", 1);
+	assert_int_equal(ev[1].view.len, sizeof(big));
+	assert_memory_equal(ev[2].view.data, "2", 1);
+	assert_int_equal(ev[0].view.len, 1);
+	assert_int_equal(ev[2].view.len, 1);
+	for (size_t i = 0; i < 3; i++)
+		mr_view_release(&ev[i].view);
+	mr_session_free(sess);
+}
+
+static void test_a_block_no_view_uses_is_refilled_from_its_start(void **state)
+{
+	struct mr_session *sess = mr_session_new(MR_ROLE_SERVER, NULL);
+	struct mr_session_stats st;
+	struct mr_event ev[2];
+
+	(void)state;
+	feed_data(sess, 3, MR_FLAG_SYN, "first", 5);
+	assert_int_equal(poll_data(sess, ev, 1), 1);
+	mr_view_release(&ev[0].view);
+	feed_data(sess, 3, 0, "again", 5);
+	assert_int_equal(poll_data(sess, ev + 1, 1), 1);
+	/* Same memory, from its start: no allocation per message. */
+	assert_ptr_equal(ev[1].view.data, ev[0].view.data);
+	assert_memory_equal(ev[1].view.data, "again", 5);
+	mr_session_stats(sess, &st);
+	assert_int_equal(st.rx_copy_bytes, MR_RX_BLOCK_MIN);
+	mr_view_release(&ev[1].view);
+	mr_session_free(sess);
+}
+
+static void test_blocks_double_up_to_their_bound(void **state)
+{
+	struct mr_session *sess = mr_session_new(MR_ROLE_SERVER, NULL);
+	uint8_t piece[MR_RX_VIEW_MIN - 1];
+	struct mr_event ev[64];
+	size_t n = 0, i, expect = MR_RX_BLOCK_MIN;
+	struct mr_buf *last = NULL;
+
+	(void)state;
+	memset(piece, 'p', sizeof(piece));
+	feed_data(sess, 3, MR_FLAG_SYN, piece, sizeof(piece));
+	/* Held views keep every block in use: each new one is larger. */
+	for (i = 0; i < 60; i++) {
+		n += poll_data(sess, ev + n, 64 - n);
+		feed_data(sess, 3, 0, piece, sizeof(piece));
+	}
+	n += poll_data(sess, ev + n, 64 - n);
+	assert_int_equal(n, 61);
+	for (i = 0; i < n; i++) {
+		if (ev[i].view.buf == last)
+			continue;
+		last = ev[i].view.buf;
+		assert_int_equal(last->cap, expect);
+		if (expect < MR_RX_BLOCK_MAX)
+			expect *= 2;
+	}
+	assert_int_equal(expect, MR_RX_BLOCK_MAX);
+	for (i = 0; i < n; i++)
+		mr_view_release(&ev[i].view);
+	mr_session_free(sess);
+}
+
+/* ---- the cap on buffered bytes ------------------------------------------ */
+
+#define CAP (256u << 10)
+#define KIB(n) ((size_t)(n) << 10)
+
+static struct eh *capped(void)
+{
+	struct mr_config cfg;
+
+	mr_config_default(&cfg);
+	cfg.max_buffered = CAP;
+	return eh_new(MR_ROLE_SERVER, &cfg);
+}
+
+/* len bytes on stream id in frames of 4 KiB (views, not copies). */
+static void send_bytes(struct eh *h, uint32_t id, size_t len, bool syn)
+{
+	static uint8_t chunk[4096];
+	struct eh_bytes b = {0};
+	size_t off;
+
+	for (off = 0; off < len; off += sizeof(chunk))
+		eh_bytes_data(&b, id, syn && off == 0 ? MR_FLAG_SYN : 0, chunk,
+			      sizeof(chunk));
+	assert_int_equal(eh_feed_bytes(h, &b, 0), 0);
+	eh_bytes_free(&b);
+}
+
+static uint64_t wndinc_sent(struct eh *h, uint32_t id)
+{
+	struct eh_frames f;
+	uint64_t sum;
+
+	eh_tx_frames(h, &f);
+	sum = eh_frames_wndinc_sum(&f, id);
+	eh_frames_free(&f);
+	return sum;
+}
+
+static void test_at_the_cap_credit_waits_and_resumes_below_three_quarters(void **state)
+{
+	struct eh *h = capped();
+	struct mr_session_stats st;
+
+	(void)state;
+	send_bytes(h, 5, KIB(200), true);
+	send_bytes(h, 3, KIB(256), true); /* stream 3 alone is at the cap */
+	/* Releasing stream 5's bytes still leaves the session at the cap:
+	 * its credit waits. */
+	eh_release(h, 5, SIZE_MAX);
+	assert_int_equal(wndinc_sent(h, 5), 0);
+	mr_session_stats(h->sess, &st);
+	assert_int_equal(st.credit_stalls, 1);
+	assert_int_equal(mr_session_buffered(h->sess), KIB(256));
+	/* A new stream at the cap is refused: its window could not be
+	 * taken back. */
+	send_bytes(h, 7, KIB(4), true);
+	assert_int_equal(eh_count(h, MR_EV_STREAM_ACCEPTED, 7), 0);
+	{
+		struct eh_frames f;
+		const struct eh_frame *rst;
+
+		eh_tx_frames(h, &f);
+		rst = eh_frames_find(&f, MR_FRAME_RST, 7, 0);
+		assert_non_null(rst);
+		assert_int_equal(mr_get_be32(rst->body), MUXRING_STREAM_REFUSED);
+		eh_frames_free(&f);
+	}
+	/* Down to exactly 3/4 of the cap: still waiting. */
+	eh_release(h, 3, KIB(64));
+	assert_int_equal(wndinc_sent(h, 5), 0);
+	assert_int_equal(wndinc_sent(h, 3), 0);
+	/* Below it: both streams get everything held back. */
+	eh_release(h, 3, KIB(4));
+	assert_int_equal(wndinc_sent(h, 5), KIB(200));
+	assert_int_equal(wndinc_sent(h, 3), KIB(68));
+	eh_free(h);
+}
+
+static void test_queued_writes_count_against_the_cap(void **state)
+{
+	struct eh *h = capped();
+	struct mr_session_stats st;
+	struct mr_stream *mine;
+	uint8_t *big = calloc(1, KIB(300));
+
+	(void)state;
+	assert_non_null(big);
+	send_bytes(h, 3, KIB(64), true);
+	/* Nothing leaves until the test flushes (eh_tx_frames). */
+	mine = eh_open(h);
+	assert_int_equal(eh_write(mine, big, KIB(300), 1), 0);
+	assert_int_equal(mr_session_buffered(h->sess), KIB(364));
+	/* Data the application releases is not credited while the session's
+	 * own writes fill the cap. */
+	eh_release(h, 3, SIZE_MAX);
+	mr_session_stats(h->sess, &st);
+	assert_int_equal(st.credit_stalls, 1);
+	assert_int_equal(st.tx_queued_bytes, KIB(300));
+	/* The flush sends the window's worth of the write (256 KiB) and
+	 * the queue falls under 3/4 of the cap: the credit goes out. */
+	assert_int_equal(wndinc_sent(h, 3), KIB(64));
+	assert_int_equal(mr_session_buffered(h->sess), KIB(300 - 256));
+	free(big);
+	eh_free(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_byte_frames_over_every_window_cost_bytes_not_frames),
+		cmocka_unit_test(test_a_queued_data_event_grows_until_it_is_polled),
+		cmocka_unit_test(test_a_view_between_small_payloads_keeps_their_order),
+		cmocka_unit_test(test_a_block_no_view_uses_is_refilled_from_its_start),
+		cmocka_unit_test(test_blocks_double_up_to_their_bound),
+		cmocka_unit_test(test_at_the_cap_credit_waits_and_resumes_below_three_quarters),
+		cmocka_unit_test(test_queued_writes_count_against_the_cap),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -203,7 +203,7 @@ struct muxring_loop_opts {
 	/* MUXRING_LOOP_* bits: features to ask for that are off by default. */
 	unsigned flags;
 	/* Cap on the bytes all sessions of the loop buffer together (as
-	 * muxring_session_opts.max_buffered counts them; default 256 MiB,
+	 * muxring_session_opts.max_buffered counts them; default 512 MiB,
 	 * SIZE_MAX: no cap). Above it each session is held to an equal share
 	 * (this cap / live sessions) as its own cap, so sessions that buffer
 	 * more stop crediting and the others go on, until the total is back
@@ -469,7 +469,7 @@ struct muxring_session_opts {
 	uint32_t max_frame_payload;
 	/* MUXRING_SESSION_* bits. */
 	uint32_t flags;
-	/* Cap on the bytes the session buffers (default 16 MiB; UINT64_MAX:
+	/* Cap on the bytes the session buffers (default 64 MiB; UINT64_MAX:
 	 * no cap): payload received and not yet released (views in entries
 	 * or held by the application) plus bytes written and not yet taken
 	 * by the kernel. At the cap the session stops crediting the peer's

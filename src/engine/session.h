@@ -79,10 +79,10 @@ struct mr_config {
 };
 
 /* The default of mr_config.max_buffered (and of the public session option). */
-#define MR_DEFAULT_MAX_BUFFERED (16u << 20)
+#define MR_DEFAULT_MAX_BUFFERED (64u << 20)
 
 /* Fills in the defaults: window 256 KiB, backlog 128, 4096 streams, 1 MiB of
- * GOAWAY debug, 64 KiB frames, 1 MiB control backlog, 16 MiB buffered,
+ * GOAWAY debug, 64 KiB frames, 1 MiB control backlog, 64 MiB buffered,
  * untyped. */
 void mr_config_default(struct mr_config *cfg);
 

@@ -36,7 +36,7 @@
 #define DEFAULT_CQ_ENTRIES 1024u
 #define DEFAULT_LINGER_MS 1000u
 #define COPY_CACHE_BYTES (16u << 20) /* recycled copy blocks kept, at most */
-#define DEFAULT_MAX_BUFFERED ((size_t)256 << 20)
+#define DEFAULT_MAX_BUFFERED ((size_t)512 << 20)
 #define REAP_BATCH 64u
 
 static _Thread_local char create_error[384];

@@ -125,6 +125,19 @@ MUXRING_API const char *muxring_strerror(int err);
  *   yet advanced. No other call adds or moves entries.
  * - All views must be released before muxring_loop_destroy(), or their
  *   memory is freed only when they are.
+ *
+ * Memory bound (README "Memory"): a payload piece of 1 KiB or more reaches
+ * the application as a view into the loop's receive ring (or, when the ring
+ * runs low, into an exact copy); smaller pieces of a stream are copied side
+ * by side into a block of that stream (1 KiB, doubling up to 16 KiB) and
+ * handed up together: one DATA entry per stream and turn for them, however
+ * many frames carried them. So an application that holds every view it is
+ * given holds per stream at most its receive window of payload
+ * (muxring_session_opts.window, 256 KiB by default) plus one partly filled
+ * block (16 KiB), whatever the frame sizes, and finds a few entries per
+ * stream and turn waiting, never one per frame. muxring_stats counts it
+ * (recv_view_bytes, recv_copy_bytes, events_queued_max). What a session and
+ * a loop buffer in all is capped by their max_buffered options.
  * ====================================================================== */
 
 struct muxring_loop;

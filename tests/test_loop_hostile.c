@@ -9,7 +9,8 @@
  * pinned, the views are few); the same against an echo application while
  * the peer never reads; a peer that reads but never credits the echo, so
  * the session's cap on buffered bytes stops its credit (and lifts it once
- * the peer reads again); peers stalled in the middle of a frame while 20
+ * the peer reads again), and so does the loop's cap while another session
+ * that buffers little goes on; peers stalled in the middle of a frame while 20
  * other sessions run. In each case a well-behaved session on the same loop
  * completes its streams, every byte checked.
  */
@@ -362,6 +363,90 @@ static void test_the_session_cap_stops_credit_to_a_peer_that_never_credits_the_e
 	lh_free(h);
 }
 
+/* ---- the loop cap --------------------------------------------------------- */
+
+#define LOOP_CAP (4u << 20)
+
+static bool good_session_done(struct lh *h)
+{
+	struct attack *a = h->ctx;
+
+	attack_pump(a);
+	return good_done(h, a->good_client);
+}
+
+static bool loop_cap_reached(struct lh *h)
+{
+	struct attack *a = h->ctx;
+	struct muxring_stats ss;
+	unsigned i;
+
+	attack_pump(a);
+	muxring_session_stats(a->server->sess, &ss);
+	if (!ss.credit_stalls || a->rp.out_off < a->rp.out_len)
+		return false;
+	for (i = 0; i < a->streams; i++)
+		if (a->rp.credit[i])
+			return false;
+	return true;
+}
+
+static void test_the_loop_cap_holds_back_the_session_that_buffers_most(void **state)
+{
+	struct muxring_loop_opts lo = {.max_buffered = LOOP_CAP};
+	struct attack a = {
+		.streams = CAP_STREAMS, .per_stream = 64u << 20, .frame = 512,
+		.reads = true,
+	};
+	struct lh *h = lh_new(&lo);
+	struct muxring_stats ss, ls;
+	struct lh_peer *c, *s;
+	unsigned i;
+
+	(void)state;
+	h->ctx = &a;
+	/* No session cap of its own: only the loop's holds it back. */
+	attack_start(h, &a, LH_ECHO, NULL);
+	lh_run(h, loop_cap_reached, 50);
+	lh_run_for(h, 0.3);
+	attack_pump(&a);
+	for (i = 0; i < CAP_STREAMS; i++)
+		assert_int_equal(a.rp.credit[i], 0);
+	/* A session that buffers little is served meanwhile, its streams
+	 * credited as usual (1 MiB each, 4 windows). */
+	lh_pair_tcp(h, NULL, &c, &s);
+	s->accept_role = LH_ECHO;
+	h->queue_max = 128u << 10;
+	for (i = 0; i < 2; i++)
+		lh_open(c, LH_SOURCE, 1u << 20);
+	a.good_client = c;
+	lh_run(h, good_session_done, 30);
+	lh_assert_peer_streams_ok(h, c);
+	attack_pump(&a);
+	for (i = 0; i < CAP_STREAMS; i++)
+		assert_int_equal(a.rp.credit[i], 0);
+	muxring_session_stats(a.server->sess, &ss);
+	muxring_loop_stats(h->loop, &ls);
+	print_message("    loop cap %u KiB: the greedy session stalled %llu "
+		      "times at %llu KiB buffered; the loop at most %llu KiB; "
+		      "the other session's streams done\n",
+		      LOOP_CAP >> 10, (unsigned long long)ss.credit_stalls,
+		      (unsigned long long)ss.buffered_bytes >> 10,
+		      (unsigned long long)ls.buffered_bytes_max >> 10);
+	assert_true(ls.buffered_bytes_max <=
+		    LOOP_CAP + (uint64_t)CAP_STREAMS * WINDOW + (2u << 20));
+	assert_true(ls.credit_stalls >= 1);
+
+	/* The peer credits the echo: the loop falls under 3/4 of its cap and
+	 * the session credits the peer again. */
+	a.stopped = true;
+	for (i = 0; i < CAP_STREAMS; i++)
+		rp_wndinc(&a.rp, rp_id(i), 1u << 30);
+	lh_run(h, credit_back, 30);
+	end_all(h, &a.rp, NULL);
+	lh_free(h);
+}
+
 /* ---- stalled in the middle of a frame ------------------------------------ */
 
 #define BUSY_PAIRS 20u
@@ -443,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_one_byte_frames_against_an_application_holding_every_view),
 		cmocka_unit_test(test_one_byte_frames_against_an_echo_the_peer_never_reads),
 		cmocka_unit_test(test_the_session_cap_stops_credit_to_a_peer_that_never_credits_the_echo),
+		cmocka_unit_test(test_the_loop_cap_holds_back_the_session_that_buffers_most),
 		cmocka_unit_test(test_peers_stalled_mid_frame_while_20_sessions_run),
 	};
 

@@ -445,7 +445,8 @@ MUXRING_API void muxring_cqe_seen(struct muxring_loop *loop,
  * Gives back the bytes of a DATA entry's view: the receive buffer goes back
  * to the ring when its last view is released, and the stream's receive
  * window is credited (a WNDINC goes out once a quarter of the window was
- * consumed). Works after the stream closed and after the session ended.
+ * consumed, unless the session is at its max_buffered cap: then once it is
+ * back under 3/4 of it). Works after the stream closed and after the session ended.
  * Releasing an empty view (len 0, as the debug text of GOAWAY and
  * SESSION_ENDED entries) does nothing. The view is zeroed.
  */

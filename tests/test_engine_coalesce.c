@@ -10,7 +10,8 @@
  * the order; a block no view uses is refilled from its start; blocks double
  * up to MR_RX_BLOCK_MAX. Then the session cap on buffered bytes: at the cap
  * no WNDINC goes out and a new stream is refused, below 3/4 of it every
- * stream gets what was held back; queued writes count as well.
+ * stream gets what was held back; queued writes count as well; without a
+ * cap nothing waits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -365,6 +366,25 @@ static void test_queued_writes_count_against_the_cap(void **state)
 	eh_free(h);
 }
 
+static void test_without_a_cap_credit_never_waits(void **state)
+{
+	struct mr_config cfg;
+	struct mr_session_stats st;
+	struct eh *h;
+
+	(void)state;
+	mr_config_default(&cfg);
+	cfg.max_buffered = 0;
+	h = eh_new(MR_ROLE_SERVER, &cfg);
+	send_bytes(h, 5, KIB(256), true);
+	send_bytes(h, 3, KIB(256), true);
+	eh_release(h, 3, SIZE_MAX);
+	assert_int_equal(wndinc_sent(h, 3), KIB(256));
+	mr_session_stats(h->sess, &st);
+	assert_int_equal(st.credit_stalls, 0);
+	eh_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +395,7 @@ int main(void)
 		cmocka_unit_test(test_blocks_double_up_to_their_bound),
 		cmocka_unit_test(test_at_the_cap_credit_waits_and_resumes_below_three_quarters),
 		cmocka_unit_test(test_queued_writes_count_against_the_cap),
+		cmocka_unit_test(test_without_a_cap_credit_never_waits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

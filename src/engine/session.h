@@ -264,7 +264,9 @@ void mr_event_done(struct mr_event *ev);
 void mr_session_accept_done(struct mr_session *sess);
 
 /* Gives back a view and credits its bytes to the stream's receive window;
- * WNDINC is sent when a quarter of the window has been consumed. */
+ * WNDINC is sent when a quarter of the window has been consumed, unless the
+ * session is at its cap on buffered bytes (then when it is back under 3/4
+ * of it). */
 void mr_view_release(struct mr_view *view);
 
 /*

@@ -59,10 +59,6 @@ struct mr_session *mr_session_new(enum mr_role role,
 	sess->last_remote_id = role == MR_ROLE_CLIENT ? 0 : 1;
 	mr_stream_map_init(&sess->streams);
 	mr_evq_init(&sess->events);
-	if (mr_outbound_init(sess)) {
-		free(sess);
-		return NULL;
-	}
 	return sess;
 }
 

@@ -280,8 +280,6 @@ void mr_stream_update_deadline_list(struct mr_stream *stream);
 void mr_stream_free_deadlines(struct mr_session *sess);
 
 /* outbound.c */
-/* Returns 0 or -ENOMEM. */
-int mr_outbound_init(struct mr_session *sess);
 void mr_outbound_free(struct mr_session *sess);
 /* Queues RST(code) for id. Returns 0 or a negative error (-ENOMEM, or
  * EnhanceYourCalm when the control backlog is over its cap). */

@@ -209,6 +209,8 @@ static void sio_start_send(struct muxring_session *s)
 	n = mr_session_tx_iov(s->mr, slot->iov, MR_SEND_IOV, MR_SEND_MAX_BYTES);
 	if (!n) {
 		mr_loop_slot_put(loop, slot);
+		if (mr_session_ended(s->mr))
+			mr_loop_mark_dirty(s); /* it ended for want of memory */
 		return;
 	}
 	sqe = mr_loop_sqe(loop);

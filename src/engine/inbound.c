@@ -3,9 +3,11 @@
  *
  * A resumable parser: input may stop anywhere, even inside a header, so the
  * state (which part of which frame comes next, and how much of it) lives in
- * the session and every byte is looked at once. DATA payloads are never
- * copied on the common path: each contiguous run of a frame's payload inside
- * the caller's buffer becomes one view holding a reference on that buffer.
+ * the session and every byte is looked at once. Large DATA payloads are not
+ * copied: each contiguous run of MR_RX_VIEW_MIN bytes or more of a frame's
+ * payload inside the caller's buffer becomes one view holding a reference
+ * on that buffer. Smaller runs go to their stream's block (rx_block.c), so
+ * that a peer sending tiny frames costs bytes, not an event per frame.
  *
  * What the peer can get wrong is split by blast radius, as PROTOCOL.md
  * says: a malformed frame fails the whole session (GOAWAY with the code),

@@ -3,7 +3,7 @@
  * that each hold one part of it: session.c (life and shutdown), inbound.c
  * (parsing what the peer sent), outbound.c (what we send and in which
  * order), stream.c (one stream's state), event_queue.c (what the
- * application hears).
+ * application hears), rx_block.c (where small payloads are copied).
  */
 #ifndef MUXRING_SESSION_INTERNAL_H
 #define MUXRING_SESSION_INTERNAL_H

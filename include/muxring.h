@@ -286,7 +286,7 @@ enum muxring_cqe_type {
 	 * and more are views into the receive ring; smaller pieces of a
 	 * stream are copied side by side into a block of the stream and
 	 * handed up together, one entry per stream and turn however many
-	 * frames carried them (see "Memory bound" below). */
+	 * frames carried them (see "Memory bound" above). */
 	MUXRING_CQE_DATA,
 	/* The peer half-closed `stream`: no more DATA will come. res 0. */
 	MUXRING_CQE_EOF,

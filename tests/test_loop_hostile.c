@@ -233,8 +233,9 @@ static void test_one_byte_frames_against_an_application_holding_every_view(void 
 	assert_true(ss.events_queued_max <= 8 * STREAMS);
 	/* Not a view per frame: a view per stream per turn at most. */
 	assert_true(views * 50 <= (uint64_t)STREAMS * WINDOW);
-	/* Copies pin no receive buffer. */
-	assert_int_equal(ls.recv_buffers_held, 0);
+	/* Views pin receive buffers only up to the ring's low water (the
+	 * defaults: 256 buffers, a quarter kept free). */
+	assert_true(ls.recv_buffers_held_max <= 256 - 64 + 1);
 
 	for (i = 0; i < h->nstreams; i++)
 		lh_release_held(h->streams[i]);

@@ -6,8 +6,9 @@
  * the session and every byte is looked at once. Large DATA payloads are not
  * copied: each contiguous run of MR_RX_VIEW_MIN bytes or more of a frame's
  * payload inside the caller's buffer becomes one view holding a reference
- * on that buffer. Smaller runs go to their stream's block (rx_block.c), so
- * that a peer sending tiny frames costs bytes, not an event per frame.
+ * on that buffer. Smaller runs are merged into their stream's queued DATA
+ * event (rx_block.c), so that a peer sending tiny frames costs bytes, not an
+ * event per frame.
  *
  * What the peer can get wrong is split by blast radius, as PROTOCOL.md
  * says: a malformed frame fails the whole session (GOAWAY with the code),
@@ -217,38 +218,13 @@ static void take_heartbeat_bytes(struct mr_stream *stream,
 		mr_stream_credit(stream, (uint32_t)len);
 }
 
-/* A payload of at least MR_RX_VIEW_MIN bytes as an event of its own: a
- * view into the caller's buffer, or into an exact copy with MR_RECV_COPY. */
-static int deliver_view(struct mr_session *sess, struct mr_stream *stream,
-			struct mr_buf *buf, const uint8_t *data, size_t len,
-			unsigned flags)
-{
-	struct mr_event ev = {.type = MR_EV_DATA, .stream = stream};
-
-	if (flags & MR_RECV_COPY) {
-		buf = mr_rx_copy(sess, data, len);
-		if (!buf)
-			return -ENOMEM;
-		data = buf->data;
-	} else {
-		mr_buf_ref(buf);
-	}
-	mr_rx_block_seal(stream);
-	mr_stream_ref(stream);
-	ev.view = (struct mr_view){
-		.stream = stream, .buf = buf, .data = data, .len = len,
-	};
-	mr_session_count_view(sess, len);
-	return mr_session_emit(sess, &ev) ? 0 : -ENOMEM;
-}
-
-/* Payload of the DATA frame being read. Small pieces are copied into the
- * stream's block (rx_block.c), so that memory follows bytes, not frames. */
+/* Payload of the DATA frame being read. Small pieces are merged into the
+ * stream's queued event (rx_block.c), so that memory follows bytes, not
+ * frames. */
 static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
 			    const uint8_t *data, size_t len, unsigned flags)
 {
 	struct mr_stream *stream = sess->rx_stream;
-	int err;
 
 	if (stream->flags & MR_STREAM_TYPE_PENDING) {
 		size_t n = take_type_bytes(stream, data, len);
@@ -263,11 +239,7 @@ static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
 		take_heartbeat_bytes(stream, data, len);
 		return;
 	}
-	if (len >= MR_RX_VIEW_MIN)
-		err = deliver_view(sess, stream, buf, data, len, flags);
-	else
-		err = mr_rx_block_append(stream, data, len);
-	if (err)
+	if (mr_rx_deliver(stream, buf, data, len, flags))
 		sess->out_of_memory = true;
 }
 

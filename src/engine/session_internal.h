@@ -68,6 +68,8 @@ enum mr_stream_flag {
 	MR_STREAM_HEARTBEAT = 1u << 7,    /* carries heartbeats; the engine
 					     serves it, the app never sees it */
 	MR_STREAM_URGENT = 1u << 8,       /* jumps the ready list */
+	MR_STREAM_RX_EVENT = 1u << 9,     /* rx_event_seq names its last DATA
+					     event (maybe already polled) */
 };
 
 /* The deadlines of one stream, allocated when the first one is set and
@@ -80,7 +82,7 @@ struct mr_deadline {
 	uint64_t read, write;            /* absolute, 0: none */
 };
 
-/* Kept at 96 bytes (a 112-byte heap chunk): an idle stream costs this plus
+/* Kept at 104 bytes (a 112-byte heap chunk): an idle stream costs this plus
  * its slot in the stream map. Fields that are never needed at the same
  * time share memory; check the size when adding one. */
 struct mr_stream {
@@ -124,6 +126,7 @@ struct mr_stream {
 				      return */
 	};
 	uint32_t stream_type;      /* sent or received type (typed sessions) */
+	uint32_t rx_event_seq;     /* see MR_STREAM_RX_EVENT */
 	uint16_t flags;            /* enum mr_stream_flag */
 	uint8_t send_state;        /* enum mr_send_state */
 	uint8_t recv_state;        /* enum mr_recv_state */
@@ -146,9 +149,6 @@ struct mr_event_queue {
 struct mr_rx_block {
 	struct mr_buf buf;
 	uint32_t fill;        /* bytes written */
-	uint32_t event_seq;   /* see event_queued */
-	bool event_queued;    /* event_seq is a DATA event of the stream, maybe
-				 still queued, whose view ends at fill */
 };
 
 enum mr_rx_state {
@@ -224,18 +224,11 @@ uint32_t mr_evq_last_seq(const struct mr_event_queue *q);
 struct mr_event *mr_evq_find(struct mr_event_queue *q, uint32_t seq);
 
 /* rx_block.c */
-/* Copies a payload shorter than MR_RX_VIEW_MIN into the stream's block and
- * delivers it (merged into the stream's queued DATA event when there is
- * one). Returns 0 or -ENOMEM. */
-int mr_rx_block_append(struct mr_stream *stream, const uint8_t *data,
-		       size_t len);
-/* A buffer holding an exact copy of len bytes (with its one reference), or
- * NULL on ENOMEM. Counted in the session's rx_copy_bytes until freed. */
-struct mr_buf *mr_rx_copy(struct mr_session *sess, const uint8_t *data,
-			  size_t len);
-/* The stream's next payload must not be merged into an earlier event (a
- * view of another kind comes between). */
-void mr_rx_block_seal(struct mr_stream *stream);
+/* Hands len bytes of the stream's payload at data (inside buf) to the
+ * application: a DATA event, or more bytes in the stream's queued one.
+ * Returns 0 or -ENOMEM. */
+int mr_rx_deliver(struct mr_stream *stream, struct mr_buf *buf,
+		  const uint8_t *data, size_t len, unsigned flags);
 /* Drops a reference on a view's buffer, keeping the copy count right. */
 void mr_rx_buf_put(struct mr_stream *stream, struct mr_buf *buf);
 /* The stream drops its block (it finished or is freed). */

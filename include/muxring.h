@@ -126,12 +126,13 @@ MUXRING_API const char *muxring_strerror(int err);
  * - All views must be released before muxring_loop_destroy(), or their
  *   memory is freed only when they are.
  *
- * Memory bound (README "Memory"): a payload piece of 1 KiB or more reaches
- * the application as a view into the loop's receive ring (or, when the ring
- * runs low, into an exact copy); smaller pieces of a stream are copied side
- * by side into a block of that stream (1 KiB, doubling up to 16 KiB) and
- * handed up together: one DATA entry per stream and turn for them, however
- * many frames carried them. So an application that holds every view it is
+ * Memory bound (README "Memory"): a payload piece of 1 KiB or more, or a
+ * lone smaller one, reaches the application as a view into the loop's
+ * receive ring (or, when the ring runs low, into a copy); further small
+ * pieces of a stream that arrive before its DATA entry is handed out are
+ * merged into that entry, copied side by side into a block of the stream
+ * (1 KiB, doubling up to 16 KiB): one DATA entry per stream and turn for
+ * them, however many frames carried them. So an application that holds every view it is
  * given holds per stream at most its receive window of payload
  * (muxring_session_opts.window, 256 KiB by default) plus one partly filled
  * block (16 KiB), whatever the frame sizes, and finds a few entries per
@@ -282,11 +283,9 @@ enum muxring_cqe_type {
 	 * muxring_stream_set_data()). */
 	MUXRING_CQE_STREAM_ACCEPTED,
 	/* Bytes arrived on `stream`: `view` holds them (res = view.len > 0).
-	 * Release the view with muxring_view_release(). Payloads of 1 KiB
-	 * and more are views into the receive ring; smaller pieces of a
-	 * stream are copied side by side into a block of the stream and
-	 * handed up together, one entry per stream and turn however many
-	 * frames carried them (see "Memory bound" above). */
+	 * Release the view with muxring_view_release(). Small pieces of a
+	 * stream that arrive in one turn are handed up together, one entry
+	 * however many frames carried them (see "Memory bound" above). */
 	MUXRING_CQE_DATA,
 	/* The peer half-closed `stream`: no more DATA will come. res 0. */
 	MUXRING_CQE_EOF,

@@ -188,9 +188,10 @@ struct mr_session *mr_session_new(enum mr_role role,
  */
 void mr_session_free(struct mr_session *sess);
 
-/* Payloads shorter than this are copied into their stream's block (and
- * merged with its queued DATA event); longer ones are views into the
- * caller's buffer, or exact copies with MR_RECV_COPY. */
+/* Payload pieces shorter than this may be merged into their stream's
+ * queued DATA event (copied into the stream's block); longer ones are
+ * events of their own: views into the caller's buffer, or exact copies
+ * with MR_RECV_COPY. */
 #define MR_RX_VIEW_MIN 1024u
 /* A stream's block starts this big and doubles up to the maximum. */
 #define MR_RX_BLOCK_MIN 1024u
@@ -206,9 +207,11 @@ void mr_session_free(struct mr_session *sess);
  * caller keeps its own reference and drops it when it likes. With
  * MR_RECV_COPY each such piece is copied into a heap buffer of exactly its
  * size instead, so that buf can be reused at once (the driver does this
- * when its receive ring runs low). Smaller pieces are always copied, into a
- * block of their stream, and a stream's DATA event that was not polled yet
- * grows with them: memory and events follow bytes, not frames.
+ * when its receive ring runs low). A lone smaller piece is a view too (a
+ * copy in its stream's block with MR_RECV_COPY); further small pieces of a
+ * stream whose DATA event was not polled yet are merged into that event,
+ * copied into the stream's block: memory and events follow bytes, not
+ * frames.
  *
  * Returns 0, or the negative error that ended the session (the event queue
  * then holds the closing events and mr_session_tx_iov the GOAWAY).

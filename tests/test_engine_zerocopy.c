@@ -1,8 +1,8 @@
 /*
  * test_engine_zerocopy.c - payloads are handed over, not copied.
  *
- * Payloads of MR_RX_VIEW_MIN bytes and more are views; smaller ones are
- * copied and merged (test_engine_coalesce.c).
+ * Payloads of MR_RX_VIEW_MIN bytes and more are always views; smaller ones
+ * may be merged into a copy (test_engine_coalesce.c).
  *
  * Covers: a DATA view's pointer lies inside the very buffer given to
  * mr_session_recv, at the payload's offset, and aliases it (a byte changed

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "engine_harness.h"
+#include "engine/session_internal.h"
 
 #define STREAMS 32u
 #define WINDOW MR_INITIAL_WINDOW
@@ -396,6 +397,48 @@ static void test_queued_writes_count_against_the_cap(void **state)
 	eh_free(h);
 }
 
+/* Streams name their blocks by a slot in the session's table: slots of
+ * finished streams are taken by new ones, so the table follows the streams
+ * that hold a block now, not every stream there ever was. */
+static void test_finished_streams_give_their_block_slots_back(void **state)
+{
+	struct mr_session *sess = mr_session_new(MR_ROLE_SERVER, NULL);
+	const char *const two[] = {"ab", "cd"};
+	struct mr_session_stats st;
+	struct mr_event ev[64];
+	uint32_t round, i, cap = 0;
+
+	(void)state;
+	for (round = 0; round < 4; round++) {
+		uint32_t first = 3 + round * 80;
+
+		for (i = 0; i < 40; i++)
+			feed_frames(sess, first + 2 * i, MR_FLAG_SYN, two, 2);
+		assert_int_equal(poll_data(sess, ev, 64), 40);
+		for (i = 0; i < 40; i++) {
+			assert_int_equal(ev[i].view.len, 4);
+			assert_memory_equal(ev[i].view.data, "abcd", 4);
+			mr_view_release(&ev[i].view);
+		}
+		if (!cap)
+			cap = sess->rx_blocks_cap;
+		/* The peer resets them all: they finish, their slots free. */
+		for (i = 0; i < 40; i++) {
+			struct eh_bytes b = {0};
+
+			eh_bytes_rst(&b, first + 2 * i, MUXRING_STREAM_CANCELLED);
+			feed(sess, &b);
+			eh_bytes_free(&b);
+		}
+		poll_data(sess, ev, 64);
+	}
+	assert_int_equal(sess->rx_blocks_cap, cap);
+	assert_true(cap >= 40 && cap < 4 * 40);
+	mr_session_stats(sess, &st);
+	assert_int_equal(st.rx_copy_bytes, 0);
+	mr_session_free(sess);
+}
+
 static void test_without_a_cap_credit_never_waits(void **state)
 {
 	struct mr_config cfg;
@@ -423,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_a_view_between_small_payloads_keeps_their_order),
 		cmocka_unit_test(test_a_block_no_view_uses_is_refilled_from_its_start),
 		cmocka_unit_test(test_blocks_double_up_to_their_bound),
+		cmocka_unit_test(test_finished_streams_give_their_block_slots_back),
 		cmocka_unit_test(test_at_the_cap_credit_waits_and_resumes_below_three_quarters),
 		cmocka_unit_test(test_queued_writes_count_against_the_cap),
 		cmocka_unit_test(test_without_a_cap_credit_never_waits),

@@ -126,6 +126,7 @@ void mr_session_free(struct mr_session *sess)
 	mr_evq_free(&sess->events);
 	mr_stream_map_each(&sess->streams, drop_map_ref, NULL);
 	mr_stream_map_free(&sess->streams);
+	mr_rx_blocks_free(sess);
 	free(sess->remote_debug);
 	free(sess);
 }

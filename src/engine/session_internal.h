@@ -82,7 +82,7 @@ struct mr_deadline {
 	uint64_t read, write;            /* absolute, 0: none */
 };
 
-/* Kept at 104 bytes (a 112-byte heap chunk): an idle stream costs this plus
+/* Kept at 88 bytes (a 96-byte heap chunk): an idle stream costs this plus
  * its slot in the stream map. Fields that are never needed at the same
  * time share memory; check the size when adding one. */
 struct mr_stream {
@@ -112,8 +112,6 @@ struct mr_stream {
 	};
 	struct mr_write *commit_next; /* first write with uncommitted bytes */
 	struct mr_deadline *deadline; /* NULL: no deadline set */
-	struct mr_rx_block *rx_block; /* where small payloads are copied;
-					 NULL until the first one */
 	uint32_t id;
 	uint32_t refs;             /* map, queued segments, views, CLOSED event */
 	uint32_t send_window;      /* payload bytes the peer lets us send */
@@ -126,11 +124,15 @@ struct mr_stream {
 				      return */
 	};
 	uint32_t stream_type;      /* sent or received type (typed sessions) */
-	uint32_t rx_event_seq;     /* see MR_STREAM_RX_EVENT */
-	uint16_t flags;            /* enum mr_stream_flag */
+	uint16_t flags : 13;       /* enum mr_stream_flag */
+	uint16_t type_have : 3;    /* type bytes received so far (0..4) */
 	uint8_t send_state;        /* enum mr_send_state */
 	uint8_t recv_state;        /* enum mr_recv_state */
-	uint8_t type_have;         /* type bytes received so far */
+	uint16_t rx_event_seq;     /* low 16 bits of the sequence number of
+				      its last DATA event (MR_STREAM_RX_EVENT) */
+	uint16_t rx_slot;          /* its block (where small payloads are
+				      copied) in the session's rx_blocks, + 1;
+				      0: none */
 };
 
 struct mr_event_queue {
@@ -178,6 +180,13 @@ struct mr_session {
 
 	struct mr_stream_map streams;
 	struct mr_event_queue events;
+
+	/* The streams' blocks (rx_block.c), by the streams' rx_slot - 1: a
+	 * 16-bit slot keeps the stream small. A free entry holds the next
+	 * free index + 1, shifted left, with the low bit set. */
+	uintptr_t *rx_blocks;
+	uint32_t rx_blocks_cap;
+	uint32_t rx_blocks_free;   /* first free index + 1, 0: none */
 
 	/* Inbound parser. */
 	enum mr_rx_state rx_state;
@@ -233,6 +242,9 @@ int mr_rx_deliver(struct mr_stream *stream, struct mr_buf *buf,
 void mr_rx_buf_put(struct mr_stream *stream, struct mr_buf *buf);
 /* The stream drops its block (it finished or is freed). */
 void mr_rx_block_drop(struct mr_stream *stream);
+/* Frees the session's table of blocks (the session is being freed; its
+ * streams no longer reach it). */
+void mr_rx_blocks_free(struct mr_session *sess);
 
 /* stream.c */
 struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,

@@ -9,7 +9,8 @@
  * DATA event grows while it waits (a lone small piece stays a view, the
  * second moves both into the stream's block); a large view in between keeps
  * the order; a block no view uses is refilled from its start; blocks double
- * up to MR_RX_BLOCK_MAX. Then the session cap on buffered bytes: at the cap
+ * up to MR_RX_BLOCK_MAX; slots of the session's block table are reused,
+ * and past the last one pieces go up one by one. Then the session cap on buffered bytes: at the cap
  * no WNDINC goes out and a new stream is refused, below 3/4 of it every
  * stream gets what was held back; queued writes count as well; without a
  * cap nothing waits.
@@ -439,6 +440,45 @@ static void test_finished_streams_give_their_block_slots_back(void **state)
 	mr_session_free(sess);
 }
 
+/* Beyond 65,535 streams holding a block at once, small pieces are handed
+ * up one by one: nothing is lost or reordered, the session goes on. */
+static void test_past_the_last_block_slot_pieces_go_up_one_by_one(void **state)
+{
+	const uint32_t streams = 0xFFFFu + 10;
+	const char *const two[] = {"ab", "cd"};
+	struct mr_config cfg;
+	struct mr_session *sess;
+	struct mr_event *ev = malloc((size_t)(streams + 20) * sizeof(*ev));
+	size_t n = 0, i;
+
+	(void)state;
+	assert_non_null(ev);
+	mr_config_default(&cfg);
+	cfg.max_streams = streams + 1;
+	cfg.accept_backlog = streams + 1;
+	sess = mr_session_new(MR_ROLE_SERVER, &cfg);
+	assert_non_null(sess);
+	for (i = 0; i < streams; i++) {
+		feed_frames(sess, 3 + 2 * (uint32_t)i, MR_FLAG_SYN, two, 2);
+		n += poll_data(sess, ev + n, streams + 20 - n);
+	}
+	assert_int_equal(sess->rx_blocks_cap, 0xFFFFu);
+	assert_int_equal(n, 0xFFFFu + 2 * 10);
+	for (i = 0; i < 0xFFFFu; i++) {
+		assert_int_equal(ev[i].view.len, 4);
+		assert_memory_equal(ev[i].view.data, "abcd", 4);
+	}
+	for (; i < n; i += 2) {
+		assert_ptr_equal(ev[i].view.stream, ev[i + 1].view.stream);
+		assert_memory_equal(ev[i].view.data, "ab", 2);
+		assert_memory_equal(ev[i + 1].view.data, "cd", 2);
+	}
+	for (i = 0; i < n; i++)
+		mr_view_release(&ev[i].view);
+	free(ev);
+	mr_session_free(sess);
+}
+
 static void test_without_a_cap_credit_never_waits(void **state)
 {
 	struct mr_config cfg;
@@ -467,6 +507,7 @@ int main(void)
 		cmocka_unit_test(test_a_block_no_view_uses_is_refilled_from_its_start),
 		cmocka_unit_test(test_blocks_double_up_to_their_bound),
 		cmocka_unit_test(test_finished_streams_give_their_block_slots_back),
+		cmocka_unit_test(test_past_the_last_block_slot_pieces_go_up_one_by_one),
 		cmocka_unit_test(test_at_the_cap_credit_waits_and_resumes_below_three_quarters),
 		cmocka_unit_test(test_queued_writes_count_against_the_cap),
 		cmocka_unit_test(test_without_a_cap_credit_never_waits),

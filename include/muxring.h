@@ -128,6 +128,20 @@ MUXRING_API const char *muxring_strerror(int err);
  *   yet advanced. No other call adds or moves entries.
  * - All views must be released before muxring_loop_destroy(), or their
  *   memory is freed only when they are.
+ *
+ * Memory bound (README "Memory"): a payload piece of 1 KiB or more, or a
+ * lone smaller one, reaches the application as a view into the loop's
+ * receive ring (or, when the ring runs low, into a copy); further small
+ * pieces of a stream that arrive before its DATA entry is handed out are
+ * merged into that entry, copied side by side into a block of the stream
+ * (1 KiB, doubling up to 16 KiB): one DATA entry per stream and turn for
+ * them, however many frames carried them. So an application that holds every view it is
+ * given holds per stream at most its receive window of payload
+ * (muxring_session_opts.window, 256 KiB by default) plus one partly filled
+ * block (16 KiB), whatever the frame sizes, and finds a few entries per
+ * stream and turn waiting, never one per frame. muxring_stats counts it
+ * (recv_view_bytes, recv_copy_bytes, events_queued_max). What a session and
+ * a loop buffer in all is capped by their max_buffered options.
  * ====================================================================== */
 
 struct muxring_loop;
@@ -288,6 +302,13 @@ struct muxring_loop_opts {
 	 * struct and its functions must stay valid until the loop is
 	 * destroyed and every view released. */
 	const struct muxring_mem *mem;
+	/* Cap on the bytes all sessions of the loop buffer together (as
+	 * muxring_session_opts.max_buffered counts them; default 512 MiB,
+	 * SIZE_MAX: no cap). Above it each session is held to an equal share
+	 * (this cap / live sessions) as its own cap, so sessions that buffer
+	 * more stop crediting and the others go on, until the total is back
+	 * under 3/4 of the cap. */
+	size_t max_buffered;
 };
 
 /*
@@ -350,7 +371,9 @@ enum muxring_cqe_type {
 	 * muxring_stream_set_data()). */
 	MUXRING_CQE_STREAM_ACCEPTED,
 	/* Bytes arrived on `stream`: `view` holds them (res = view.len > 0).
-	 * Release the view with muxring_view_release(). */
+	 * Release the view with muxring_view_release(). Small pieces of a
+	 * stream that arrive in one turn are handed up together, one entry
+	 * however many frames carried them (see "Memory bound" above). */
 	MUXRING_CQE_DATA,
 	/* The peer half-closed `stream`: no more DATA will come. res 0. */
 	MUXRING_CQE_EOF,
@@ -524,7 +547,8 @@ MUXRING_API void muxring_cqe_seen(struct muxring_loop *loop,
  * Gives back the bytes of a DATA entry's view: the receive buffer goes back
  * to the ring when its last view is released, and the stream's receive
  * window is credited (a WNDINC goes out once a quarter of the window was
- * consumed). Works after the stream closed and after the session ended.
+ * consumed, unless the session is at its max_buffered cap: then once it is
+ * back under 3/4 of it). Works after the stream closed and after the session ended.
  * Releasing an empty view (len 0, as the debug text of GOAWAY and
  * SESSION_ENDED entries) does nothing. The view is zeroed.
  */
@@ -600,6 +624,15 @@ struct muxring_session_opts {
 	 * TLS (muxring_tls.h); NULL: muxado straight on the socket. See
 	 * "Transport filters" below. */
 	const struct muxring_filter *filter;
+	/* Cap on the bytes the session buffers (default 64 MiB; UINT64_MAX:
+	 * no cap): payload received and not yet released (views in entries
+	 * or held by the application) plus bytes written and not yet taken
+	 * by the kernel. At the cap the session stops crediting the peer's
+	 * windows (no WNDINC) and refuses new streams (RST StreamRefused)
+	 * until it is back under 3/4 of the cap: the peer can still send what
+	 * its windows allow, then that session waits; no other session or
+	 * stream is held up. Writes are never refused for it. */
+	uint64_t max_buffered;
 };
 
 /*
@@ -1014,6 +1047,27 @@ struct muxring_stats {
 	uint64_t sq_refused;              /* SQEs the ring could not take
 					     (loop); each ended a session or
 					     an operation, or was retried */
+	/* Memory held because of the peer, now (gauges), and high-water
+	 * marks; for a loop the gauges are summed over its live sessions and
+	 * a _max is the highest of any one session, ended ones included. */
+	uint64_t recv_view_bytes;         /* payload in views not yet
+					     released (in entries or held) */
+	uint64_t recv_view_bytes_max;
+	uint64_t recv_copy_bytes;         /* heap bytes of copied payloads
+					     (stream blocks, copies made
+					     while the ring was low) */
+	uint64_t recv_copy_bytes_max;
+	uint64_t send_queued_bytes;       /* written, not yet taken by the
+					     kernel */
+	uint64_t buffered_bytes;          /* recv_view_bytes +
+					     send_queued_bytes: what the
+					     max_buffered caps count */
+	uint64_t buffered_bytes_max;      /* loop: high-water mark of the
+					     loop's total */
+	uint64_t events_queued_max;       /* most protocol events a session
+					     had waiting to become entries */
+	uint64_t credit_stalls;           /* times crediting stopped at a
+					     cap */
 };
 
 /* Reads the loop's counters into *out. Returns 0. */

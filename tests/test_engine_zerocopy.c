@@ -1,6 +1,9 @@
 /*
  * test_engine_zerocopy.c - payloads are handed over, not copied.
  *
+ * Payloads of MR_RX_VIEW_MIN bytes and more are always views; smaller ones
+ * may be merged into a copy (test_engine_coalesce.c).
+ *
  * Covers: a DATA view's pointer lies inside the very buffer given to
  * mr_session_recv, at the payload's offset, and aliases it (a byte changed
  * in the buffer shows through the view); every view holds exactly one
@@ -25,7 +28,22 @@
 
 #include "engine_harness.h"
 
-#define S(str) (str), (sizeof(str) - 1)
+/* Payload lengths that are handed up as views. */
+#define BIG(k) (MR_RX_VIEW_MIN + (k))
+
+/* A payload of len bytes, all `fill` (len at most 8 KiB). */
+static const uint8_t *payload_of(uint8_t fill, size_t len)
+{
+	static uint8_t bytes[4][8192];
+	static unsigned next;
+	uint8_t *p = bytes[next++ % 4];
+
+	assert_true(len <= sizeof(bytes[0]));
+	memset(p, fill, len);
+	return p;
+}
+
+#define P(fill, len) payload_of((fill), (len)), (len)
 
 /* Polls every event; keeps the DATA ones in views[], done()s the rest. */
 static size_t poll_views(struct mr_session *sess, struct mr_event *views,
@@ -66,7 +84,7 @@ static void test_a_view_points_into_the_buffer_given_to_recv(void **state)
 	struct eh_bytes b = {0};
 	struct mr_buf *buf;
 	struct mr_event views[4];
-	uint8_t payload[1000];
+	uint8_t payload[BIG(100)];
 	const size_t at = 16; /* the bytes start inside the buffer */
 
 	(void)state;
@@ -104,12 +122,12 @@ static void test_each_view_holds_exactly_one_reference_on_the_shared_buffer(void
 
 	(void)state;
 	offsets[0] = b.len + 8;
-	eh_bytes_data(&b, 3, MR_FLAG_SYN, S("first"));
+	eh_bytes_data(&b, 3, MR_FLAG_SYN, P('1', BIG(0)));
 	eh_bytes_rst(&b, 99, 0); /* unknown stream: ignored */
 	offsets[1] = b.len + 8;
-	eh_bytes_data(&b, 5, MR_FLAG_SYN, S("second"));
+	eh_bytes_data(&b, 5, MR_FLAG_SYN, P('2', BIG(1)));
 	offsets[2] = b.len + 8;
-	eh_bytes_data(&b, 3, MR_FLAG_FIN, S("third"));
+	eh_bytes_data(&b, 3, MR_FLAG_FIN, P('3', BIG(2)));
 	buf = mr_buf_new_copy(b.p, b.len);
 	assert_non_null(buf);
 	assert_int_equal(mr_session_recv(sess, buf, buf->data, b.len, 0), 0);
@@ -138,18 +156,21 @@ static void test_a_payload_split_over_two_buffers_is_one_view_into_each(void **s
 	struct mr_event views[4];
 
 	(void)state;
-	eh_bytes_data(&b, 2, MR_FLAG_SYN, S("abcdefghij"));
-	one = mr_buf_new_copy(b.p, 11);          /* header + "abc" */
-	two = mr_buf_new_copy(b.p + 11, b.len - 11); /* "defghij" */
-	assert_int_equal(mr_session_recv(sess, one, one->data, 11, 0), 0);
-	assert_int_equal(mr_session_recv(sess, two, two->data, b.len - 11, 0), 0);
+	const size_t cut = 8 + BIG(3); /* header + the first piece */
+
+	eh_bytes_data(&b, 2, MR_FLAG_SYN, P('s', BIG(3) + BIG(7)));
+	one = mr_buf_new_copy(b.p, cut);
+	two = mr_buf_new_copy(b.p + cut, b.len - cut);
+	assert_int_equal(mr_session_recv(sess, one, one->data, cut, 0), 0);
+	assert_int_equal(mr_session_recv(sess, two, two->data, b.len - cut, 0),
+			 0);
 	assert_int_equal(poll_views(sess, views, 4), 2);
 	assert_ptr_equal(views[0].view.buf, one);
 	assert_ptr_equal(views[0].view.data, one->data + 8);
-	assert_int_equal(views[0].view.len, 3);
+	assert_int_equal(views[0].view.len, BIG(3));
 	assert_ptr_equal(views[1].view.buf, two);
 	assert_ptr_equal(views[1].view.data, two->data);
-	assert_int_equal(views[1].view.len, 7);
+	assert_int_equal(views[1].view.len, BIG(7));
 	assert_int_equal(one->refs, 2);
 	assert_int_equal(two->refs, 2);
 	release_all(views, 2);
@@ -169,8 +190,8 @@ static void test_with_recv_copy_views_own_exact_copies_and_the_input_is_free_at_
 	struct mr_event views[4];
 
 	(void)state;
-	eh_bytes_data(&b, 3, MR_FLAG_SYN, S("copied payload"));
-	eh_bytes_data(&b, 3, 0, S("and another"));
+	eh_bytes_data(&b, 3, MR_FLAG_SYN, P('c', BIG(14)));
+	eh_bytes_data(&b, 3, 0, P('a', BIG(11)));
 	buf = mr_buf_new_copy(b.p, b.len);
 	assert_int_equal(mr_session_recv(sess, buf, buf->data, b.len,
 					 MR_RECV_COPY), 0);
@@ -186,8 +207,10 @@ static void test_with_recv_copy_views_own_exact_copies_and_the_input_is_free_at_
 		assert_int_equal(views[i].view.buf->cap, views[i].view.len);
 		assert_int_equal(views[i].view.buf->refs, 1);
 	}
-	assert_memory_equal(views[0].view.data, "copied payload", 14);
-	assert_memory_equal(views[1].view.data, "and another", 11);
+	assert_memory_equal(views[0].view.data, payload_of('c', BIG(14)),
+			    BIG(14));
+	assert_memory_equal(views[1].view.data, payload_of('a', BIG(11)),
+			    BIG(11));
 	assert_int_equal(buf->refs, 1);
 	release_all(views, 2);
 	mr_buf_unref(buf);
@@ -249,7 +272,7 @@ static void test_freeing_a_session_gives_back_every_buffer_reference(void **stat
 	assert_true(mr_session_tx_iov(sess, iov, 4, SIZE_MAX) > 0);
 	mr_session_tx_advance(sess, 3);
 	/* DATA whose events are still queued, never polled. */
-	eh_bytes_data(&b, 3, MR_FLAG_SYN, S("never polled"));
+	eh_bytes_data(&b, 3, MR_FLAG_SYN, P('n', BIG(0)));
 	rbuf = mr_buf_new_copy(b.p, b.len);
 	assert_int_equal(mr_session_recv(sess, rbuf, rbuf->data, b.len, 0), 0);
 	assert_true(rbuf->refs > 1);

@@ -21,6 +21,8 @@ int muxring_loop_stats(const struct muxring_loop *loop,
 	struct muxring_stats st;
 
 	*out = loop->stats;
+	mr_stats_keep_max(out, &loop->ended);
+	out->credit_stalls = loop->ended.credit_stalls;
 	out->frames_in = loop->ended.frames_in;
 	out->frames_out = loop->ended.frames_out;
 	out->bytes_in = loop->ended.bytes_in;
@@ -37,7 +39,14 @@ int muxring_loop_stats(const struct muxring_loop *loop,
 		out->streams_accepted += st.streams_accepted;
 		out->write_bytes_queued += st.write_bytes_queued;
 		out->write_memory += st.write_memory;
+		out->recv_view_bytes += st.recv_view_bytes;
+		out->recv_copy_bytes += st.recv_copy_bytes;
+		out->send_queued_bytes += st.send_queued_bytes;
+		out->buffered_bytes += st.buffered_bytes;
+		out->credit_stalls += st.credit_stalls;
+		mr_stats_keep_max(out, &st);
 	}
+	out->buffered_bytes_max = loop->buffered_max;
 	out->recv_buffers_held = loop->bufring->held;
 	out->recv_buffers_held_max = loop->bufring->held_max;
 	return 0;

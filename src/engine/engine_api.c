@@ -98,6 +98,10 @@ static bool config_from_opts(const struct muxring_session_opts *o,
 	cfg->typed = (o->flags & MUXRING_SESSION_TYPED) != 0;
 	if (o->max_control_backlog)
 		cfg->max_control_backlog = o->max_control_backlog;
+	if (o->max_buffered)
+		cfg->max_buffered = o->max_buffered == UINT64_MAX
+					    ? 0
+					    : o->max_buffered;
 	flood_from_opts(o, &cfg->flood);
 	return !(o->flags & ~MUXRING_SESSION_TYPED) &&
 	       cfg->window >= MR_INITIAL_WINDOW &&
@@ -393,6 +397,14 @@ int muxring_engine_stats(const struct muxring_engine *engine,
 	out->streams_accepted = es.streams_accepted;
 	out->write_bytes_queued = es.write_bytes_queued;
 	out->write_memory = es.write_memory;
+	out->recv_view_bytes = es.rx_view_bytes;
+	out->recv_view_bytes_max = es.rx_view_bytes_max;
+	out->recv_copy_bytes = es.rx_copy_bytes;
+	out->recv_copy_bytes_max = es.rx_copy_bytes_max;
+	out->send_queued_bytes = es.tx_queued_bytes;
+	out->buffered_bytes = es.rx_view_bytes + es.tx_queued_bytes;
+	out->events_queued_max = es.events_queued_max;
+	out->credit_stalls = es.credit_stalls;
 	return 0;
 }
 

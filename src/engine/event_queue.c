@@ -2,7 +2,9 @@
  * event_queue.c - the FIFO of events the engine raises for its driver.
  *
  * A power-of-two ring of event structs that doubles when full; the driver
- * drains it after every call into the engine, so it stays small.
+ * drains it after every call into the engine, so it stays small. Events
+ * have sequence numbers, so that the engine can find one it queued earlier
+ * and still unpolled (a stream's DATA event, to append payload to it).
  */
 #include <errno.h>
 #include <string.h>
@@ -59,7 +61,23 @@ int mr_evq_push(struct mr_event_queue *q, const struct mr_event *ev)
 	}
 	q->items[(q->head + q->count) & (q->cap - 1)] = *ev;
 	q->count++;
+	if (q->count > q->count_max)
+		q->count_max = q->count;
 	return 0;
+}
+
+uint32_t mr_evq_last_seq(const struct mr_event_queue *q)
+{
+	return q->popped + q->count - 1;
+}
+
+struct mr_event *mr_evq_find(struct mr_event_queue *q, uint32_t seq)
+{
+	uint32_t place = seq - q->popped;
+
+	if (place >= q->count)
+		return NULL;
+	return &q->items[(q->head + place) & (q->cap - 1)];
 }
 
 bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev)
@@ -69,5 +87,6 @@ bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev)
 	*ev = q->items[q->head];
 	q->head = (q->head + 1) & (q->cap - 1);
 	q->count--;
+	q->popped++;
 	return true;
 }

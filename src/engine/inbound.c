@@ -3,9 +3,12 @@
  *
  * A resumable parser: input may stop anywhere, even inside a header, so the
  * state (which part of which frame comes next, and how much of it) lives in
- * the session and every byte is looked at once. DATA payloads are never
- * copied on the common path: each contiguous run of a frame's payload inside
- * the caller's buffer becomes one view holding a reference on that buffer.
+ * the session and every byte is looked at once. Large DATA payloads are not
+ * copied: each contiguous run of MR_RX_VIEW_MIN bytes or more of a frame's
+ * payload inside the caller's buffer becomes one view holding a reference
+ * on that buffer. Smaller runs are merged into their stream's queued DATA
+ * event (rx_block.c), so that a peer sending tiny frames costs bytes, not an
+ * event per frame.
  *
  * What the peer can get wrong is split by blast radius, as PROTOCOL.md
  * says: a malformed frame fails the whole session (GOAWAY with the code),
@@ -104,6 +107,10 @@ static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 		return reply_rst(sess, id, MUXRING_STREAM_REFUSED);
 	if (sess->accept_pending >= sess->cfg.accept_backlog)
 		return reply_rst(sess, id, MUXRING_ACCEPT_QUEUE_FULL);
+	/* At the buffer cap: a new stream would bring the peer a fresh window
+	 * that the cap could not take back. */
+	if (mr_session_credit_blocked(sess))
+		return reply_rst(sess, id, MUXRING_STREAM_REFUSED);
 	stream = mr_stream_new(sess, id, false);
 	if (!stream)
 		return reply_rst(sess, id, MUXRING_INTERNAL_ERROR);
@@ -231,11 +238,13 @@ static void take_heartbeat_bytes(struct mr_stream *stream,
 		mr_stream_credit(stream, (uint32_t)len);
 }
 
+/* Payload of the DATA frame being read. Small pieces are merged into the
+ * stream's queued event (rx_block.c), so that memory follows bytes, not
+ * frames. */
 static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
 			    const uint8_t *data, size_t len, unsigned flags)
 {
 	struct mr_stream *stream = sess->rx_stream;
-	struct mr_event ev = {.type = MR_EV_DATA, .stream = stream};
 
 	if (stream->flags & MR_STREAM_TYPE_PENDING) {
 		size_t n = take_type_bytes(stream, data, len);
@@ -250,21 +259,8 @@ static void deliver_payload(struct mr_session *sess, struct mr_buf *buf,
 		take_heartbeat_bytes(stream, data, len);
 		return;
 	}
-	if (flags & MR_RECV_COPY) {
-		buf = mr_buf_copy(sess->cfg.mem, data, len);
-		if (!buf) {
-			sess->out_of_memory = true;
-			return;
-		}
-		data = buf->data;
-	} else {
-		mr_buf_ref(buf);
-	}
-	mr_stream_ref(stream);
-	ev.view = (struct mr_view){
-		.stream = stream, .buf = buf, .data = data, .len = len,
-	};
-	mr_session_emit(sess, &ev);
+	if (mr_rx_deliver(stream, buf, data, len, flags))
+		sess->out_of_memory = true;
 }
 
 static void end_data_frame(struct mr_session *sess)

@@ -27,11 +27,15 @@
  * GOAWAY's end, and skipping this frame keeps it in sync (PROTOCOL.md). */
 static const uint8_t goaway_sync_frame[MR_FRAME_HEADER_LEN] = {0, 0, 0, 0xF0};
 
-int mr_outbound_init(struct mr_session *sess)
+/* The segment ring is most of an idle session's memory (16 KiB), so it is
+ * allocated when the session first has something to send: a connection
+ * that never sends anything never pays for it. */
+static bool ring_ready(struct mr_session *sess)
 {
-	sess->ring = mr_calloc(sess->cfg.mem, MR_TX_RING_SLOTS,
-			       sizeof(*sess->ring));
-	return sess->ring ? 0 : -ENOMEM;
+	if (!sess->ring)
+		sess->ring = mr_calloc(sess->cfg.mem, MR_TX_RING_SLOTS,
+				       sizeof(*sess->ring));
+	return sess->ring != NULL;
 }
 
 static void release_segment(struct mr_session *sess, struct mr_tx_seg *seg)
@@ -382,6 +386,11 @@ size_t mr_session_tx_iov(struct mr_session *sess, struct iovec *iov,
 	size_t n = 0, bytes = 0, skip = sess->ring_head_sent;
 	uint32_t i;
 
+	if (!ring_ready(sess)) {
+		/* Nothing could ever be sent: the session ends, silently. */
+		mr_session_end(sess, -ENOMEM, MUXRING_INTERNAL_ERROR);
+		return 0;
+	}
 	commit_frames(sess, max_bytes);
 	for (i = 0; i < sess->ring_count && n < max_iov; i++) {
 		const struct mr_tx_seg *seg =

@@ -21,6 +21,7 @@ void mr_config_default(struct mr_config *cfg)
 		.goaway_debug_cap = 1u << 20,
 		.max_frame_payload = 64u << 10,
 		.max_control_backlog = 1u << 20,
+		.max_buffered = MR_DEFAULT_MAX_BUFFERED,
 		.typed = false,
 		.mem = &mr_mem_libc,
 	};
@@ -53,6 +54,7 @@ struct mr_session *mr_session_new(enum mr_role role,
 		return NULL;
 	sess->cfg = *cfg;
 	sess->role = role;
+	sess->buffer_limit = cfg->max_buffered;
 	/* The reference's counters start one step above the first id each
 	 * side may use, and GOAWAY reports them before any stream. */
 	sess->next_local_id = role == MR_ROLE_CLIENT ? 3 : 2;
@@ -60,10 +62,6 @@ struct mr_session *mr_session_new(enum mr_role role,
 	mr_stream_map_init(&sess->streams, cfg->mem);
 	mr_evq_init(&sess->events, cfg->mem);
 	mr_flood_budget_init(&sess->flood, &cfg->flood);
-	if (mr_outbound_init(sess)) {
-		mr_free(cfg->mem, sess);
-		return NULL;
-	}
 	return sess;
 }
 
@@ -160,19 +158,20 @@ void mr_session_free(struct mr_session *sess)
 	mr_evq_free(&sess->events);
 	mr_stream_map_each(&sess->streams, drop_map_ref, NULL);
 	mr_stream_map_free(&sess->streams);
+	mr_rx_blocks_free(sess);
 	mr_free(sess->cfg.mem, sess->remote_debug);
 	mr_free(sess->cfg.mem, sess);
 }
 
-void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
+bool mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
 {
 	struct mr_event lost;
 
 	if (!mr_evq_push(&sess->events, ev))
-		return;
+		return true;
 	if (ev->type == MR_EV_STREAM_CLOSED) {
-		owe_close(sess, ev);
-		return;
+		owe_close(sess, ev); /* delivered later, not lost */
+		return true;
 	}
 	/* Give back what the event held; the session fails at the next
 	 * chance, since the application would otherwise miss it. */
@@ -181,6 +180,7 @@ void mr_session_emit(struct mr_session *sess, const struct mr_event *ev)
 		mr_view_release(&lost.view);
 	mr_event_done(&lost);
 	sess->out_of_memory = true;
+	return false;
 }
 
 /* How the streams of an ending session close. */
@@ -290,11 +290,17 @@ void mr_session_accept_done(struct mr_session *sess)
 void mr_view_release(struct mr_view *view)
 {
 	struct mr_stream *stream = view->stream;
+	struct mr_session *sess;
 
 	if (!stream)
 		return;
-	mr_buf_unref(view->buf);
+	sess = stream->session;
+	if (sess)
+		sess->stats.rx_view_bytes -= view->len;
+	mr_rx_buf_put(stream, view->buf);
 	mr_stream_credit(stream, (uint32_t)view->len);
+	if (sess)
+		mr_session_check_credit(sess);
 	mr_stream_unref(stream);
 	view->stream = NULL;
 	view->buf = NULL;
@@ -457,4 +463,63 @@ void mr_session_stats(const struct mr_session *sess,
 		      struct mr_session_stats *out)
 {
 	*out = sess->stats;
+	out->events_queued = sess->events.count;
+	out->events_queued_max = sess->events.count_max;
+}
+
+/* ---- the cap on buffered bytes ------------------------------------------ */
+
+uint64_t mr_session_buffered(const struct mr_session *sess)
+{
+	return sess->stats.rx_view_bytes + sess->stats.tx_queued_bytes;
+}
+
+bool mr_session_credit_blocked(struct mr_session *sess)
+{
+	if (sess->credit_stalled)
+		return true;
+	if (!sess->buffer_limit || mr_session_buffered(sess) < sess->buffer_limit)
+		return false;
+	sess->credit_stalled = true;
+	sess->stats.credit_stalls++;
+	return true;
+}
+
+/* Grants what a stream held back while the session was stalled. */
+static void regrant(struct mr_stream *stream, void *arg)
+{
+	(void)arg;
+	mr_stream_credit(stream, 0);
+}
+
+void mr_session_check_credit(struct mr_session *sess)
+{
+	uint64_t limit = sess->buffer_limit;
+
+	/* Resuming only below 3/4 of the limit keeps a session that hovers
+	 * at it from walking its streams at every release. */
+	if (!sess->credit_stalled || sess->ended ||
+	    (limit && mr_session_buffered(sess) >= limit - limit / 4))
+		return;
+	sess->credit_stalled = false;
+	mr_stream_map_each(&sess->streams, regrant, NULL);
+}
+
+uint64_t mr_session_max_buffered(const struct mr_session *sess)
+{
+	return sess->cfg.max_buffered;
+}
+
+void mr_session_set_buffer_limit(struct mr_session *sess, uint64_t limit)
+{
+	if (limit == sess->buffer_limit)
+		return;
+	sess->buffer_limit = limit;
+	mr_session_check_credit(sess);
+}
+
+void mr_session_tx_unqueued(struct mr_session *sess, uint64_t n)
+{
+	sess->stats.tx_queued_bytes -= n;
+	mr_session_check_credit(sess);
 }

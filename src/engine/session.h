@@ -69,6 +69,11 @@ struct mr_config {
 	 * peer that provokes replies without reading them cannot make the
 	 * queue grow without bound. */
 	uint32_t max_control_backlog;
+	/* Bytes the session may buffer (received and not yet released, plus
+	 * written and not yet taken by the transport) before it stops
+	 * crediting receive windows and refuses new streams; 0: no cap. The
+	 * driver may lower it for a while (mr_session_set_buffer_limit). */
+	uint64_t max_buffered;
 	/* Typed streams: every stream starts with a 4-byte big-endian type;
 	 * accepted streams report it and the application never sees it. */
 	bool typed;
@@ -82,9 +87,13 @@ struct mr_config {
 	const struct muxring_mem *mem;
 };
 
+/* The default of mr_config.max_buffered (and of the public session option). */
+#define MR_DEFAULT_MAX_BUFFERED (64u << 20)
+
 /* Fills in the defaults: window 256 KiB, backlog 128, 4096 streams, 1 MiB of
- * GOAWAY debug, 64 KiB frames, 1 MiB control backlog, untyped, the flood
- * budgets of mr_flood_limits_default(), libc's allocator. */
+ * GOAWAY debug, 64 KiB frames, 1 MiB control backlog, 64 MiB buffered,
+ * untyped, the flood budgets of mr_flood_limits_default(), libc's
+ * allocator. */
 void mr_config_default(struct mr_config *cfg);
 
 enum mr_event_type {
@@ -212,16 +221,30 @@ struct mr_session *mr_session_new(enum mr_role role,
  */
 void mr_session_free(struct mr_session *sess);
 
+/* Payload pieces shorter than this may be merged into their stream's
+ * queued DATA event (copied into the stream's block); longer ones are
+ * events of their own: views into the caller's buffer, or exact copies
+ * with MR_RECV_COPY. */
+#define MR_RX_VIEW_MIN 1024u
+/* A stream's block starts this big and doubles up to the maximum. */
+#define MR_RX_BLOCK_MIN 1024u
+#define MR_RX_BLOCK_MAX (16u << 10)
+
 /* Flags for mr_session_recv. */
 #define MR_RECV_COPY 0x1u /* copy payloads out; keep no reference on buf */
 
 /*
  * Feeds `len` bytes that arrived from the transport at `data`, which lies
- * inside `buf`. Views into buf are handed up as MR_EV_DATA events, each
- * holding its own reference; the caller keeps its own reference and drops it
- * when it likes. With MR_RECV_COPY each payload is copied into a heap buffer
- * of exactly its size instead, so that buf can be reused at once (the driver
- * does this when its receive ring runs low).
+ * inside `buf`. Payload pieces of MR_RX_VIEW_MIN bytes or more are handed up
+ * as views into buf (MR_EV_DATA events), each holding its own reference; the
+ * caller keeps its own reference and drops it when it likes. With
+ * MR_RECV_COPY each such piece is copied into a heap buffer of exactly its
+ * size instead, so that buf can be reused at once (the driver does this
+ * when its receive ring runs low). A lone smaller piece is a view too (a
+ * copy in its stream's block with MR_RECV_COPY); further small pieces of a
+ * stream whose DATA event was not polled yet are merged into that event,
+ * copied into the stream's block: memory and events follow bytes, not
+ * frames.
  *
  * Returns 0, or the negative error that ended the session (the event queue
  * then holds the closing events and mr_session_tx_iov the GOAWAY).
@@ -277,7 +300,9 @@ void mr_event_done(struct mr_event *ev);
 void mr_session_accept_done(struct mr_session *sess);
 
 /* Gives back a view and credits its bytes to the stream's receive window;
- * WNDINC is sent when a quarter of the window has been consumed. */
+ * WNDINC is sent when a quarter of the window has been consumed, unless the
+ * session is at its cap on buffered bytes (then when it is back under 3/4
+ * of it). */
 void mr_view_release(struct mr_view *view);
 
 /*
@@ -364,7 +389,8 @@ int mr_session_heartbeat_configure(struct mr_session *sess, uint64_t interval,
  * heartbeat was not started, -ENOMEM. */
 int mr_session_heartbeat_beat(struct mr_session *sess);
 
-/* Counters of what crossed the transport, and what waits to cross it. */
+/* Counters of what crossed the transport, and gauges of the memory the
+ * session holds because of it (the values now, and high-water marks). */
 struct mr_session_stats {
 	uint64_t frames_in, frames_out;
 	uint64_t bytes_in, bytes_out;
@@ -375,9 +401,34 @@ struct mr_session_stats {
 	 * shares it: an upper bound). */
 	uint64_t write_bytes_queued;
 	uint64_t write_memory;
+	uint64_t rx_view_bytes;      /* payload bytes in views not yet released
+					(queued events or held by the app) */
+	uint64_t rx_view_bytes_max;
+	uint64_t rx_copy_bytes;      /* heap bytes of copied payloads (blocks
+					and large copies), while referenced */
+	uint64_t rx_copy_bytes_max;
+	uint64_t tx_queued_bytes;    /* bytes written, not yet taken by the
+					transport */
+	uint64_t events_queued;      /* events waiting to be polled */
+	uint64_t events_queued_max;
+	uint64_t credit_stalls;      /* times crediting stopped at the cap */
 };
 void mr_session_stats(const struct mr_session *sess,
 		      struct mr_session_stats *out);
+
+/* What counts against max_buffered: rx_view_bytes + tx_queued_bytes. */
+uint64_t mr_session_buffered(const struct mr_session *sess);
+
+/*
+ * Sets the cap on buffered bytes (0: none) in place of cfg.max_buffered, as
+ * a driver does when several sessions share a budget. Lowering it takes
+ * effect with the next credit; raising it grants at once what was held
+ * back (WNDINC frames are queued).
+ */
+void mr_session_set_buffer_limit(struct mr_session *sess, uint64_t limit);
+
+/* The session's own cap on buffered bytes (cfg.max_buffered; 0: none). */
+uint64_t mr_session_max_buffered(const struct mr_session *sess);
 
 /*
  * Queues `len` bytes at `data` (inside `buf`) to be written on the stream;

@@ -3,7 +3,7 @@
  * that each hold one part of it: session.c (life and shutdown), inbound.c
  * (parsing what the peer sent), outbound.c (what we send and in which
  * order), stream.c (one stream's state), event_queue.c (what the
- * application hears).
+ * application hears), rx_block.c (where small payloads are copied).
  */
 #ifndef MUXRING_SESSION_INTERNAL_H
 #define MUXRING_SESSION_INTERNAL_H
@@ -107,6 +107,8 @@ enum mr_stream_flag {
 					     mr_session_poll_event makes it up
 					     (code in send_window, reason in
 					     type_have, both dead by then) */
+	MR_STREAM_RX_EVENT = 1u << 10,    /* rx_event_seq names its last DATA
+					     event (maybe already polled) */
 };
 
 /* The deadlines of one stream, allocated when the first one is set and
@@ -166,10 +168,15 @@ struct mr_stream {
 				      return */
 	};
 	uint32_t stream_type;      /* sent or received type (typed sessions) */
-	uint16_t flags;            /* enum mr_stream_flag */
+	uint16_t flags : 13;       /* enum mr_stream_flag */
+	uint16_t type_have : 3;    /* type bytes received so far (0..4) */
 	uint8_t send_state;        /* enum mr_send_state */
 	uint8_t recv_state;        /* enum mr_recv_state */
-	uint8_t type_have;         /* type bytes received so far */
+	uint16_t rx_event_seq;     /* low 16 bits of the sequence number of
+				      its last DATA event (MR_STREAM_RX_EVENT) */
+	uint16_t rx_slot;          /* its block (where small payloads are
+				      copied) in the session's rx_blocks, + 1;
+				      0: none */
 };
 
 struct mr_event_queue {
@@ -178,6 +185,17 @@ struct mr_event_queue {
 	uint32_t head;  /* next to poll */
 	uint32_t count;
 	uint32_t cap;   /* power of two */
+	uint32_t popped; /* events polled so far (wraps): an event's sequence
+			    number is popped + its place at push time */
+	uint32_t count_max; /* high-water mark of count */
+};
+
+/* A heap copy of received payload, one allocation: the header, then the
+ * bytes (buf.data). Referenced by its stream while it is the stream's
+ * current block, and by each view into it. */
+struct mr_rx_block {
+	struct mr_buf buf;
+	uint32_t fill;        /* bytes written */
 };
 
 enum mr_rx_state {
@@ -200,12 +218,22 @@ struct mr_session {
 	bool ended_polled;         /* SESSION_ENDED was taken by the driver */
 	bool out_of_memory;        /* an event was lost; the session fails */
 	uint32_t closes_owed;      /* streams with MR_STREAM_CLOSE_OWED */
+	bool credit_stalled;       /* buffered reached the limit: WNDINC held
+				      back until it falls below 3/4 of it */
+	uint64_t buffer_limit;     /* cap on buffered bytes now, 0: none */
 	void *user;                /* the driver's */
 	struct mr_session_result result;
 	uint8_t *remote_debug;     /* heap copy behind result.remote_debug */
 
 	struct mr_stream_map streams;
 	struct mr_event_queue events;
+
+	/* The streams' blocks (rx_block.c), by the streams' rx_slot - 1: a
+	 * 16-bit slot keeps the stream small. A free entry holds the next
+	 * free index + 1, shifted left, with the low bit set. */
+	uintptr_t *rx_blocks;
+	uint32_t rx_blocks_cap;
+	uint32_t rx_blocks_free;   /* first free index + 1, 0: none */
 
 	/* Inbound parser. */
 	enum mr_rx_state rx_state;
@@ -256,6 +284,24 @@ void mr_evq_free(struct mr_event_queue *q);
 /* Returns 0 or -ENOMEM. */
 int mr_evq_push(struct mr_event_queue *q, const struct mr_event *ev);
 bool mr_evq_pop(struct mr_event_queue *q, struct mr_event *ev);
+/* The sequence number of the event pushed last (the queue is not empty). */
+uint32_t mr_evq_last_seq(const struct mr_event_queue *q);
+/* The event with sequence number seq while still queued, else NULL. */
+struct mr_event *mr_evq_find(struct mr_event_queue *q, uint32_t seq);
+
+/* rx_block.c */
+/* Hands len bytes of the stream's payload at data (inside buf) to the
+ * application: a DATA event, or more bytes in the stream's queued one.
+ * Returns 0 or -ENOMEM. */
+int mr_rx_deliver(struct mr_stream *stream, struct mr_buf *buf,
+		  const uint8_t *data, size_t len, unsigned flags);
+/* Drops a reference on a view's buffer, keeping the copy count right. */
+void mr_rx_buf_put(struct mr_stream *stream, struct mr_buf *buf);
+/* The stream drops its block (it finished or is freed). */
+void mr_rx_block_drop(struct mr_stream *stream);
+/* Frees the session's table of blocks (the session is being freed; its
+ * streams no longer reach it). */
+void mr_rx_blocks_free(struct mr_session *sess);
 
 /* stream.c */
 struct mr_stream *mr_stream_new(struct mr_session *sess, uint32_t id,
@@ -297,8 +343,6 @@ void mr_stream_update_deadline_list(struct mr_stream *stream);
 void mr_stream_free_deadlines(struct mr_session *sess);
 
 /* outbound.c */
-/* Returns 0 or -ENOMEM. */
-int mr_outbound_init(struct mr_session *sess);
 void mr_outbound_free(struct mr_session *sess);
 /* Queues RST(code) for id. Returns 0 or a negative error (-ENOMEM, or
  * EnhanceYourCalm when the control backlog is over its cap). */
@@ -328,8 +372,25 @@ void mr_heartbeat_free(struct mr_session *sess);
  * first scheduled (an urgent stream must enter the ready list urgent). */
 int mr_session_open_flagged(struct mr_session *sess, uint32_t stream_type,
 			    uint16_t flags, struct mr_stream **out);
-/* Queues an event; memory exhaustion there ends the session. */
-void mr_session_emit(struct mr_session *sess, const struct mr_event *ev);
+/* Queues an event; memory exhaustion there ends the session. Returns
+ * false when the event was lost that way. */
+bool mr_session_emit(struct mr_session *sess, const struct mr_event *ev);
+/* True when crediting the peer must wait: buffered bytes reached the
+ * limit (the stall lasts until mr_session_check_credit lifts it). */
+bool mr_session_credit_blocked(struct mr_session *sess);
+/* Buffered bytes went down: when below 3/4 of the limit, lifts a stall and
+ * grants every stream what it held back. */
+void mr_session_check_credit(struct mr_session *sess);
+/* Bytes written on a stream left the queue (taken or failed). */
+void mr_session_tx_unqueued(struct mr_session *sess, uint64_t n);
+
+/* len more payload bytes are in views handed up. */
+static inline void mr_session_count_view(struct mr_session *sess, size_t len)
+{
+	sess->stats.rx_view_bytes += len;
+	if (sess->stats.rx_view_bytes > sess->stats.rx_view_bytes_max)
+		sess->stats.rx_view_bytes_max = sess->stats.rx_view_bytes;
+}
 /* Fails the session with a muxado code: GOAWAY(code, debug), every stream
  * closes with the code, SESSION_ENDED. debug must be static: it stays the
  * session's local_reason. Returns MUXRING_ERR(code). */

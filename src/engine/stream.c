@@ -95,6 +95,7 @@ void mr_stream_unref(struct mr_stream *stream)
 		return;
 	if (stream->session && (stream->flags & MR_STREAM_FINISHED))
 		leave_finished_list(stream);
+	mr_rx_block_drop(stream);
 	mr_free(stream_mem(stream), stream);
 }
 
@@ -276,10 +277,18 @@ static void complete_writes(struct mr_stream *stream)
 	}
 }
 
+/* n bytes of the stream's writes will never wait again. */
+static void unqueue(struct mr_stream *stream, size_t n)
+{
+	if (stream->session && n)
+		mr_session_tx_unqueued(stream->session, n);
+}
+
 void mr_stream_write_acked(struct mr_stream *stream, struct mr_write *write,
 			   size_t len)
 {
 	write->acked += len;
+	unqueue(stream, len);
 	if (write->failed) {
 		if (write->acked == write->committed)
 			free_write(stream, write);
@@ -314,6 +323,9 @@ static void fail_write_chain(struct mr_stream *stream, struct mr_write *write,
 		struct mr_write *next = write->next;
 
 		report_failed(stream, write, err);
+		/* Committed bytes leave the queue when the transport takes
+		 * them; the others never will. */
+		unqueue(stream, write->len - write->committed);
 		if (write->acked < write->committed)
 			write->failed = true;
 		else
@@ -411,7 +423,7 @@ void mr_stream_credit(struct mr_stream *stream, uint32_t n)
 		return;
 	stream->recv_consumed += n;
 	grant = stream->recv_consumed;
-	if (grant < sess->cfg.window / 4)
+	if (grant < sess->cfg.window / 4 || mr_session_credit_blocked(sess))
 		return;
 	err = mr_outbound_wndinc(sess, stream->id, grant);
 	if (err == -ENOMEM)
@@ -482,6 +494,7 @@ void mr_stream_finish(struct mr_stream *stream, uint32_t code, int err,
 	stream->flags |= MR_STREAM_FINISHED;
 	stream->end_error = err ? err : MUXRING_ERR(MUXRING_STREAM_CLOSED);
 	mr_stream_fail_writes(stream, stream->end_error);
+	mr_rx_block_drop(stream);
 	if (!sess)
 		return;
 	leave_deadline_list(stream);
@@ -573,6 +586,7 @@ int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
 	if (buf)
 		mr_buf_ref(buf);
 	account_write(stream->session, write, true);
+	stream->session->stats.tx_queued_bytes += len;
 	append_write(stream, write);
 	if (!stream->commit_next)
 		stream->commit_next = write;
@@ -720,6 +734,7 @@ int mr_stream_write_copy(struct mr_stream *stream, const void *data,
 	memcpy(batch->buf->data + batch->len, data, len);
 	batch->len += len;
 	sess->stats.write_bytes_queued += len;
+	sess->stats.tx_queued_bytes += len;
 	/* A batch already fully committed has new bytes to send again. */
 	if (!stream->commit_next)
 		stream->commit_next = batch;

@@ -37,6 +37,7 @@
 #define DEFAULT_CQ_ENTRIES 1024u
 #define DEFAULT_LINGER_MS 1000u
 #define COPY_CACHE_BYTES (16u << 20) /* recycled copy blocks kept, at most */
+#define DEFAULT_MAX_BUFFERED ((size_t)512 << 20)
 #define REAP_BATCH 64u
 
 static _Thread_local char create_error[384];
@@ -99,6 +100,17 @@ void mr_loop_mark_dirty(struct muxring_session *s)
 	if (s->state == MR_SIO_CLOSED || s->on_lists & (1u << MR_LIST_DIRTY))
 		return;
 	mr_slist_push(&s->loop->dirty, s, MR_LIST_DIRTY);
+}
+
+void mr_stats_keep_max(struct muxring_stats *into,
+		       const struct muxring_stats *from)
+{
+	if (from->recv_view_bytes_max > into->recv_view_bytes_max)
+		into->recv_view_bytes_max = from->recv_view_bytes_max;
+	if (from->recv_copy_bytes_max > into->recv_copy_bytes_max)
+		into->recv_copy_bytes_max = from->recv_copy_bytes_max;
+	if (from->events_queued_max > into->events_queued_max)
+		into->events_queued_max = from->events_queued_max;
 }
 
 /* ---- send slots ---------------------------------------------------------- */
@@ -527,8 +539,10 @@ void muxring_view_release(struct muxring_view *view)
 		s = mr_sio_of_stream(view->priv_[0]);
 	muxring_engine_view_release(view);
 	/* The session may now owe the peer a WNDINC. */
-	if (s)
+	if (s) {
+		mr_sio_account(s);
 		mr_loop_mark_dirty(s);
+	}
 }
 
 /* ---- create and destroy ------------------------------------------------- */
@@ -570,6 +584,8 @@ static int fill_opts(const struct muxring_loop_opts *in,
 		o->cq_entries = DEFAULT_CQ_ENTRIES;
 	if (!o->linger_ms)
 		o->linger_ms = DEFAULT_LINGER_MS;
+	if (!o->max_buffered)
+		o->max_buffered = DEFAULT_MAX_BUFFERED;
 	if (o->recv_buffers > 32768 || o->sq_entries > 32768)
 		return -EINVAL;
 	/* At least two buffers and a low water of at least one: then views
@@ -629,6 +645,7 @@ int muxring_loop_create(struct muxring_loop **loopp,
 	}
 	loop->mem = mem;
 	loop->linger_ms = o.linger_ms;
+	loop->max_buffered = o.max_buffered == SIZE_MAX ? 0 : o.max_buffered;
 	mr_timers_init(&loop->timers, mem);
 	err = mr_tracer_create(&o, mem, &loop->tracer, create_error,
 			       sizeof(create_error));

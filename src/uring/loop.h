@@ -125,7 +125,19 @@ struct muxring_loop {
 	struct muxring_stats stats;  /* the loop's own counters */
 	struct muxring_stats ended;  /* totals of the sessions already freed */
 	struct mr_tracer *tracer;    /* frame tracing, NULL when off */
+
+	/* The memory budget shared by the sessions (mr_sio_account). */
+	uint64_t max_buffered;       /* cap on their buffered bytes, 0: none */
+	uint64_t buffered;           /* their buffered bytes, as last seen */
+	uint64_t buffered_max;       /* high-water mark of buffered */
+	bool over_budget;            /* buffered reached the cap; sessions are
+					held to an equal share until it falls
+					under 3/4 of it */
 };
+
+/* Raises the high-water marks of `into` to those of `from`. */
+void mr_stats_keep_max(struct muxring_stats *into,
+		       const struct muxring_stats *from);
 
 /*
  * An SQE for the next submission, counted in flight (its object must stay

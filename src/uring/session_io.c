@@ -77,6 +77,7 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	s->fd = fd;
 	s->state = (uint8_t)state;
 	s->user_data = user_data;
+	s->max_buffered = mr_session_max_buffered(mr_session_of_engine(s->engine));
 	mr_slist_push(&loop->sessions, s, MR_LIST_ALL);
 	loop->nsessions++;
 	loop->stats.sessions++;
@@ -240,6 +241,8 @@ static void sio_start_send(struct muxring_session *s)
 				    MR_SEND_MAX_BYTES);
 	if (!n) {
 		mr_loop_slot_put(loop, slot);
+		if (muxring_engine_ended(s->engine))
+			mr_loop_mark_dirty(s); /* it ended for want of memory */
 		return;
 	}
 	sqe = mr_loop_sqe(loop);
@@ -504,6 +507,58 @@ void mr_sio_step(struct muxring_session *s)
 		if (!s->inflight)
 			finish(s);
 	}
+	mr_sio_account(s);
+}
+
+/* ---- the loop's memory budget ------------------------------------------ */
+
+static uint64_t lower_limit(uint64_t a, uint64_t b)
+{
+	if (!a)
+		return b;
+	return a < b ? a : b;
+}
+
+/* The loop is back under its cap: every session held to a share gets its
+ * own cap back. */
+static void lift_shares(struct muxring_loop *loop)
+{
+	struct muxring_session *s;
+
+	loop->over_budget = false;
+	for (s = loop->sessions.head; s; s = s->next[MR_LIST_ALL]) {
+		if (!s->held_to_share)
+			continue;
+		s->held_to_share = false;
+		mr_session_set_buffer_limit(mr_session_of_engine(s->engine),
+					    s->max_buffered);
+		mr_loop_mark_dirty(s);
+	}
+}
+
+void mr_sio_account(struct muxring_session *s)
+{
+	struct muxring_loop *loop = s->loop;
+	struct mr_session *sess = mr_session_of_engine(s->engine);
+	uint64_t now = mr_session_buffered(sess), cap = loop->max_buffered;
+
+	loop->buffered += now - s->buffered_seen;
+	s->buffered_seen = now;
+	if (loop->buffered > loop->buffered_max)
+		loop->buffered_max = loop->buffered;
+	if (!cap)
+		return;
+	if (!loop->over_budget && loop->buffered >= cap)
+		loop->over_budget = true;
+	else if (loop->over_budget && loop->buffered < cap - cap / 4)
+		lift_shares(loop);
+	if (loop->over_budget) {
+		uint64_t share = cap / (loop->nsessions ? loop->nsessions : 1);
+
+		s->held_to_share = share < s->max_buffered || !s->max_buffered;
+		mr_session_set_buffer_limit(sess,
+					    lower_limit(s->max_buffered, share));
+	}
 }
 
 /* ---- completions ------------------------------------------------------- */
@@ -731,6 +786,9 @@ void mr_sio_free(struct muxring_session *s)
 	loop->ended.bytes_out += st.bytes_out;
 	loop->ended.streams_opened += st.streams_opened;
 	loop->ended.streams_accepted += st.streams_accepted;
+	mr_stats_keep_max(&loop->ended, &st);
+	loop->ended.credit_stalls += st.credit_stalls;
+	loop->buffered -= s->buffered_seen;
 	if (s->on_lists & (1u << MR_LIST_DIRTY))
 		mr_slist_remove(&loop->dirty, s, MR_LIST_DIRTY);
 	if (s->on_lists & (1u << MR_LIST_STARVED))

@@ -110,6 +110,11 @@ struct muxring_session {
 	/* Driver counters (the engine keeps frames and bytes). */
 	uint64_t sends, recv_completions, recv_enobufs, recv_copied;
 	uint64_t recv_rearms;
+
+	/* The loop's memory budget (mr_sio_account). */
+	uint64_t max_buffered;        /* the session's own cap, 0: none */
+	uint64_t buffered_seen;       /* its buffered bytes in loop->buffered */
+	bool held_to_share;           /* its limit is the loop's equal share */
 };
 
 /*
@@ -169,6 +174,15 @@ static inline struct muxring_session *mr_sio_of_stream(struct mr_stream *st)
 
 	return ms ? (struct muxring_session *)mr_session_user(ms) : NULL;
 }
+
+/*
+ * Brings the session's buffered bytes into the loop's total and sets the
+ * session's limit: its own cap, or, while the loop is over its cap, an
+ * equal share of the loop's cap if that is lower. When the total falls back
+ * under 3/4 of the loop's cap, sessions held to a share get their own cap
+ * back (and are marked dirty: they may owe WNDINC frames).
+ */
+void mr_sio_account(struct muxring_session *s);
 
 /* Reads the session's counters (muxring_session_stats). */
 void mr_sio_stats(const struct muxring_session *s, struct muxring_stats *out);

@@ -585,11 +585,18 @@ bool lh_all_streams_closed(struct lh *h)
 
 void lh_assert_streams_ok(struct lh *h)
 {
+	lh_assert_peer_streams_ok(h, NULL);
+}
+
+void lh_assert_peer_streams_ok(struct lh *h, const struct lh_peer *peer)
+{
 	size_t i;
 
 	for (i = 0; i < h->nstreams; i++) {
 		struct lh_stream *s = h->streams[i];
 
+		if (peer && s->peer != peer)
+			continue;
 		if (s->mismatch)
 			fail_msg("stream %u (%s): byte %llu differs", s->id,
 				 s->peer->server ? "server" : "client",

@@ -181,5 +181,7 @@ bool lh_all_streams_closed(struct lh *h);
 /* Every stream verified: no mismatch, sources got their total back, sinks
  * and duplex streams got the peer's total, no write error. */
 void lh_assert_streams_ok(struct lh *h);
+/* The same for the streams of one peer only. */
+void lh_assert_peer_streams_ok(struct lh *h, const struct lh_peer *peer);
 
 #endif

@@ -181,6 +181,7 @@ static size_t plan_panels(const struct bench_session *s, struct panel *out)
 			snprintf(p.title, sizeof(p.title), "heartbeat RTT under load, us");
 			out[n++] = p;
 			break;
+		case BENCH_SESSIONS:	/* in the table only */
 		case BENCH_WORKLOAD_COUNT:
 			break;
 		}
@@ -190,7 +191,8 @@ static size_t plan_panels(const struct bench_session *s, struct panel *out)
 
 static bool run_in_panel(const struct bench_run *r, const struct panel *p)
 {
-	if (r->failed || r->cell.workload != p->w)
+	/* The panels plot one loop per side; --loops cells are in the table. */
+	if (r->failed || r->cell.workload != p->w || r->cell.loops > 1)
 		return false;
 	if (p->skip_impl && strcmp(r->impl->name, p->skip_impl) == 0)
 		return false;

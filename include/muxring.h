@@ -154,6 +154,14 @@ struct muxring_listener;
 						  IORING_OP_SENDMSG_ZC (only
 						  when asked for with
 						  MUXRING_LOOP_SEND_ZC) */
+#define MUXRING_FEAT_SEND_QUIET      (1u << 8) /* a send copied whole into
+						  the loop's own buffer, with
+						  nothing queued behind it,
+						  posts no completion
+						  (IOSQE_CQE_SKIP_SUCCESS),
+						  so the enter that submits
+						  it waits for the answer
+						  instead of waking for it */
 
 /* muxring_loop_opts.flags */
 #define MUXRING_LOOP_SEND_ZC 0x1u /* send large batches with kernel
@@ -756,6 +764,18 @@ MUXRING_API int muxring_stream_write(struct muxring_stream *stream,
 				     uint64_t user_data);
 
 /*
+ * muxring_stream_write() for a write whose completion nobody needs: the
+ * same copy, and no WRITE_DONE entry for it, neither when it leaves nor
+ * when it fails (a failure shows as the stream's RESET or the session's
+ * end). A request or its answer then costs no entry of its own, so the
+ * wait for the reply is the only one: with MUXRING_FEAT_SEND_QUIET, one
+ * io_uring_enter per message on each side. Errors: as
+ * muxring_stream_write().
+ */
+MUXRING_API int muxring_stream_write_quiet(struct muxring_stream *stream,
+					   const void *data, size_t len);
+
+/*
  * Takes a buffer of at least `len` bytes from the loop's registered send
  * arena, for muxring_stream_write_zc(). Returns NULL when len is above
  * muxring_buf_size() or every arena buffer is in use (errno set to
@@ -854,6 +874,8 @@ struct muxring_stats {
 	uint64_t recv_buffers_held;       /* ring buffers held by views or
 					     being processed, now (loop) */
 	uint64_t recv_buffers_held_max;   /* its high-water mark (loop) */
+	uint64_t quiet_sends;             /* sends that posted no completion
+					     (MUXRING_FEAT_SEND_QUIET; loop) */
 };
 
 /* Reads the loop's counters into *out. Returns 0. */

@@ -78,8 +78,9 @@ uint64_t muxring_stream_data(const struct muxring_stream *stream)
 	return muxring_engine_stream_data(stream);
 }
 
-int muxring_stream_write(struct muxring_stream *stream, const void *data,
-			 size_t len, uint64_t user_data)
+/* The copying write, with or without its WRITE_DONE. */
+static int write_copy(struct muxring_stream *stream, const void *data,
+		      size_t len, uint64_t user_data, bool quiet)
 {
 	struct muxring_session *s;
 	const uint8_t *where;
@@ -104,9 +105,23 @@ int muxring_stream_write(struct muxring_stream *stream, const void *data,
 	err = muxring_engine_stream_write_buf(stream, mr_engine_buf_of(buf),
 					      where, len, user_data);
 	mr_buf_unref(buf);
+	if (!err && quiet)
+		mr_stream_write_silence(st(stream));
 	if (!err)
 		mr_loop_mark_dirty(s);
 	return err;
+}
+
+int muxring_stream_write(struct muxring_stream *stream, const void *data,
+			 size_t len, uint64_t user_data)
+{
+	return write_copy(stream, data, len, user_data, false);
+}
+
+int muxring_stream_write_quiet(struct muxring_stream *stream, const void *data,
+			       size_t len)
+{
+	return write_copy(stream, data, len, 0, true);
 }
 
 void *muxring_buf_get(struct muxring_loop *loop, size_t len)

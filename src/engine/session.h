@@ -380,6 +380,9 @@ void mr_session_stats(const struct mr_session *sess,
  */
 int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
 		    const uint8_t *data, size_t len, uint64_t user_data);
+/* The write just queued by mr_stream_write() reports no WRITE_DONE, neither
+ * success nor failure (a failure still shows as the stream's end). */
+void mr_stream_write_silence(struct mr_stream *stream);
 
 /* Half-closes: FIN after every queued write. Closing, half-closing or
  * resetting a stream that is already over (finished, or its session ended)

@@ -25,6 +25,8 @@ struct mr_write {
 	uint64_t user_data;
 	bool failed;         /* WRITE_DONE(error) already reported; freed once
 				acked catches up with committed */
+	bool silent;         /* no WRITE_DONE at all: its writer asked for
+				none (mr_stream_write_silence) */
 };
 
 /* One iovec's worth of committed output. Slots live in a fixed ring so the

@@ -142,7 +142,7 @@ static void emit_write_done(struct mr_stream *stream, struct mr_write *write,
 		.user_data = write->user_data,
 	};
 
-	if (!stream->session)
+	if (!stream->session || write->silent)
 		return;
 	if (stream->flags & MR_STREAM_HEARTBEAT) {
 		/* An echo left: only now may the peer send more to echo, so a
@@ -407,6 +407,12 @@ int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
 		stream->commit_next = write;
 	mr_stream_update_ready(stream);
 	return 0;
+}
+
+void mr_stream_write_silence(struct mr_stream *stream)
+{
+	if (stream->writes_tail)
+		stream->writes_tail->silent = true;
 }
 
 /* Closing or resetting what is already over is a no-op, as with close(2)

@@ -268,6 +268,16 @@ static unsigned loop_reap(struct muxring_loop *loop)
 	}
 }
 
+/* Reaps, then learns which quiet sends are done: a failure of one would
+ * have been among the completions just reaped. */
+static unsigned loop_reap_all(struct muxring_loop *loop)
+{
+	unsigned n = loop_reap(loop);
+
+	mr_sio_quiet_confirm(loop);
+	return n;
+}
+
 /* Steps every session that was dirty when called (sessions dirtied by the
  * step itself wait for the next one, so a session that cannot make progress
  * cannot spin here). */
@@ -363,7 +373,7 @@ int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 			loop->timers.wait_at = 0;
 			return ret;
 		}
-		if (!loop_reap(loop) && wait && ret != -ETIME) {
+		if (!loop_reap_all(loop) && wait && ret != -ETIME) {
 			/* Woken with no completion: a signal (whose -EINTR
 			 * is hidden when the same enter also submitted). Let
 			 * the caller see it. */
@@ -640,7 +650,7 @@ static void cancel_all(struct muxring_loop *loop)
 	io_uring_sqe_set_data64(sqe, mr_op_data(loop, MR_OP_LOOP));
 	while (loop->inflight && muxring_now_ns() < until) {
 		loop_enter(loop, 1, &ts);
-		loop_reap(loop);
+		loop_reap_all(loop);
 	}
 }
 

@@ -84,6 +84,10 @@ struct mr_send_slot {
 	struct msghdr msg;
 	struct iovec iov[MR_SEND_IOV];
 	size_t iov_used;             /* of iov, in the send in flight */
+	/* A send of bytes the engine was told had left when they were copied
+	 * into bounce (so its memory was free at once): bounce[owned_off ..
+	 * owned_len) is what the kernel has yet to take. */
+	size_t owned_off, owned_len;
 	uint8_t bounce[MR_SEND_BOUNCE];
 };
 
@@ -107,6 +111,9 @@ struct muxring_loop {
 	struct mr_slist sessions;    /* every session not yet freed */
 	struct mr_slist dirty;       /* sessions with work for the next step */
 	struct mr_slist starved;     /* sessions waiting for receive buffers */
+	struct muxring_session *quiet; /* sessions whose quiet send (no CQE on
+					  success) is not yet known to be
+					  done; linked by quiet_next */
 	struct muxring_listener *listeners; /* every listener not yet freed */
 	struct mr_send_slot *free_slots;
 	uint64_t inflight;           /* SQEs whose last CQE has not come */

@@ -47,6 +47,12 @@ enum mr_sio_flag {
 	MR_SIO_SHUT_WR = 1u << 8,      /* shutdown(SHUT_WR) submitted */
 	MR_SIO_CLOSE_ASKED = 1u << 9,  /* muxring_session_close() was called */
 	MR_SIO_SEND_ZC = 1u << 10,     /* the send in flight is SENDMSG_ZC */
+	MR_SIO_SEND_OWNED = 1u << 11,  /* the send in flight is of bytes the
+					  engine already counts as sent (in
+					  the slot's bounce buffer) */
+	MR_SIO_SEND_QUIET = 1u << 12,  /* ... submitted with CQE_SKIP_SUCCESS:
+					  done when its SQE was consumed and
+					  no failure came (on loop->quiet) */
 };
 
 /* The fields of struct muxring_session, the public handle. */
@@ -66,6 +72,10 @@ struct muxring_session {
 	int zc_res;                   /* SENDMSG_ZC: its result, kept until
 					 the notification says the kernel
 					 let go of the memory */
+	struct muxring_session *quiet_next; /* on loop->quiet */
+	uint32_t quiet_sq_end;        /* the SQ position just past the quiet
+					 send's SQE: consumed once the
+					 kernel's SQ head reaches it */
 
 	/* Links of the loop's lists (enum mr_slist_kind). */
 	struct muxring_session *prev[3], *next[3];
@@ -108,6 +118,14 @@ int mr_sio_connect_next(struct muxring_session *s);
 /* One step of work: gather the engine's events into entries, arm the
  * receive, start a send, move the transport's state on. */
 void mr_sio_step(struct muxring_session *s);
+
+/*
+ * Called after every reap: quiet sends whose SQE the kernel consumed and
+ * that posted no failure (it would have been reaped by now) are done; their
+ * sessions may send again. Not while the completion queue has overflowed:
+ * a failure might still wait in the kernel's overflow list.
+ */
+void mr_sio_quiet_confirm(struct muxring_loop *loop);
 
 /* A completion of one of the session's operations. */
 void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,

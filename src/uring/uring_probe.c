@@ -154,6 +154,11 @@ static int setup_ring(struct io_uring *ring, unsigned entries,
 			*features = attempts[i].feature;
 			if (p.features & IORING_FEAT_EXT_ARG)
 				*features |= MUXRING_FEAT_EXT_ARG;
+			/* CQE_SKIP_SUCCESS (5.17) is a feature flag, not an
+			 * opcode: the ring says whether it honours it. */
+			if (p.features & IORING_FEAT_CQE_SKIP &&
+			    !(disable & MUXRING_FEAT_SEND_QUIET))
+				*features |= MUXRING_FEAT_SEND_QUIET;
 			return 0;
 		}
 		if (err != -EINVAL)

@@ -121,6 +121,8 @@ struct muxring_loop {
 					after the enter returns */
 	bool destroying;
 	struct muxring_stats stats;  /* the loop's own counters */
+	uint64_t quiet_resends;      /* quiet sends that failed (socket full)
+					and went again as ordinary sends */
 	struct muxring_stats ended;  /* totals of the sessions already freed */
 	struct mr_tracer *tracer;    /* frame tracing, NULL when off */
 };

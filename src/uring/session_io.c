@@ -552,8 +552,10 @@ static void owned_send_complete(struct muxring_session *s, int res)
 	struct mr_send_slot *slot = s->send;
 	struct io_uring_sqe *sqe;
 
-	if (s->flags & MR_SIO_SEND_QUIET)
+	if (s->flags & MR_SIO_SEND_QUIET) {
 		quiet_unlink(s);
+		s->loop->quiet_resends++;
+	}
 	s->flags &= ~MR_SIO_SEND_QUIET;
 	if (res > 0)
 		slot->owned_off += (size_t)res;

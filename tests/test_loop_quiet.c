@@ -11,7 +11,9 @@
  * costs two enters per message on the echoing side (it wakes for the
  * send's completion); quiet sends into a full socket (a small Unix socket
  * buffer whose reader is another loop that is not turning) fail, go again
- * as ordinary sends from the bounce buffer and lose or repeat no byte.
+ * as ordinary sends from the bounce buffer and lose or repeat no byte; a
+ * session closed when the peer has nothing more to say ends without a wait
+ * timing out (its last send is not quiet).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,6 +114,23 @@ static struct muxring_cqe *next_entry(struct muxring_loop *loop)
 	return c;
 }
 
+/* Takes entries until one of `type`. No wait may end by its timeout: a
+ * send whose completion the session needs (its last one, before it shuts
+ * the transport down) must not be quiet, or nothing would wake the wait. */
+static void entries_until(struct muxring_loop *loop, enum muxring_cqe_type type)
+{
+	for (;;) {
+		struct muxring_cqe *c = next_entry(loop);
+		bool found = c->type == type;
+
+		if (c->type == MUXRING_CQE_DATA)
+			muxring_view_release(&c->view);
+		muxring_cq_advance(loop, 1);
+		if (found)
+			return;
+	}
+}
+
 static void run_exchange(unsigned disable, struct exchange *x)
 {
 	struct muxring_loop_opts lo = {.disable = disable};
@@ -161,18 +180,13 @@ static void run_exchange(unsigned disable, struct exchange *x)
 	}
 	muxring_loop_stats(loop, &x->client);
 	x->client_enters = x->client.enters - before.enters;
+	/* The stream ends on both sides first, so that the GOAWAY below gets
+	 * no answer: the session must end on its own send's completion. */
+	assert_int_equal(muxring_stream_close(st), 0);
+	entries_until(loop, MUXRING_CQE_STREAM_CLOSED);
 	assert_int_equal(muxring_session_close(sess, MUXRING_NO_ERROR, NULL, 0),
 			 0);
-	for (;;) {
-		struct muxring_cqe *c = next_entry(loop);
-		bool ended = c->type == MUXRING_CQE_SESSION_ENDED;
-
-		if (c->type == MUXRING_CQE_DATA)
-			muxring_view_release(&c->view);
-		muxring_cq_advance(loop, 1);
-		if (ended)
-			break;
-	}
+	entries_until(loop, MUXRING_CQE_SESSION_ENDED);
 	muxring_loop_destroy(loop);
 	pthread_join(t, NULL);
 	assert_int_equal(e.err, 0);
@@ -225,6 +239,45 @@ static void test_disabled_by_environment(void **state)
 	assert_false(x.client_features & MUXRING_FEAT_SEND_QUIET);
 	assert_int_equal(x.client.quiet_sends, 0);
 	assert_int_equal(x.server.quiet_sends, 0);
+}
+
+/* ---- a peer that says nothing ------------------------------------------------- */
+
+/* Reads and drops until the end of file, then closes: a peer that never
+ * answers a GOAWAY. */
+static void *silent_peer(void *arg)
+{
+	int fd = *(int *)arg;
+	char buf[4096];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+	return NULL;
+}
+
+static void test_close_without_answer(void **state)
+{
+	struct muxring_session *sess;
+	struct muxring_loop *loop;
+	pthread_t t;
+	int fds[2];
+
+	(void)state;
+	lh_tcp_fds(fds);
+	assert_int_equal(pthread_create(&t, NULL, silent_peer, &fds[1]), 0);
+	assert_int_equal(muxring_loop_create(&loop, NULL), 0);
+	assert_int_equal(muxring_session_create(loop, fds[0], MUXRING_CLIENT,
+						NULL, 0, &sess),
+			 0);
+	entries_until(loop, MUXRING_CQE_SESSION_READY);
+	/* The GOAWAY is small and alone, but the session needs its
+	 * completion to shut the transport down; nothing else will come. */
+	assert_int_equal(muxring_session_close(sess, MUXRING_NO_ERROR, NULL, 0),
+			 0);
+	entries_until(loop, MUXRING_CQE_SESSION_ENDED);
+	muxring_loop_destroy(loop);
+	pthread_join(t, NULL);
 }
 
 /* ---- quiet sends into a full socket ------------------------------------------ */
@@ -293,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_disabled_by_option),
 		cmocka_unit_test(test_disabled_by_environment),
 		cmocka_unit_test(test_socket_full),
+		cmocka_unit_test(test_close_without_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,7 +17,8 @@
  * A request/response exchange costs one io_uring_enter per message: a
  * send small enough to be copied whole into the slot's bounce buffer is
  * "owned" (the engine hears at once that it left, so its memory is free),
- * and when nothing waits behind it, it is "quiet": submitted with
+ * and when nothing waits behind it and the session is not ending (whose
+ * drain waits for the last send), it is "quiet": submitted with
  * IOSQE_CQE_SKIP_SUCCESS and MSG_DONTWAIT, so it is issued inside the
  * enter that submits it, posts nothing when it sends everything, and that
  * enter sleeps until the answer instead of waking for the send. Its end is
@@ -209,8 +210,12 @@ static void prep_owned_send(struct muxring_session *s,
 	slot->owned_len = len;
 	s->flags |= MR_SIO_SEND_OWNED;
 	muxring_engine_sent(s->engine, len);
-	if (muxring_engine_want_send(s->engine)) {
-		/* More is queued: its turn comes at this send's completion. */
+	if (muxring_engine_want_send(s->engine) ||
+	    muxring_engine_ended(s->engine)) {
+		/* More is queued, or the session is ending (its last frames
+		 * are out once this send completes, and then the transport is
+		 * shut down): the completion is needed, and must wake the
+		 * wait, since the peer may have nothing more to say. */
 		io_uring_prep_send(sqe, s->fd, slot->bounce, len,
 				   MSG_NOSIGNAL | MSG_WAITALL);
 		return;

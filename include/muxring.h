@@ -162,6 +162,10 @@ struct muxring_listener;
 						  so the enter that submits
 						  it waits for the answer
 						  instead of waking for it */
+#define MUXRING_FEAT_FIXED_FILES     (1u << 9) /* session sockets in the
+						  ring's file table
+						  (IOSQE_FIXED_FILE): no
+						  file lookup per operation */
 
 /* muxring_loop_opts.flags */
 #define MUXRING_LOOP_SEND_ZC 0x1u /* send large batches with kernel

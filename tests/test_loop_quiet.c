@@ -31,6 +31,7 @@
 
 #include "loop_harness.h"
 #include "uring/loop.h"
+#include "uring/session_io.h"
 
 #define ROUNDS 1000u
 #define MSG 64u
@@ -271,6 +272,9 @@ static void test_close_without_answer(void **state)
 						NULL, 0, &sess),
 			 0);
 	entries_until(loop, MUXRING_CQE_SESSION_READY);
+	/* Its operations name the socket by its slot in the ring's table. */
+	assert_true(muxring_loop_features(loop) & MUXRING_FEAT_FIXED_FILES);
+	assert_true(sess->file_slot >= 0);
 	/* The GOAWAY is small and alone, but the session needs its
 	 * completion to shut the transport down; nothing else will come. */
 	assert_int_equal(muxring_session_close(sess, MUXRING_NO_ERROR, NULL, 0),

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "uring/listener.h"
@@ -118,6 +119,62 @@ void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
 {
 	slot->next_free = loop->free_slots;
 	loop->free_slots = slot;
+}
+
+/* ---- the file table ---------------------------------------------------------- */
+
+/* Slots in the ring's file table, at most: a table costs the kernel a few
+ * dozen bytes a slot, and sessions beyond it simply use their fd. */
+#define FILES_MAX 16384u
+
+/* Registers an empty table as large as the descriptor limit allows (an fd
+ * in it counts against that limit like any other). */
+static void files_setup(struct muxring_loop *loop, unsigned disable)
+{
+	struct rlimit rl;
+	unsigned n, i;
+
+	if (disable & MUXRING_FEAT_FIXED_FILES ||
+	    getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	n = rl.rlim_cur < FILES_MAX ? (unsigned)rl.rlim_cur : FILES_MAX;
+	loop->files_free = malloc(n * sizeof(*loop->files_free));
+	if (!loop->files_free)
+		return;
+	if (!n || io_uring_register_files_sparse(&loop->ring, n) < 0) {
+		free(loop->files_free);
+		loop->files_free = NULL;
+		return;
+	}
+	for (i = 0; i < n; i++)
+		loop->files_free[i] = n - 1 - i;
+	loop->files_size = loop->files_free_count = n;
+	loop->features |= MUXRING_FEAT_FIXED_FILES;
+}
+
+int mr_loop_file_get(struct muxring_loop *loop, int fd)
+{
+	unsigned slot;
+
+	if (!loop->files_free_count || fd < 0)
+		return -1;
+	slot = loop->files_free[loop->files_free_count - 1];
+	if (io_uring_register_files_update(&loop->ring, slot, &fd, 1) != 1)
+		return -1;
+	loop->files_free_count--;
+	return (int)slot;
+}
+
+void mr_loop_file_put(struct muxring_loop *loop, int slot)
+{
+	int none = -1;
+
+	if (slot < 0)
+		return;
+	/* Operations still holding the file keep their own reference. */
+	(void)io_uring_register_files_update(&loop->ring, (unsigned)slot,
+					     &none, 1);
+	loop->files_free[loop->files_free_count++] = (unsigned)slot;
 }
 
 /* ---- the ring ------------------------------------------------------------ */
@@ -551,6 +608,7 @@ static void loop_free(struct muxring_loop *loop)
 		loop->free_slots = slot->next_free;
 		free(slot);
 	}
+	free(loop->files_free);
 	free(loop);
 }
 
@@ -600,6 +658,7 @@ int muxring_loop_create(struct muxring_loop **loopp,
 		loop->enter_fd = loop->ring.enter_ring_fd;
 		loop->enter_flags = IORING_ENTER_REGISTERED_RING;
 	}
+	files_setup(loop, o.disable | env_disable());
 	err = mr_bufring_create(&loop->ring, MR_BGID, o.recv_buffers,
 				o.recv_buffer_size, o.recv_low_water,
 				&loop->bufring);

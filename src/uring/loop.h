@@ -116,6 +116,10 @@ struct muxring_loop {
 					  done; linked by quiet_next */
 	struct muxring_listener *listeners; /* every listener not yet freed */
 	struct mr_send_slot *free_slots;
+	/* The ring's registered file table (MUXRING_FEAT_FIXED_FILES): its
+	 * size, and a stack of its free slots. */
+	unsigned files_size, files_free_count;
+	unsigned *files_free;
 	uint64_t inflight;           /* SQEs whose last CQE has not come */
 	uint64_t now;                /* CLOCK_MONOTONIC ns, read once per turn
 					after the enter returns */
@@ -153,6 +157,24 @@ void mr_slist_remove(struct mr_slist *l, struct muxring_session *s,
 		     enum mr_slist_kind kind);
 struct muxring_session *mr_slist_pop(struct mr_slist *l,
 				     enum mr_slist_kind kind);
+
+/*
+ * A slot of the ring's file table for fd, or -1 when the loop has none
+ * (no MUXRING_FEAT_FIXED_FILES, table full, registration refused): the
+ * caller then uses fd itself. mr_loop_file_put() empties the slot (before
+ * the fd is closed).
+ */
+int mr_loop_file_get(struct muxring_loop *loop, int fd);
+void mr_loop_file_put(struct muxring_loop *loop, int slot);
+
+/* Points an SQE prepared for fd at its file-table slot, when it has one. */
+static inline void mr_sqe_use_file(struct io_uring_sqe *sqe, int slot)
+{
+	if (slot >= 0) {
+		sqe->fd = slot;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	}
+}
 
 /* A send slot from the pool (NULL on ENOMEM) and its return. */
 struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop);

@@ -67,6 +67,7 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	mr_session_set_user(mr_session_of_engine(s->engine), s);
 	s->loop = loop;
 	s->fd = fd;
+	s->file_slot = mr_loop_file_get(loop, fd);
 	s->state = (uint8_t)state;
 	s->user_data = user_data;
 	mr_slist_push(&loop->sessions, s, MR_LIST_ALL);
@@ -87,6 +88,23 @@ static void sio_submit(struct muxring_session *s, struct io_uring_sqe *sqe,
 	s->inflight++;
 }
 
+/* An SQE on the session's socket: by its file-table slot when it has one. */
+static void sio_submit_io(struct muxring_session *s, struct io_uring_sqe *sqe,
+			  enum mr_op_tag tag)
+{
+	mr_sqe_use_file(sqe, s->file_slot);
+	sio_submit(s, sqe, tag);
+}
+
+/* Gives the socket's file-table slot back and closes it. */
+static void sio_close_fd(struct muxring_session *s)
+{
+	mr_loop_file_put(s->loop, s->file_slot);
+	s->file_slot = -1;
+	close(s->fd);
+	s->fd = -1;
+}
+
 int mr_sio_connect_next(struct muxring_session *s)
 {
 	int err = -EHOSTUNREACH;
@@ -102,9 +120,10 @@ int mr_sio_connect_next(struct muxring_session *s)
 		}
 		mr_net_tune(fd);
 		s->fd = fd;
+		s->file_slot = mr_loop_file_get(s->loop, fd);
 		sqe = mr_loop_sqe(s->loop);
 		io_uring_prep_connect(sqe, fd, ai->ai_addr, ai->ai_addrlen);
-		sio_submit(s, sqe, MR_OP_CONNECT);
+		sio_submit_io(s, sqe, MR_OP_CONNECT);
 		return 0;
 	}
 	return err;
@@ -132,7 +151,7 @@ static void sio_arm_recv(struct muxring_session *s)
 		io_uring_prep_recv(sqe, s->fd, NULL, loop->bufring->buf_size, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = MR_BGID;
-	sio_submit(s, sqe, MR_OP_RECV);
+	sio_submit_io(s, sqe, MR_OP_RECV);
 	s->flags |= MR_SIO_RECV_ARMED;
 	s->recv_rearms++;
 	loop->stats.recv_rearms++;
@@ -279,7 +298,7 @@ static void sio_start_send(struct muxring_session *s)
 		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 	}
 	slot->iov_used = n;
-	sio_submit(s, sqe, MR_OP_SEND);
+	sio_submit_io(s, sqe, MR_OP_SEND);
 	s->send = slot;
 	s->flags |= MR_SIO_SEND_ARMED;
 	s->sends++;
@@ -380,7 +399,7 @@ static void begin_drain(struct muxring_session *s)
 	if (!(s->flags & MR_SIO_TX_DEAD)) {
 		sqe = mr_loop_sqe(loop);
 		io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
-		sio_submit(s, sqe, MR_OP_SESS_AUX);
+		sio_submit_io(s, sqe, MR_OP_SESS_AUX);
 		s->flags |= MR_SIO_SHUT_WR;
 	}
 	if (!(s->flags & MR_SIO_RECV_DONE)) {
@@ -420,10 +439,8 @@ static void finish(struct muxring_session *s)
 		mr_loop_mark_dirty(s); /* retried at the next turn */
 		return;
 	}
-	if (s->fd >= 0) {
-		close(s->fd);
-		s->fd = -1;
-	}
+	if (s->fd >= 0)
+		sio_close_fd(s);
 	if (s->on_lists & (1u << MR_LIST_STARVED))
 		mr_slist_remove(&loop->starved, s, MR_LIST_STARVED);
 	mr_timers_set(&loop->timers, s, 0);
@@ -571,7 +588,7 @@ static void owned_send_complete(struct muxring_session *s, int res)
 		io_uring_prep_send(sqe, s->fd, slot->bounce + slot->owned_off,
 				   slot->owned_len - slot->owned_off,
 				   MSG_NOSIGNAL | MSG_WAITALL);
-		sio_submit(s, sqe, MR_OP_SEND);
+		sio_submit_io(s, sqe, MR_OP_SEND);
 		return;
 	}
 	s->flags &= ~(MR_SIO_SEND_ARMED | MR_SIO_SEND_OWNED);
@@ -656,8 +673,7 @@ static void connect_complete(struct muxring_session *s, int res)
 		s->state = MR_SIO_OPEN;
 		return;
 	}
-	close(s->fd);
-	s->fd = -1;
+	sio_close_fd(s);
 	if (s->ai_cur && !s->loop->destroying) {
 		s->ai_cur = s->ai_cur->ai_next;
 		if (s->ai_cur && mr_sio_connect_next(s) == 0)
@@ -717,7 +733,7 @@ void mr_sio_free(struct muxring_session *s)
 	struct muxring_stats st;
 
 	if (s->fd >= 0)
-		close(s->fd);
+		sio_close_fd(s);
 	mr_sio_stats(s, &st);
 	loop->ended.frames_in += st.frames_in;
 	loop->ended.frames_out += st.frames_out;

@@ -61,6 +61,8 @@ struct muxring_session {
 	struct muxring_engine *engine; /* the protocol engine, driven through
 					  its public calls */
 	int fd;                       /* the socket, -1 once closed */
+	int file_slot;                /* its slot in the ring's file table,
+					 -1: none (SQEs then name fd) */
 	uint8_t state;                /* enum mr_sio_state */
 	uint8_t on_lists;             /* bit per enum mr_slist_kind */
 	uint32_t flags;               /* enum mr_sio_flag */

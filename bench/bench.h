@@ -126,6 +126,8 @@ struct bench_cell {
 				 * each a thread of its own; 0 or 1: one
 				 * each.  run() sees 1: lanes.c runs `loops`
 				 * copies of it side by side (see there) */
+	unsigned muxring_flags;	/* MUXRING_LOOP_* bits for the muxring
+				 * impl's loops (--sqpoll); 0 for the rest */
 };
 
 /*

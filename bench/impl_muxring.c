@@ -145,6 +145,7 @@ static void loop_opts(const struct bench_cell *cell,
 		      struct muxring_loop_opts *o)
 {
 	memset(o, 0, sizeof(*o));
+	o->flags = cell->muxring_flags;
 	switch (cell->workload) {
 	case BENCH_BULK:
 	case BENCH_HEARTBEAT:

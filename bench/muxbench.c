@@ -4,7 +4,7 @@
  *
  *   muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat|sessions]
  *            [--streams N] [--size BYTES] [--duration SECONDS]
- *            [--loops N] [--impl LIST] [--json]
+ *            [--loops N] [--sqpoll] [--impl LIST] [--json]
  *
  * Main idea: a run is a list of cells (workload, N, size, seconds), taken
  * from the quick matrix (default: the cells the targets are about) or the
@@ -23,6 +23,8 @@
  * streams, measures memory and closes them.
  */
 #include "report.h"
+
+#include <muxring.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -101,6 +103,7 @@ struct options {
 	size_t size;		/* 0: the matrix's */
 	double seconds;		/* 0: the matrix's */
 	unsigned loops;		/* 0: the matrix's */
+	bool sqpoll;		/* muxring's loops with MUXRING_LOOP_SQPOLL */
 	const char *impl_list;	/* NULL: all that apply */
 };
 
@@ -109,7 +112,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat|sessions]\n"
 		"                [--streams N] [--size BYTES] [--duration SECONDS]\n"
-		"                [--loops N] [--impl LIST] [--json]\n"
+		"                [--loops N] [--sqpoll] [--impl LIST] [--json]\n"
 		"\n"
 		"Benchmarks muxring against TCP connection pools over loopback TCP\n"
 		"(client and server in separate threads, one event loop each).\n"
@@ -123,6 +126,8 @@ static void usage(FILE *f)
 		"               the matrix's\n"
 		"  --size BYTES message / payload / write size (suffixes K and M)\n"
 		"  --duration S measured window per cell (quick %.0f s, full %.0f s)\n"
+		"  --sqpoll     muxring's loops poll their submission queues with a\n"
+		"               kernel thread each (MUXRING_LOOP_SQPOLL)\n"
 		"  --loops N    N client and N server loops, one thread each, the\n"
 		"               streams (sessions, connections) dealt out among them\n"
 		"               (idle runs on one)\n"
@@ -270,6 +275,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "size", required_argument, NULL, 's' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "loops", required_argument, NULL, 'l' },
+		{ "sqpoll", no_argument, NULL, 'q' },
 		{ "impl", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -287,6 +293,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 's': o->size = parse_size(optarg); break;
 		case 'd': o->seconds = parse_seconds(optarg); break;
 		case 'l': o->loops = parse_loops(optarg); break;
+		case 'q': o->sqpoll = true; break;
 		case 'i': o->impl_list = optarg; break;
 		case 'j': o->json = true; break;
 		case 'h':
@@ -325,6 +332,7 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 				   o->full ? FULL_SECONDS : QUICK_SECONDS,
 			.loops = o->loops ? o->loops :
 				 base[i].loops ? base[i].loops : 1,
+			.muxring_flags = o->sqpoll ? MUXRING_LOOP_SQPOLL : 0,
 		};
 		bool dup = false;
 
@@ -476,7 +484,8 @@ int main(int argc, char **argv)
 	find_repo(repo, sizeof(repo));
 	report_meta_init(&s.meta, repo[0] ? repo : NULL);
 	s.meta.mode = o.full ? "full" : "quick";
-	if (o.workload >= 0 || o.streams || o.size || o.seconds || o.loops)
+	if (o.workload >= 0 || o.streams || o.size || o.seconds || o.loops ||
+	    o.sqpoll)
 		s.meta.mode = "custom";
 	record_args(&s.meta, argc, argv);
 	results_dir(repo, dir, sizeof(dir));

@@ -166,6 +166,10 @@ struct muxring_listener;
 						  ring's file table
 						  (IOSQE_FIXED_FILE): no
 						  file lookup per operation */
+#define MUXRING_FEAT_SQPOLL          (1u << 10) /* a kernel thread takes the
+						  submissions (only when
+						  asked for with
+						  MUXRING_LOOP_SQPOLL) */
 
 /* muxring_loop_opts.flags */
 #define MUXRING_LOOP_SEND_ZC 0x1u /* send large batches with kernel
@@ -176,6 +180,17 @@ struct muxring_listener;
 				     the peer acknowledged the data), so it
 				     pays off for big transfers over real
 				     networks, not on loopback */
+#define MUXRING_LOOP_SQPOLL 0x2u  /* a kernel thread polls the submission
+				     queue (IORING_SETUP_SQPOLL): a turn that
+				     does not wait makes no system call at
+				     all. The cost: that thread spins on a CPU
+				     while there is work and for
+				     MUXRING_SQPOLL_IDLE_MS after it, one per
+				     loop, and the loop gives up DEFER_TASKRUN
+				     and quiet sends (MUXRING_FEAT_SEND_QUIET)
+				     for it; worth it only with a CPU to spare
+				     per loop */
+#define MUXRING_SQPOLL_IDLE_MS 2u
 
 /*
  * Frame tracing: every frame each session of a loop sends or receives,

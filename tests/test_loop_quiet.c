@@ -13,7 +13,9 @@
  * buffer whose reader is another loop that is not turning) fail, go again
  * as ordinary sends from the bounce buffer and lose or repeat no byte; a
  * session closed when the peer has nothing more to say ends without a wait
- * timing out (its last send is not quiet).
+ * timing out (its last send is not quiet); with MUXRING_LOOP_SQPOLL the
+ * exchange is as correct, without quiet sends and with no enter but the
+ * waits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,7 +43,7 @@
 
 struct echo_side {
 	int fd;
-	unsigned disable;
+	unsigned disable, flags;
 	struct muxring_stats stats;
 	unsigned write_dones;
 	int err;
@@ -50,7 +52,7 @@ struct echo_side {
 static void *echo_thread(void *arg)
 {
 	struct echo_side *e = arg;
-	struct muxring_loop_opts lo = {.disable = e->disable};
+	struct muxring_loop_opts lo = {.disable = e->disable, .flags = e->flags};
 	struct muxring_cqe *cqes[64];
 	struct muxring_session *sess;
 	struct muxring_loop *loop;
@@ -132,10 +134,10 @@ static void entries_until(struct muxring_loop *loop, enum muxring_cqe_type type)
 	}
 }
 
-static void run_exchange(unsigned disable, struct exchange *x)
+static void run_exchange(unsigned disable, unsigned flags, struct exchange *x)
 {
-	struct muxring_loop_opts lo = {.disable = disable};
-	struct echo_side e = {.disable = disable};
+	struct muxring_loop_opts lo = {.disable = disable, .flags = flags};
+	struct echo_side e = {.disable = disable, .flags = flags};
 	struct muxring_session *sess;
 	struct muxring_stream *st;
 	struct muxring_loop *loop;
@@ -202,7 +204,7 @@ static void test_one_enter_per_message(void **state)
 	struct exchange x;
 
 	(void)state;
-	run_exchange(0, &x);
+	run_exchange(0, 0, &x);
 	/* Linux 5.17 has CQE_SKIP_SUCCESS; the tests run on newer kernels. */
 	assert_true(x.client_features & MUXRING_FEAT_SEND_QUIET);
 	assert_int_equal(x.write_dones, 0);
@@ -219,7 +221,7 @@ static void test_disabled_by_option(void **state)
 	struct exchange x;
 
 	(void)state;
-	run_exchange(MUXRING_FEAT_SEND_QUIET, &x);
+	run_exchange(MUXRING_FEAT_SEND_QUIET, 0, &x);
 	assert_false(x.client_features & MUXRING_FEAT_SEND_QUIET);
 	assert_int_equal(x.write_dones, 0);
 	assert_int_equal(x.client.quiet_sends, 0);
@@ -235,11 +237,29 @@ static void test_disabled_by_environment(void **state)
 
 	(void)state;
 	setenv("MUXRING_DISABLE_FEATURES", "0x100", 1);
-	run_exchange(0, &x);
+	run_exchange(0, 0, &x);
 	unsetenv("MUXRING_DISABLE_FEATURES");
 	assert_false(x.client_features & MUXRING_FEAT_SEND_QUIET);
 	assert_int_equal(x.client.quiet_sends, 0);
 	assert_int_equal(x.server.quiet_sends, 0);
+}
+
+/* With a kernel thread polling the submission queue, only waits make a
+ * system call; quiet sends are off (the thread issues them after the enter,
+ * so the SQ head proves nothing). */
+static void test_sqpoll(void **state)
+{
+	struct exchange x;
+
+	(void)state;
+	run_exchange(0, MUXRING_LOOP_SQPOLL, &x);
+	assert_true(x.client_features & MUXRING_FEAT_SQPOLL);
+	assert_false(x.client_features & MUXRING_FEAT_SEND_QUIET);
+	assert_int_equal(x.client.quiet_sends, 0);
+	assert_int_equal(x.write_dones, 0);
+	/* Only waits enter the kernel: the one for the send's completion
+	 * and the one for the answer. */
+	assert_true(x.client_enters <= 2 * ROUNDS + ROUNDS / 20);
 }
 
 /* ---- a peer that says nothing ------------------------------------------------- */
@@ -349,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_one_enter_per_message),
 		cmocka_unit_test(test_disabled_by_option),
 		cmocka_unit_test(test_disabled_by_environment),
+		cmocka_unit_test(test_sqpoll),
 		cmocka_unit_test(test_socket_full),
 		cmocka_unit_test(test_close_without_answer),
 	};

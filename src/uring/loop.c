@@ -184,6 +184,28 @@ void mr_loop_file_put(struct muxring_loop *loop, int slot)
  * runs completions (GETEVENTS) and waits for wait_nr of them, at most *ts
  * (relative) when ts is given. Returns what io_uring_enter returns.
  */
+/*
+ * With SQPOLL the kernel's thread takes the SQEs: a system call is needed
+ * only to wait, to wake the thread once it went idle, or to wait for room
+ * in a full queue. Returns the enter's flags, or 0 when no call is needed.
+ */
+static unsigned sqpoll_enter_flags(struct muxring_loop *loop, unsigned wait_nr,
+				   unsigned submit)
+{
+	struct io_uring_sq *sq = &loop->ring.sq;
+	unsigned flags = 0;
+
+	/* The tail store must be seen before the thread's flag is read. */
+	io_uring_smp_mb();
+	if (submit && IO_URING_READ_ONCE(*sq->kflags) & IORING_SQ_NEED_WAKEUP)
+		flags |= IORING_ENTER_SQ_WAKEUP;
+	if (submit >= *sq->kring_entries)
+		flags |= IORING_ENTER_SQ_WAIT;
+	if (wait_nr)
+		flags |= IORING_ENTER_GETEVENTS;
+	return flags ? flags | loop->enter_flags : 0;
+}
+
 static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
 		      const struct __kernel_timespec *ts)
 {
@@ -199,6 +221,13 @@ static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
 		io_uring_smp_store_release(sq->ktail, tail);
 	}
 	submit = tail - IO_URING_READ_ONCE(*sq->khead);
+	if (loop->features & MUXRING_FEAT_SQPOLL) {
+		flags = sqpoll_enter_flags(loop, wait_nr || ts, submit);
+		if (!flags) {
+			loop->now = muxring_now_ns();
+			return 0;
+		}
+	}
 	if (ts) {
 		memset(&arg, 0, sizeof(arg));
 		arg.sigmask_sz = _NSIG / 8;
@@ -646,7 +675,8 @@ int muxring_loop_create(struct muxring_loop **loopp,
 		return err;
 	}
 	err = mr_uring_setup(&loop->ring, o.sq_entries, o.disable | env_disable(),
-			     &loop->features, create_error,
+			     o.flags & MUXRING_LOOP_SQPOLL, &loop->features,
+			     create_error,
 			     sizeof(create_error));
 	if (err) {
 		mr_tracer_free(loop->tracer);
@@ -686,6 +716,8 @@ int muxring_loop_create(struct muxring_loop **loopp,
 	}
 	if (loop->arena->registered)
 		loop->features |= MUXRING_FEAT_SEND_ARENA_REG;
+	if (loop->features & MUXRING_FEAT_SQPOLL)
+		loop->features &= ~MUXRING_FEAT_SEND_QUIET;
 	if (!(o.flags & MUXRING_LOOP_SEND_ZC))
 		loop->features &= ~MUXRING_FEAT_SEND_ZC;
 	*loopp = loop;

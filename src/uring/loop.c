@@ -127,8 +127,8 @@ void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
  * dozen bytes a slot, and sessions beyond it simply use their fd. */
 #define FILES_MAX 16384u
 
-/* Registers an empty table as large as the descriptor limit allows (an fd
- * in it counts against that limit like any other). */
+/* Registers an empty table as large as the descriptor limit allows (the
+ * kernel refuses a larger one), at most FILES_MAX slots. */
 static void files_setup(struct muxring_loop *loop, unsigned disable)
 {
 	struct rlimit rl;
@@ -148,7 +148,7 @@ static void files_setup(struct muxring_loop *loop, unsigned disable)
 	}
 	for (i = 0; i < n; i++)
 		loop->files_free[i] = n - 1 - i;
-	loop->files_size = loop->files_free_count = n;
+	loop->files_free_count = n;
 	loop->features |= MUXRING_FEAT_FIXED_FILES;
 }
 
@@ -180,11 +180,6 @@ void mr_loop_file_put(struct muxring_loop *loop, int slot)
 /* ---- the ring ------------------------------------------------------------ */
 
 /*
- * Publishes the queued SQEs and makes one io_uring_enter that submits them,
- * runs completions (GETEVENTS) and waits for wait_nr of them, at most *ts
- * (relative) when ts is given. Returns what io_uring_enter returns.
- */
-/*
  * With SQPOLL the kernel's thread takes the SQEs: a system call is needed
  * only to wait, to wake the thread once it went idle, or to wait for room
  * in a full queue. Returns the enter's flags, or 0 when no call is needed.
@@ -206,6 +201,12 @@ static unsigned sqpoll_enter_flags(struct muxring_loop *loop, unsigned wait_nr,
 	return flags ? flags | loop->enter_flags : 0;
 }
 
+/*
+ * Publishes the queued SQEs and makes one io_uring_enter that submits them,
+ * runs completions (GETEVENTS) and waits for wait_nr of them, at most *ts
+ * (relative) when ts is given (with SQPOLL, no call when there is nothing
+ * to wait for or wake). Returns what io_uring_enter returns, or 0.
+ */
 static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
 		      const struct __kernel_timespec *ts)
 {

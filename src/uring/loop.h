@@ -116,9 +116,9 @@ struct muxring_loop {
 					  done; linked by quiet_next */
 	struct muxring_listener *listeners; /* every listener not yet freed */
 	struct mr_send_slot *free_slots;
-	/* The ring's registered file table (MUXRING_FEAT_FIXED_FILES): its
-	 * size, and a stack of its free slots. */
-	unsigned files_size, files_free_count;
+	/* The ring's registered file table (MUXRING_FEAT_FIXED_FILES): a
+	 * stack of its free slots, files_free_count of them. */
+	unsigned files_free_count;
 	unsigned *files_free;
 	uint64_t inflight;           /* SQEs whose last CQE has not come */
 	uint64_t now;                /* CLOCK_MONOTONIC ns, read once per turn

@@ -123,8 +123,9 @@ void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
 
 /* ---- the file table ---------------------------------------------------------- */
 
-/* Slots in the ring's file table, at most: a table costs the kernel a few
- * dozen bytes a slot, and sessions beyond it simply use their fd. */
+/* Slots in the ring's file table, at most: an empty slot costs the kernel
+ * a pointer (so 128 KiB here), and sessions beyond it simply use their
+ * fd. */
 #define FILES_MAX 16384u
 
 /* Registers an empty table as large as the descriptor limit allows (the

@@ -87,6 +87,21 @@
  * set-up, not measured; in the open workload every pool request is a new
  * TCP connection with a full TLS handshake, every muxring request a new
  * stream of the one TLS session.
+ *
+ * BENCH_SESSIONS (streams = sessions, 10000 by default; size = 64).  N
+ * sessions (TCP connections for the pools) of one stream each, every one
+ * its own connection to one listener; rpc on every stream as in
+ * BENCH_RPC.  Memory is sampled (bench_mem_sample) once before the first
+ * connection and once at the end of the window, every connection still
+ * open: bytes_per_stream = memory per session, both ends, kernel
+ * included.
+ *   -> ops_per_s, p50_us, p99_us, bytes_per_stream (per session).
+ *
+ * Every workload but idle calls bench_clock_start() once, in the thread
+ * that runs the client, right before it reads the clock that starts the
+ * window (heartbeat: before its warm-up load).  With --loops it waits
+ * there for the other copies of the cell (lanes.c), so that all of them
+ * measure the same seconds.
  */
 #ifndef MUXBENCH_BENCH_H
 #define MUXBENCH_BENCH_H
@@ -105,6 +120,7 @@ enum bench_workload {
 	BENCH_BULK,
 	BENCH_IDLE,
 	BENCH_HEARTBEAT,
+	BENCH_SESSIONS,
 	BENCH_WORKLOAD_COUNT
 };
 
@@ -116,6 +132,12 @@ struct bench_cell {
 				 * 0 for BENCH_IDLE */
 	double seconds;		/* measured window; unused by BENCH_IDLE */
 	bool tls;		/* over TLS (see "TLS cells" above) */
+	unsigned loops;		/* client loops, and as many server loops,
+				 * each a thread of its own; 0 or 1: one
+				 * each.  run() sees 1: lanes.c runs `loops`
+				 * copies of it side by side (see there) */
+	unsigned muxring_flags;	/* MUXRING_LOOP_* bits for the muxring
+				 * impl's loops (--sqpoll); 0 for the rest */
 };
 
 /*
@@ -173,6 +195,24 @@ void bench_result_init(struct bench_result *r);
 int bench_error(const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* ---- lanes.c: one cell over several loops ------------------------------- */
+
+/*
+ * Runs the cell on impl: run() once when cell->loops <= 1; otherwise
+ * `loops` copies of run() side by side, one thread each (so each copy's
+ * own client and server threads make `loops` loops per side), the cell's
+ * streams dealt out among them, and their results merged (rates and
+ * counts summed, latencies merged histogram by histogram).  0 or -1.
+ */
+int bench_run_cell(const struct bench_impl *impl, const struct bench_cell *cell,
+		   struct bench_result *out);
+/* Whether impl can run the cell (idle cannot be split: its memory figure
+ * is the whole process's). */
+bool bench_cell_supported(const struct bench_impl *impl,
+			  const struct bench_cell *cell);
+/* See "Every workload but idle" above; returns at once with one loop. */
+void bench_clock_start(void);
+
 /* ---- clock ------------------------------------------------------------- */
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -215,9 +255,12 @@ void bench_latency_merge(struct bench_latency *dst,
 			 const struct bench_latency *src);
 /* The p-th percentile (0 < p <= 100) in ns; NAN when empty. */
 double bench_latency_percentile(const struct bench_latency *l, double p);
-/* Sets r->p50_us and r->p99_us from l (NAN when l is empty). */
+/* Sets r->p50_us and r->p99_us from l (NAN when l is empty); under
+ * --loops it also hands l to lanes.c for the merge. */
 void bench_latency_report(const struct bench_latency *l,
 			  struct bench_result *r);
+/* lanes.c: keeps l for the merge when this thread runs a copy of a cell. */
+void bench_lane_capture(const struct bench_latency *l);
 
 /* ---- tls.c: the TLS contexts of TLS cells ------------------------------- */
 

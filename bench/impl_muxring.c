@@ -21,8 +21,10 @@
  * receive ring, released at once), and bulk / heartbeat payloads leave
  * from the loop's registered send arena (muxring_buf_get +
  * muxring_stream_write_zc), filled with the payload pattern once, so no
- * payload byte is copied in user space on either side.  The rpc echo and
- * the small replies use muxring_stream_write, which copies them (64 B).
+ * payload byte is copied in user space on either side.  The rpc requests
+ * and echoes use muxring_stream_write_quiet (a copy of 64 B, and no
+ * WRITE_DONE entry: the answer is the only thing each side waits for); the
+ * small replies of open and bulk use muxring_stream_write.
  *
  * Per-workload tuning is what an application would choose for such
  * traffic, and is reported here rather than hidden: bulk and heartbeat
@@ -33,6 +35,11 @@
  * stream, not the loop's fixed buffers; heartbeat starts its clock (and
  * the heartbeat) after 100 ms of load, past the ramp-up of the fresh TCP
  * connection (HB_WARMUP_NS says why).
+ *
+ * The sessions workload is the exception to "one connection": the
+ * server loop listens (muxring_listen_fd) and the client loop dials the
+ * cell's N sessions, one TCP connection and one rpc stream each.  With
+ * --loops, lanes.c runs several copies of all this side by side.
  *
  * MUXBENCH_STATS=1 prints each loop's counters (muxring_loop_stats) and,
  * for heartbeat, more percentiles of the round trip, on stderr.
@@ -79,11 +86,22 @@
  * connection of its own, which the load's ramp-up does not touch.) */
 #define HB_WARMUP_NS (100 * 1000 * 1000ull)
 
+/* Sessions: the receive ring of each loop (16 MiB, faulted in when the
+ * loop is created, before the first memory sample). */
+#define SESSIONS_RECV_BUFFERS 8192u
+#define SESSIONS_RECV_BUFFER_SIZE 2048u
+/* Sessions: descriptors kept back beyond two per session. */
+#define SESSIONS_FD_SLACK 64u
+
 /* What both threads share; written before they start, except the
  * atomics. */
 struct mx_shared {
 	const struct bench_cell *cell;
-	int sfd, cfd;               /* the two ends; each thread owns one */
+	int sfd, cfd;               /* the two ends; each thread owns one
+				       (sessions: sfd listens, cfd is -1) */
+	uint16_t port;              /* sessions: where sfd listens */
+	unsigned nsessions;         /* sessions: as many of the cell's N as
+				       the descriptor limit allows */
 	atomic_ulong accepted;      /* streams the server accepted */
 	atomic_bool server_up;      /* the server's session exists */
 	atomic_bool client_failed;  /* the client gave up: server, stop */
@@ -105,17 +123,21 @@ static void print_stats(const char *who, struct muxring_loop *loop)
 		return;
 	muxring_loop_stats(loop, &st);
 	fprintf(stderr,
-		"\n  %s: frames in %llu out %llu, bytes in %llu out %llu, enters %llu, sends %llu, recv completions %llu (enobufs %llu, copied %llu, rearms %llu), buffers held max %llu\n",
+		"\n  %s: frames in %llu out %llu, bytes in %llu out %llu, enters %llu (%.2f per frame out), sends %llu (quiet %llu), recv completions %llu (enobufs %llu, copied %llu, rearms %llu), buffers held max %llu, features 0x%x\n",
 		who, (unsigned long long)st.frames_in,
 		(unsigned long long)st.frames_out,
 		(unsigned long long)st.bytes_in,
 		(unsigned long long)st.bytes_out,
-		(unsigned long long)st.enters, (unsigned long long)st.sends,
+		(unsigned long long)st.enters,
+		st.frames_out ? (double)st.enters / (double)st.frames_out : 0.0,
+		(unsigned long long)st.sends,
+		(unsigned long long)st.quiet_sends,
 		(unsigned long long)st.recv_completions,
 		(unsigned long long)st.recv_enobufs,
 		(unsigned long long)st.recv_copied,
 		(unsigned long long)st.recv_rearms,
-		(unsigned long long)st.recv_buffers_held_max);
+		(unsigned long long)st.recv_buffers_held_max,
+		muxring_loop_features(loop));
 }
 
 /* ---- options per workload --------------------------------------------- */
@@ -124,6 +146,7 @@ static void loop_opts(const struct bench_cell *cell,
 		      struct muxring_loop_opts *o)
 {
 	memset(o, 0, sizeof(*o));
+	o->flags = cell->muxring_flags;
 	switch (cell->workload) {
 	case BENCH_BULK:
 	case BENCH_HEARTBEAT:
@@ -133,6 +156,14 @@ static void loop_opts(const struct bench_cell *cell,
 		o->send_buffer_size = cell->workload == BENCH_BULK ?
 					      BULK_CHUNK :
 					      (unsigned)cell->size;
+		break;
+	case BENCH_SESSIONS:
+		/* Thousands of sessions may each complete a receive in one
+		 * turn, before the turn gives buffers back: the ring needs
+		 * one per session answering at once, small ones for 72-byte
+		 * frames, or receives end in -ENOBUFS and are re-armed. */
+		o->recv_buffers = SESSIONS_RECV_BUFFERS;
+		o->recv_buffer_size = SESSIONS_RECV_BUFFER_SIZE;
 		break;
 	case BENCH_IDLE:
 		/* Idle traffic is SYNs only; a few buffers do. */
@@ -147,7 +178,7 @@ static void loop_opts(const struct bench_cell *cell,
 static void session_opts(const struct bench_cell *cell,
 			 struct muxring_session_opts *o)
 {
-	unsigned n = cell->streams;
+	unsigned n = cell->workload == BENCH_SESSIONS ? 1 : cell->streams;
 
 	memset(o, 0, sizeof(*o));
 	/* Every stream of the cell may announce itself in one turn. */
@@ -216,7 +247,10 @@ struct mx_server {
 	struct muxring_loop *loop;
 	struct muxring_session *sess;
 	uint8_t *reply;             /* open: `size` bytes of reply */
-	bool ended;
+	unsigned sessions;          /* sessions that will end: 1, or the
+				       sessions workload's N */
+	unsigned ended;             /* SESSION_ENDED entries seen */
+	bool closing;               /* the client closed its sessions */
 };
 
 static const uint8_t one_byte = '!';
@@ -261,11 +295,14 @@ static int server_entry(struct mx_server *sv, struct muxring_cqe *cqe)
 					  memory_order_relaxed);
 		return 0;
 	case MUXRING_CQE_DATA:
-		if (sv->cell->workload == BENCH_RPC) {
+		if (sv->cell->workload == BENCH_RPC ||
+		    sv->cell->workload == BENCH_SESSIONS) {
 			/* Echo.  The write copies the bytes, so the view can
-			 * go back to the ring at once. */
-			err = muxring_stream_write(cqe->stream, cqe->view.data,
-						   cqe->view.len, 0);
+			 * go back to the ring at once; nothing needs to hear
+			 * that the echo left (no WRITE_DONE). */
+			err = muxring_stream_write_quiet(cqe->stream,
+							 cqe->view.data,
+							 cqe->view.len);
 			muxring_view_release(&cqe->view);
 			if (err)
 				return bench_error(NAME, "server echo: %s",
@@ -277,8 +314,8 @@ static int server_entry(struct mx_server *sv, struct muxring_cqe *cqe)
 	case MUXRING_CQE_EOF:
 		return server_eof(sv, cqe->stream);
 	case MUXRING_CQE_SESSION_ENDED:
-		sv->ended = true;
-		if (getenv("MUXBENCH_STATS"))
+		sv->ended++;
+		if (getenv("MUXBENCH_STATS") && sv->sessions == 1)
 			fprintf(stderr, "\n  server session ended: %s\n",
 				muxring_strerror((int)cqe->res));
 		return 0;
@@ -295,23 +332,28 @@ static int server_run(struct mx_server *sv)
 	struct muxring_session_opts so;
 	struct muxring_tls *tls;
 	struct muxring_cqe *cqes[BATCH];
+	struct muxring_listener *listener;
 	uint64_t last = bench_now_ns();
 	int err;
 
 	if (make_loop(&sv->loop, sv->cell))
 		return -1;
 	session_opts(sv->cell, &so);
-	if (apply_tls(sv->cell, true, &tls, &so))
-		return -1;
-	err = muxring_session_create(sv->loop, sh->sfd, MUXRING_SERVER, &so, 0,
-				     &sv->sess);
-	muxring_tls_free(tls); /* the session holds its own reference */
+	if (sv->cell->workload == BENCH_SESSIONS) {
+		err = muxring_listen_fd(sv->loop, sh->sfd, &so, 0, &listener);
+	} else {
+		if (apply_tls(sv->cell, true, &tls, &so))
+			return -1;
+		err = muxring_session_create(sv->loop, sh->sfd, MUXRING_SERVER,
+					     &so, 0, &sv->sess);
+		muxring_tls_free(tls); /* the session holds its own reference */
+	}
 	sh->sfd = -1; /* the loop owns it now, even on failure */
 	if (err)
 		return bench_error(NAME, "server session: %s",
 				   muxring_strerror(err));
 	atomic_store(&sh->server_up, true);
-	while (!sv->ended) {
+	while (sv->ended < sv->sessions) {
 		unsigned n, i;
 		int ret = muxring_submit_and_wait(sv->loop, 1, WAIT_NS);
 		uint64_t now;
@@ -342,6 +384,7 @@ static void *server_thread(void *arg)
 	struct mx_server sv = {.sh = arg};
 
 	sv.cell = sv.sh->cell;
+	sv.sessions = sv.cell->workload == BENCH_SESSIONS ? sv.sh->nsessions : 1;
 	if (sv.cell->workload == BENCH_OPEN) {
 		sv.reply = malloc(sv.cell->size ? sv.cell->size : 1);
 		if (sv.reply)
@@ -381,6 +424,8 @@ struct mx_client {
 	const struct bench_cell *cell;
 	struct muxring_loop *loop;
 	struct muxring_session *sess;
+	struct muxring_session **sessions; /* sessions workload: one per
+					      worker; sess is sessions[0] */
 	struct mx_worker *w;
 	unsigned nw;
 	uint8_t *payload;           /* rpc / open request, `size` bytes */
@@ -391,7 +436,9 @@ struct mx_client {
 	bool measuring;             /* the clock runs */
 	bool session_ready;         /* SESSION_READY seen (TLS: handshake
 				       done) */
-	bool ended;                 /* SESSION_ENDED seen */
+	unsigned nsess;             /* sessions the client made */
+	unsigned ended;             /* SESSION_ENDED entries seen */
+	bool closing;               /* the client closed its sessions */
 	int end_res;                /* its res */
 	bool failed;
 	struct mx_worker *wait_head, *wait_tail;
@@ -439,7 +486,7 @@ static int client_drive(struct mx_client *c,
 			return bench_error(NAME, "no progress for %.0f s",
 					   BENCH_STALL_NS / 1e9);
 		}
-		if (c->ended && !done(c)) {
+		if (c->ended && !c->closing && !done(c)) {
 			c->failed = true;
 			return bench_error(NAME, "the session ended early: %s",
 					   muxring_strerror(c->end_res));
@@ -458,7 +505,7 @@ static int common_entry(struct mx_client *c, struct muxring_cqe *cqe)
 		c->session_ready = true;
 		return 0;
 	case MUXRING_CQE_SESSION_ENDED:
-		c->ended = true;
+		c->ended++;
 		c->end_res = (int)cqe->res;
 		return 0;
 	case MUXRING_CQE_STREAM_CLOSED:
@@ -483,7 +530,8 @@ static int rpc_send(struct mx_client *c, struct mx_worker *w, uint64_t now)
 	w->t0 = now;
 	w->got = 0;
 	w->busy = true;
-	err = muxring_stream_write(w->st, c->payload, c->cell->size, 0);
+	/* The answer says the request left: no WRITE_DONE for it. */
+	err = muxring_stream_write_quiet(w->st, c->payload, c->cell->size);
 	return err ? client_fail(c, "rpc write", err) : 0;
 }
 
@@ -540,8 +588,8 @@ static int run_rpc(struct mx_client *c)
 	int err;
 
 	for (i = 0; i < c->nw; i++) {
-		err = muxring_stream_open(c->sess, worker_data(&c->w[i]),
-					  &c->w[i].st);
+		err = muxring_stream_open(c->sessions ? c->sessions[i] : c->sess,
+					  worker_data(&c->w[i]), &c->w[i].st);
 		if (err)
 			return client_fail(c, "stream open", err);
 		/* Set-up: one round trip on every stream, unmeasured, so
@@ -553,6 +601,7 @@ static int run_rpc(struct mx_client *c)
 	if (client_drive(c, rpc_entry, rpc_ready))
 		return -1;
 	c->measuring = true;
+	bench_clock_start();
 	c->sh->t_start = now = bench_now_ns();
 	c->deadline = now + bench_seconds_to_ns(c->cell->seconds);
 	for (i = 0; i < c->nw; i++) {
@@ -744,6 +793,7 @@ static int run_requests(struct mx_client *c)
 	if (c->cell->workload == BENCH_BULK && arena_fill(c))
 		return -1;
 	c->measuring = true;
+	bench_clock_start();
 	c->sh->t_start = bench_now_ns();
 	c->deadline = c->sh->t_start + bench_seconds_to_ns(c->cell->seconds);
 	for (i = 0; i < c->nw; i++)
@@ -828,6 +878,7 @@ static int run_heartbeat(struct mx_client *c)
 			return client_fail(c, "stream open", err);
 	}
 	/* Set-up: the load warms the connection up, unmeasured. */
+	bench_clock_start();
 	c->warm_end = bench_now_ns() + HB_WARMUP_NS;
 	c->deadline = c->warm_end + bench_seconds_to_ns(c->cell->seconds);
 	for (i = 0; i < c->nw; i++)
@@ -907,21 +958,78 @@ static int run_idle(struct mx_client *c)
 	return 0;
 }
 
+/* ---- sessions ---- */
+
+/* Dials the cell's N sessions, one connection each, then runs rpc over
+ * their streams; memory is sampled before the first connection and at the
+ * end of the window, every session still open. */
+static int run_sessions(struct mx_client *c)
+{
+	struct muxring_session_opts so;
+	struct bench_mem before, after;
+	unsigned i;
+	int err, fd;
+
+	c->nw = c->sh->nsessions;
+	c->sessions = calloc(c->nw, sizeof(*c->sessions));
+	if (!c->sessions)
+		return bench_error(NAME, "out of memory");
+	while (!atomic_load(&c->sh->server_up))
+		usleep(1000);
+	if (bench_mem_sample(&before))
+		return bench_error(NAME, "memory sample failed");
+	session_opts(c->cell, &so);
+	for (i = 0; i < c->nw; i++) {
+		fd = bench_connect(c->sh->port);
+		if (fd < 0)
+			return bench_error(NAME, "connect %u of %u: %s", i + 1,
+					   c->nw, strerror(-fd));
+		err = muxring_session_create(c->loop, fd, MUXRING_CLIENT, &so,
+					     0, &c->sessions[i]);
+		if (err)
+			return client_fail(c, "client session", err);
+		c->nsess++;
+	}
+	c->sess = c->sessions[0];
+	if (run_rpc(c))
+		return -1;
+	if (bench_mem_sample(&after))
+		return bench_error(NAME, "memory sample failed");
+	c->sh->bytes_per_stream = bench_mem_per_stream(&before, &after, c->nw);
+	return 0;
+}
+
 /* ---- the client thread ---- */
 
-/* While the session closes: give views back, ignore the rest. */
+/* While the sessions close: give views back, ignore the rest. */
 static int drain_entry(struct mx_client *c, struct muxring_cqe *cqe)
 {
 	if (cqe->type == MUXRING_CQE_DATA)
 		muxring_view_release(&cqe->view);
 	else if (cqe->type == MUXRING_CQE_SESSION_ENDED)
-		c->ended = true;
+		c->ended++;
 	return 0;
 }
 
 static bool session_ended(const struct mx_client *c)
 {
-	return c->ended;
+	return c->ended >= c->nsess;
+}
+
+/* A clean end of every session: GOAWAY, then both transports close. */
+static int close_sessions(struct mx_client *c)
+{
+	unsigned i;
+	int err;
+
+	c->closing = true;
+	for (i = 0; i < c->nsess; i++) {
+		err = muxring_session_close(c->sessions ? c->sessions[i] : c->sess,
+					    MUXRING_NO_ERROR, NULL, 0);
+		if (err)
+			return client_fail(c, "session close", err);
+	}
+	return client_drive(c, drain_entry, session_ended);
 }
 
 static bool session_is_ready(const struct mx_client *c)
@@ -937,6 +1045,10 @@ static int client_run(struct mx_client *c)
 
 	if (make_loop(&c->loop, c->cell))
 		return -1;
+	if (c->cell->workload == BENCH_SESSIONS) {
+		err = run_sessions(c);
+		return err ? err : close_sessions(c);
+	}
 	session_opts(c->cell, &so);
 	if (apply_tls(c->cell, false, &tls, &so))
 		return -1;
@@ -949,6 +1061,7 @@ static int client_run(struct mx_client *c)
 	/* The handshake is set-up, like the connect: not measured. */
 	if (client_drive(c, common_entry, session_is_ready))
 		return -1;
+	c->nsess = 1;
 	switch (c->cell->workload) {
 	case BENCH_RPC:
 		err = run_rpc(c);
@@ -969,11 +1082,7 @@ static int client_run(struct mx_client *c)
 	}
 	if (err)
 		return -1;
-	/* A clean end: GOAWAY, then both transports close. */
-	err = muxring_session_close(c->sess, MUXRING_NO_ERROR, NULL, 0);
-	if (err)
-		return client_fail(c, "session close", err);
-	return client_drive(c, drain_entry, session_ended);
+	return close_sessions(c);
 }
 
 static void *client_thread(void *arg)
@@ -983,14 +1092,17 @@ static void *client_thread(void *arg)
 
 	c.nw = sh->cell->streams;
 	c.w = calloc(c.nw, sizeof(*c.w));
-	/* rpc and open send this; bulk and heartbeat send from the arena. */
+	/* rpc, open and sessions send this; bulk and heartbeat send from the arena. */
 	c.payload = malloc(sh->cell->workload == BENCH_RPC ||
-			   sh->cell->workload == BENCH_OPEN ? sh->cell->size + 1 : 1);
+			   sh->cell->workload == BENCH_OPEN ||
+			   sh->cell->workload == BENCH_SESSIONS ?
+			   sh->cell->size + 1 : 1);
 	if (!c.w || !c.payload) {
 		sh->client_err = bench_error(NAME, "out of memory");
 	} else {
 		if (sh->cell->workload == BENCH_RPC ||
-		    sh->cell->workload == BENCH_OPEN)
+		    sh->cell->workload == BENCH_OPEN ||
+		    sh->cell->workload == BENCH_SESSIONS)
 			memset(c.payload, 'q', sh->cell->size);
 		for (unsigned i = 0; i < c.nw; i++)
 			c.w[i].c = &c;
@@ -1002,6 +1114,7 @@ static void *client_thread(void *arg)
 		atomic_store(&sh->client_failed, true);
 	print_stats("client", c.loop);
 	muxring_loop_destroy(c.loop);
+	free(c.sessions);
 	free(c.w);
 	free(c.payload);
 	return NULL;
@@ -1036,6 +1149,23 @@ static int connect_pair(int *cfd, int *sfd)
 	return 0;
 }
 
+/* Sessions: both ends of every session are in this process.  When the
+ * descriptor limit cannot be raised far enough, as many as fit are run,
+ * as the pools do for idle, and the run says so. */
+static unsigned sessions_that_fit(unsigned want)
+{
+	unsigned long need = 2ul * want + SESSIONS_FD_SLACK;
+	unsigned long have = bench_fd_reserve(need);
+
+	if (have >= need)
+		return want;
+	if (have <= SESSIONS_FD_SLACK + 2)
+		return 0;
+	fprintf(stderr, "muxbench: %s: descriptor limit %lu: sessions measured over %lu sessions, not %u\n",
+		NAME, have, (have - SESSIONS_FD_SLACK) / 2, want);
+	return (unsigned)((have - SESSIONS_FD_SLACK) / 2);
+}
+
 static bool mx_supports(const struct bench_cell *cell)
 {
 	return !cell->tls || cell->workload == BENCH_RPC ||
@@ -1053,21 +1183,37 @@ static int mx_run(const struct bench_cell *cell, struct bench_result *out)
 		return bench_error(NAME, "out of memory");
 	sh->cell = cell;
 	bench_latency_init(&sh->lat);
-	if (connect_pair(&sh->cfd, &sh->sfd)) {
+	if (cell->workload == BENCH_SESSIONS) {
+		sh->nsessions = sessions_that_fit(cell->streams);
+		if (!sh->nsessions) {
+			free(sh);
+			return bench_error(NAME, "RLIMIT_NOFILE allows no session");
+		}
+		sh->cfd = -1;
+		sh->sfd = bench_listen(&sh->port, false);
+		if (sh->sfd < 0) {
+			err = sh->sfd;
+			free(sh);
+			return bench_error(NAME, "listen: %s", strerror(-err));
+		}
+	} else if (connect_pair(&sh->cfd, &sh->sfd)) {
 		free(sh);
 		return -1;
 	}
 	err = pthread_create(&st, NULL, server_thread, sh);
 	if (err) {
-		close(sh->cfd);
+		if (sh->cfd >= 0)
+			close(sh->cfd);
 		close(sh->sfd);
 		free(sh);
 		return bench_error(NAME, "pthread_create: %s", strerror(err));
 	}
 	err = pthread_create(&ct, NULL, client_thread, sh);
 	if (err) {
-		/* The server sees end-of-file and stops. */
-		close(sh->cfd);
+		/* The server sees end-of-file (or nothing: sessions) and
+		 * stops. */
+		if (sh->cfd >= 0)
+			close(sh->cfd);
 		atomic_store(&sh->client_failed, true);
 		pthread_join(st, NULL);
 		free(sh);
@@ -1104,6 +1250,9 @@ static int mx_run(const struct bench_cell *cell, struct bench_result *out)
 			out->ops_per_s = secs > 0 ? (double)sh->ops / secs : 0;
 			bench_latency_report(&sh->lat, out);
 			break;
+		case BENCH_SESSIONS:
+			out->bytes_per_stream = sh->bytes_per_stream;
+			/* fall through */
 		default:
 			out->elapsed_s = secs;
 			out->ops_per_s = secs > 0 ? (double)sh->ops / secs : 0;

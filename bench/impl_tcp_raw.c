@@ -200,6 +200,7 @@ static int client(struct raw *r, struct bench_result *out, uint16_t port)
 	}
 	if (set_timeouts(fd) < 0)
 		goto out;
+	bench_clock_start();
 	t0 = bench_now_ns();
 	deadline = t0 + bench_seconds_to_ns(c->seconds);
 	do {

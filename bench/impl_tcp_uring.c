@@ -691,6 +691,7 @@ static int client_run(struct client *cl)
 	if (w != BENCH_OPEN && pool_wait_accepted(p) < 0)
 		return -1;
 
+	bench_clock_start();
 	p->t_start = bench_now_ns();
 	cl->deadline = p->t_start + bench_seconds_to_ns(p->cell->seconds);
 	cl->active = cl->nconns;
@@ -708,7 +709,9 @@ static int client_run(struct client *cl)
 		if (request_start(cl, c) < 0)
 			return -1;
 	}
-	return client_loop(cl);
+	if (client_loop(cl) < 0)
+		return -1;
+	return w == BENCH_SESSIONS ? pool_sessions_measure(p) : 0;
 }
 
 static int uring_client(struct pool *p)

@@ -29,7 +29,7 @@ const char *bench_workload_name(enum bench_workload w)
 	static const char *const names[BENCH_WORKLOAD_COUNT] = {
 		[BENCH_RPC] = "rpc", [BENCH_OPEN] = "open",
 		[BENCH_BULK] = "bulk", [BENCH_IDLE] = "idle",
-		[BENCH_HEARTBEAT] = "heartbeat",
+		[BENCH_HEARTBEAT] = "heartbeat", [BENCH_SESSIONS] = "sessions",
 	};
 
 	return (unsigned)w < BENCH_WORKLOAD_COUNT ? names[w] : "?";

@@ -100,4 +100,5 @@ void bench_latency_report(const struct bench_latency *l,
 {
 	r->p50_us = bench_latency_percentile(l, 50) / 1e3;
 	r->p99_us = bench_latency_percentile(l, 99) / 1e3;
+	bench_lane_capture(l);
 }

@@ -2,14 +2,15 @@
  * muxbench.c - the benchmark's command line, its matrices and its run
  * loop: muxring against TCP connection pools over loopback TCP.
  *
- *   muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat]
+ *   muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat|sessions]
  *            [--streams N] [--size BYTES] [--duration SECONDS]
- *            [--impl LIST] [--tls] [--json]
+ *            [--loops N] [--sqpoll] [--impl LIST] [--tls] [--json]
  *
  * Main idea: a run is a list of cells (workload, N, size, seconds), taken
  * from the quick matrix (default: the cells the targets are about) or the
  * full one (--full: every cell of the issue), narrowed by --workload and
- * overridden by --streams, --size and --duration.  Each cell runs on every
+ * overridden by --streams, --size, --duration and --loops (lanes.c runs
+ * a cell over several loops).  Each cell runs on every
  * selected impl that supports it, one after the other, so that the impls
  * of a cell are measured back to back under the same conditions.
  * Progress goes to stderr; the table (or --json lines) to stdout; the
@@ -22,6 +23,8 @@
  * streams, measures memory and closes them.
  */
 #include "report.h"
+
+#include <muxring.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -40,6 +43,8 @@
 #define QUICK_SECONDS 2.0
 #define FULL_SECONDS 3.0
 #define IDLE_STREAMS 100000u
+#define SESSIONS 10000u
+#define MAX_LOOPS 64u
 #define MAX_CELLS 128
 #define MAX_STREAMS 1000000u
 
@@ -50,20 +55,23 @@ struct base_cell {
 	unsigned streams;
 	size_t size;
 	bool tls;
+	unsigned loops;		/* 0: one */
 };
 
 /* The cells the targets are about, one each: well under two minutes. */
 static const struct base_cell quick_matrix[] = {
-	{ BENCH_RPC, 1, 64, false },
-	{ BENCH_RPC, 64, 64, false },
-	{ BENCH_OPEN, 64, 64, false },
-	{ BENCH_BULK, 1, 32 * MIB, false },
-	{ BENCH_BULK, 64, 1 * MIB, false },
-	{ BENCH_IDLE, IDLE_STREAMS, 0, false },
-	{ BENCH_HEARTBEAT, 8, 64 * KIB, false },
-	{ BENCH_RPC, 64, 64, true },
-	{ BENCH_OPEN, 64, 64, true },
-	{ BENCH_BULK, 1, 32 * MIB, true },
+	{ BENCH_RPC, 1, 64, false, 1 },
+	{ BENCH_RPC, 64, 64, false, 1 },
+	{ BENCH_RPC, 64, 64, false, 2 },
+	{ BENCH_OPEN, 64, 64, false, 1 },
+	{ BENCH_BULK, 1, 32 * MIB, false, 1 },
+	{ BENCH_BULK, 64, 1 * MIB, false, 1 },
+	{ BENCH_IDLE, IDLE_STREAMS, 0, false, 1 },
+	{ BENCH_HEARTBEAT, 8, 64 * KIB, false, 1 },
+	{ BENCH_SESSIONS, SESSIONS, 64, false, 1 },
+	{ BENCH_RPC, 64, 64, true, 1 },
+	{ BENCH_OPEN, 64, 64, true, 1 },
+	{ BENCH_BULK, 1, 32 * MIB, true, 1 },
 };
 
 static const unsigned full_streams[] = { 1, 8, 64, 256, 1024 };
@@ -75,15 +83,17 @@ static size_t full_matrix(struct base_cell *out)
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(full_streams) / sizeof(full_streams[0]); i++)
-		out[n++] = (struct base_cell){ BENCH_RPC, full_streams[i], 64, false };
+		out[n++] = (struct base_cell){ BENCH_RPC, full_streams[i], 64, false, 1 };
 	for (size_t i = 0; i < sizeof(full_streams) / sizeof(full_streams[0]); i++)
-		out[n++] = (struct base_cell){ BENCH_OPEN, full_streams[i], 64, false };
+		out[n++] = (struct base_cell){ BENCH_OPEN, full_streams[i], 64, false, 1 };
 	for (size_t s = 0; s < sizeof(bulk_sizes) / sizeof(bulk_sizes[0]); s++)
 		for (size_t i = 0; i < sizeof(bulk_streams) / sizeof(bulk_streams[0]); i++)
 			out[n++] = (struct base_cell){ BENCH_BULK, bulk_streams[i],
-						       bulk_sizes[s], false };
-	out[n++] = (struct base_cell){ BENCH_IDLE, IDLE_STREAMS, 0, false };
-	out[n++] = (struct base_cell){ BENCH_HEARTBEAT, 8, 64 * KIB, false };
+						       bulk_sizes[s], false, 1 };
+	out[n++] = (struct base_cell){ BENCH_RPC, 64, 64, false, 2 };
+	out[n++] = (struct base_cell){ BENCH_IDLE, IDLE_STREAMS, 0, false, 1 };
+	out[n++] = (struct base_cell){ BENCH_HEARTBEAT, 8, 64 * KIB, false, 1 };
+	out[n++] = (struct base_cell){ BENCH_SESSIONS, SESSIONS, 64, false, 1 };
 	return n;
 }
 
@@ -97,27 +107,35 @@ struct options {
 	unsigned streams;	/* 0: the matrix's */
 	size_t size;		/* 0: the matrix's */
 	double seconds;		/* 0: the matrix's */
+	unsigned loops;		/* 0: the matrix's */
+	bool sqpoll;		/* muxring's loops with MUXRING_LOOP_SQPOLL */
 	const char *impl_list;	/* NULL: all that apply */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat]\n"
+		"usage: muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat|sessions]\n"
 		"                [--streams N] [--size BYTES] [--duration SECONDS]\n"
-		"                [--impl LIST] [--tls] [--json]\n"
+		"                [--loops N] [--sqpoll] [--impl LIST] [--tls] [--json]\n"
 		"\n"
 		"Benchmarks muxring against TCP connection pools over loopback TCP\n"
 		"(client and server in separate threads, one event loop each).\n"
 		"\n"
 		"  (no option)  quick run: the cells the targets are about (< 2 min)\n"
 		"  --full       every cell: rpc/open N 1,8,64,256,1024; bulk 1 B,\n"
-		"               1 KiB, 1 MiB, 32 MiB x N 1,4,8,64,256; idle; heartbeat\n"
+		"               1 KiB, 1 MiB, 32 MiB x N 1,4,8,64,256; rpc 64 on 2\n"
+		"               loops; idle; heartbeat; sessions\n"
 		"  --workload   only this workload\n"
 		"  --streams N  streams (connections, workers) per cell instead of\n"
 		"               the matrix's\n"
 		"  --size BYTES message / payload / write size (suffixes K and M)\n"
 		"  --duration S measured window per cell (quick %.0f s, full %.0f s)\n"
+		"  --sqpoll     muxring's loops poll their submission queues with a\n"
+		"               kernel thread each (MUXRING_LOOP_SQPOLL)\n"
+		"  --loops N    N client and N server loops, one thread each, the\n"
+		"               streams (sessions, connections) dealt out among them\n"
+		"               (idle runs on one)\n"
 		"  --impl LIST  comma-separated subset of",
 		QUICK_SECONDS, FULL_SECONDS);
 	for (size_t i = 0; bench_impls[i]; i++)
@@ -190,12 +208,24 @@ static double parse_seconds(const char *s)
 	return v;
 }
 
+static unsigned parse_loops(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > MAX_LOOPS || s[0] == '-')
+		usage_error("--loops wants a whole number from 1 to 64, not '%s'", s);
+	return (unsigned)v;
+}
+
 static int parse_workload(const char *s)
 {
 	for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++)
 		if (strcmp(s, bench_workload_name((enum bench_workload)w)) == 0)
 			return w;
-	return usage_error("unknown workload '%s' (rpc, open, bulk, idle, heartbeat)", s);
+	return usage_error("unknown workload '%s' (rpc, open, bulk, idle, heartbeat, sessions)", s);
 }
 
 static const struct bench_impl *find_impl(const char *name)
@@ -253,6 +283,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "streams", required_argument, NULL, 'n' },
 		{ "size", required_argument, NULL, 's' },
 		{ "duration", required_argument, NULL, 'd' },
+		{ "loops", required_argument, NULL, 'l' },
+		{ "sqpoll", no_argument, NULL, 'q' },
 		{ "impl", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "tls", no_argument, NULL, 't' },
@@ -270,6 +302,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'n': o->streams = parse_streams(optarg); break;
 		case 's': o->size = parse_size(optarg); break;
 		case 'd': o->seconds = parse_seconds(optarg); break;
+		case 'l': o->loops = parse_loops(optarg); break;
+		case 'q': o->sqpoll = true; break;
 		case 'i': o->impl_list = optarg; break;
 		case 'j': o->json = true; break;
 		case 't': o->tls = true; break;
@@ -308,6 +342,9 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 			.seconds = o->seconds ? o->seconds :
 				   o->full ? FULL_SECONDS : QUICK_SECONDS,
 			.tls = base[i].tls || o->tls,
+			.loops = o->loops ? o->loops :
+				 base[i].loops ? base[i].loops : 1,
+			.muxring_flags = o->sqpoll ? MUXRING_LOOP_SQPOLL : 0,
 		};
 		bool dup = false;
 
@@ -325,7 +362,8 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 		for (size_t j = 0; j < n && !dup; j++)
 			dup = cells[j].workload == c.workload &&
 			      cells[j].streams == c.streams &&
-			      cells[j].size == c.size && cells[j].tls == c.tls;
+			      cells[j].size == c.size && cells[j].tls == c.tls &&
+			      cells[j].loops == c.loops;
 		if (!dup)
 			cells[n++] = c;
 	}
@@ -423,10 +461,10 @@ static void progress_prefix(size_t i, size_t n, const struct bench_run *r)
 		snprintf(size, sizeof(size), "%zuKiB", r->cell.size / KIB);
 	else
 		snprintf(size, sizeof(size), "%zuB", r->cell.size);
-	fprintf(stderr, "[%2zu/%zu] %-9s N=%-6u %-7s %-10s ", i + 1, n,
+	fprintf(stderr, "[%2zu/%zu] %-9s N=%-6u %-7s L=%-2u %-10s ", i + 1, n,
 		r->cell.tls ? report_cell_name(&r->cell) :
 			      bench_workload_name(r->cell.workload),
-		r->cell.streams, size, r->impl->name);
+		r->cell.streams, size, r->cell.loops, r->impl->name);
 }
 
 int main(int argc, char **argv)
@@ -448,7 +486,7 @@ int main(int argc, char **argv)
 	}
 	for (size_t c = 0; c < ncells; c++)
 		for (size_t k = 0; k < s.nimpls; k++)
-			if (s.impls[k]->supports(&cells[c]))
+			if (bench_cell_supported(s.impls[k], &cells[c]))
 				s.runs[s.nruns++] = (struct bench_run){
 					.cell = cells[c], .impl = s.impls[k],
 				};
@@ -463,7 +501,8 @@ int main(int argc, char **argv)
 	find_repo(repo, sizeof(repo));
 	report_meta_init(&s.meta, repo[0] ? repo : NULL);
 	s.meta.mode = o.full ? "full" : "quick";
-	if (o.workload >= 0 || o.streams || o.size || o.seconds || o.tls)
+	if (o.workload >= 0 || o.streams || o.size || o.seconds || o.tls ||
+	    o.loops || o.sqpoll)
 		s.meta.mode = "custom";
 	record_args(&s.meta, argc, argv);
 	results_dir(repo, dir, sizeof(dir));
@@ -479,7 +518,7 @@ int main(int argc, char **argv)
 
 		progress_prefix(i, s.nruns, r);
 		bench_result_init(&r->result);
-		r->failed = r->impl->run(&r->cell, &r->result) != 0;
+		r->failed = bench_run_cell(r->impl, &r->cell, &r->result) != 0;
 		failed += r->failed;
 		report_format_run(r, line, sizeof(line));
 		fprintf(stderr, "%s  (%.1f s)\n", line,

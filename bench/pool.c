@@ -56,6 +56,7 @@ static void plan(struct pool *p)
 	switch (c->workload) {
 	case BENCH_RPC:
 	case BENCH_IDLE:
+	case BENCH_SESSIONS:
 		n = bench_ports_for(c->streams);
 		for (unsigned i = 0; i < n; i++)
 			p->lis[i].mode = POOL_ECHO;
@@ -95,11 +96,13 @@ static int reserve_fds(struct pool *p)
 	have = bench_fd_reserve(need);
 	if (have >= need)
 		return 0;
-	if (p->cell->workload == BENCH_IDLE && have > FD_SLACK + 2) {
+	if ((p->cell->workload == BENCH_IDLE ||
+	     p->cell->workload == BENCH_SESSIONS) && have > FD_SLACK + 2) {
 		p->nconns = (have - FD_SLACK) / 2;
 		fprintf(stderr,
-			"muxbench: %s: descriptor limit %lu: idle measured over %lu connections, not %u\n",
-			p->name, have, p->nconns, p->cell->streams);
+			"muxbench: %s: descriptor limit %lu: %s measured over %lu connections, not %u\n",
+			p->name, have, bench_workload_name(p->cell->workload),
+			p->nconns, p->cell->streams);
 		return 0;
 	}
 	return bench_error(p->name,
@@ -129,7 +132,8 @@ static void close_listeners(struct pool *p)
 
 int pool_connect_all(struct pool *p)
 {
-	if (p->cell->workload == BENCH_IDLE &&
+	if ((p->cell->workload == BENCH_IDLE ||
+	     p->cell->workload == BENCH_SESSIONS) &&
 	    bench_mem_sample(&p->mem_before) < 0)
 		return bench_error(p->name, "cannot read /proc memory figures");
 	p->fds = malloc(p->nconns * sizeof(*p->fds));
@@ -199,6 +203,17 @@ int pool_idle_measure(struct pool *p)
 	return 0;
 }
 
+int pool_sessions_measure(struct pool *p)
+{
+	struct bench_mem after;
+
+	if (bench_mem_sample(&after) < 0)
+		return bench_error(p->name, "cannot read /proc memory figures");
+	p->bytes_per_stream =
+		bench_mem_per_stream(&p->mem_before, &after, p->nconns);
+	return 0;
+}
+
 struct server_arg {
 	struct pool *p;
 	const struct pool_ops *ops;
@@ -231,6 +246,9 @@ static void fill_result(const struct pool *p, struct bench_result *out)
 		return;
 	bench_latency_report(&p->lat, out);
 	switch (p->cell->workload) {
+	case BENCH_SESSIONS:
+		out->bytes_per_stream = p->bytes_per_stream;
+		/* fall through */
 	case BENCH_RPC:
 	case BENCH_OPEN:
 		out->ops_per_s = (double)p->ops / secs;

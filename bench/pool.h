@@ -70,7 +70,7 @@ struct pool {
 	uint64_t ops;			/* requests completed */
 	uint64_t bytes;			/* payload bytes written */
 	struct bench_mem mem_before;	/* idle: before the first connect */
-	double bytes_per_stream;	/* idle */
+	double bytes_per_stream;	/* idle, sessions */
 	struct bench_latency lat;
 };
 
@@ -110,6 +110,13 @@ int pool_wait_accepted(struct pool *p);
  * connection, takes the "after" sample and sets p->bytes_per_stream.
  */
 int pool_idle_measure(struct pool *p);
+
+/*
+ * Client, sessions workload, at the end of the window with every
+ * connection and its buffers still there (the server closes its ends only
+ * when told to stop): the "after" sample; sets p->bytes_per_stream.
+ */
+int pool_sessions_measure(struct pool *p);
 
 /* True once the stall guard should fire: nothing done since `last` ns. */
 static inline bool pool_stalled(uint64_t now, uint64_t last)

@@ -169,6 +169,22 @@ struct muxring_filter;
 						  IORING_OP_SENDMSG_ZC (only
 						  when asked for with
 						  MUXRING_LOOP_SEND_ZC) */
+#define MUXRING_FEAT_SEND_QUIET      (1u << 8) /* a send copied whole into
+						  the loop's own buffer, with
+						  nothing queued behind it,
+						  posts no completion
+						  (IOSQE_CQE_SKIP_SUCCESS),
+						  so the enter that submits
+						  it waits for the answer
+						  instead of waking for it */
+#define MUXRING_FEAT_FIXED_FILES     (1u << 9) /* session sockets in the
+						  ring's file table
+						  (IOSQE_FIXED_FILE): no
+						  file lookup per operation */
+#define MUXRING_FEAT_SQPOLL          (1u << 10) /* a kernel thread takes the
+						  submissions (only when
+						  asked for with
+						  MUXRING_LOOP_SQPOLL) */
 
 /* muxring_loop_opts.flags */
 #define MUXRING_LOOP_SEND_ZC 0x1u /* send large batches with kernel
@@ -179,6 +195,17 @@ struct muxring_filter;
 				     the peer acknowledged the data), so it
 				     pays off for big transfers over real
 				     networks, not on loopback */
+#define MUXRING_LOOP_SQPOLL 0x2u  /* a kernel thread polls the submission
+				     queue (IORING_SETUP_SQPOLL): a turn that
+				     does not wait makes no system call at
+				     all. The cost: that thread spins on a CPU
+				     while there is work and for
+				     MUXRING_SQPOLL_IDLE_MS after it, one per
+				     loop, and the loop gives up DEFER_TASKRUN
+				     and quiet sends (MUXRING_FEAT_SEND_QUIET)
+				     for it; worth it only with a CPU to spare
+				     per loop */
+#define MUXRING_SQPOLL_IDLE_MS 2u
 
 /*
  * Frame tracing: every frame each session of a loop sends or receives,
@@ -938,6 +965,18 @@ MUXRING_API int muxring_stream_write(struct muxring_stream *stream,
 				     uint64_t user_data);
 
 /*
+ * muxring_stream_write() for a write whose completion nobody needs: the
+ * same copy, and no WRITE_DONE entry for it, neither when it leaves nor
+ * when it fails (a failure shows as the stream's RESET or the session's
+ * end). A request or its answer then costs no entry of its own, so the
+ * wait for the reply is the only one: with MUXRING_FEAT_SEND_QUIET, one
+ * io_uring_enter per message on each side. Errors: as
+ * muxring_stream_write().
+ */
+MUXRING_API int muxring_stream_write_quiet(struct muxring_stream *stream,
+					   const void *data, size_t len);
+
+/*
  * Takes a buffer of at least `len` bytes from the loop's registered send
  * arena, for muxring_stream_write_zc(). Returns NULL when len is above
  * muxring_buf_size() or every arena buffer is in use (errno set to
@@ -1068,6 +1107,8 @@ struct muxring_stats {
 					     had waiting to become entries */
 	uint64_t credit_stalls;           /* times crediting stopped at a
 					     cap */
+	uint64_t quiet_sends;             /* sends that posted no completion
+					     (MUXRING_FEAT_SEND_QUIET; loop) */
 };
 
 /* Reads the loop's counters into *out. Returns 0. */

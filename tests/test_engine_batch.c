@@ -52,7 +52,8 @@ static void test_waiting_writes_leave_in_one_frame_each_reported(void **state)
 		char three[3] = {(char)('a' + ud), (char)('b' + ud),
 				 (char)('c' + ud)};
 
-		assert_int_equal(mr_stream_write_copy(s, three, 3, ud), 0);
+		assert_int_equal(mr_stream_write_copy(s, three, 3, ud, false),
+				 0);
 	}
 	assert_int_equal(stats_of(h).write_bytes_queued, 30);
 	/* The header, then the 30 bytes as one iovec. */
@@ -84,8 +85,8 @@ static void test_write_done_waits_for_the_last_byte_inside_a_batch(void **state)
 	struct eh_frames f;
 
 	(void)state;
-	assert_int_equal(mr_stream_write_copy(s, "aaaa", 4, 1), 0);
-	assert_int_equal(mr_stream_write_copy(s, "bbbb", 4, 2), 0);
+	assert_int_equal(mr_stream_write_copy(s, "aaaa", 4, 1, false), 0);
+	assert_int_equal(mr_stream_write_copy(s, "bbbb", 4, 2, false), 0);
 	assert_int_equal(mr_session_tx_iov(h->sess, iov, 8, SIZE_MAX), 2);
 	/* The header and the first write but its last byte. */
 	mr_session_tx_advance(h->sess, 8 + 3);
@@ -93,7 +94,7 @@ static void test_write_done_waits_for_the_last_byte_inside_a_batch(void **state)
 	assert_int_equal(eh_count(h, MR_EV_WRITE_DONE, EH_ANY), 0);
 	/* A write that arrives while its batch is on the wire joins it. */
 	mr_session_tx_advance(h->sess, 1);
-	assert_int_equal(mr_stream_write_copy(s, "cc", 2, 3), 0);
+	assert_int_equal(mr_stream_write_copy(s, "cc", 2, 3, false), 0);
 	mr_session_tx_advance(h->sess, 4);
 	eh_poll(h);
 	assert_int_equal(eh_write_result(h, 1), 4);
@@ -121,7 +122,7 @@ static void test_reset_fails_every_waiting_part_once(void **state)
 	(void)state;
 	/* Enough to fill several blocks. */
 	for (ud = 1; ud <= 3000; ud++)
-		assert_int_equal(mr_stream_write_copy(s, "x", 1, ud), 0);
+		assert_int_equal(mr_stream_write_copy(s, "x", 1, ud, false), 0);
 	assert_int_equal(stats_of(h).write_bytes_queued, 3000);
 	assert_true(stats_of(h).write_memory >= 3000 * 17);
 	assert_int_equal(mr_stream_reset(s, MUXRING_STREAM_CANCELLED), 0);
@@ -142,9 +143,11 @@ static void test_zero_length_and_oversized_writes(void **state)
 	struct mr_stream *s = eh_open(h);
 
 	(void)state;
-	assert_int_equal(mr_stream_write_copy(s, big, sizeof(big), 1), -EINVAL);
-	assert_int_equal(mr_stream_write_copy(s, big, MR_BATCH_WRITE_MAX, 2), 0);
-	assert_int_equal(mr_stream_write_copy(s, NULL, 0, 3), 0);
+	assert_int_equal(mr_stream_write_copy(s, big, sizeof(big), 1, false),
+			 -EINVAL);
+	assert_int_equal(mr_stream_write_copy(s, big, MR_BATCH_WRITE_MAX, 2,
+					       false), 0);
+	assert_int_equal(mr_stream_write_copy(s, NULL, 0, 3, false), 0);
 	eh_flush(h);
 	assert_int_equal(eh_write_result(h, 2), MR_BATCH_WRITE_MAX);
 	assert_int_equal(eh_write_result(h, 3), 0);
@@ -161,7 +164,7 @@ static void test_equal_writes_share_a_record_and_are_reported_one_by_one(void **
 
 	(void)state;
 	for (i = 0; i < 50000; i++)
-		assert_int_equal(mr_stream_write_copy(s, "e", 1, 7), 0);
+		assert_int_equal(mr_stream_write_copy(s, "e", 1, 7, false), 0);
 	st = stats_of(h);
 	assert_int_equal(st.write_bytes_queued, 50000);
 	/* Blocks of 256 B to 32 KiB holding the bytes, one record each:
@@ -193,14 +196,14 @@ static void test_deadline_cuts_a_run_in_the_middle(void **state)
 	h = eh_new(MR_ROLE_CLIENT, &cfg);
 	s = eh_open(h);
 	for (i = 0; i < 10; i++)
-		assert_int_equal(mr_stream_write_copy(s, "r", 1, 7), 0);
+		assert_int_equal(mr_stream_write_copy(s, "r", 1, 7, false), 0);
 	/* One frame of 4 bytes is committed (the iovecs offered stop at
 	 * max_bytes), then the deadline passes. */
 	assert_int_equal(mr_session_tx_iov(h->sess, iov, 8, 1), 1);
 	assert_int_equal(mr_stream_set_deadline(s, MR_DEADLINE_WRITE, 1), 0);
 	mr_session_expire(h->sess, 2);
 	/* A write after the cut starts a new batch. */
-	assert_int_equal(mr_stream_write_copy(s, "n", 1, 8), 0);
+	assert_int_equal(mr_stream_write_copy(s, "n", 1, 8, false), 0);
 	eh_flush(h);
 	for (i = 0; i < h->nev; i++) {
 		const struct mr_event *ev = &h->ev[i].ev;

@@ -5,7 +5,9 @@
  * Covers: echo traffic (100 streams, every byte checked) with each
  * fallback path forced through muxring_loop_opts.disable: single-shot
  * receives instead of multishot, no DEFER_TASKRUN, no SINGLE_ISSUER or
- * COOP_TASKRUN (plain ring), one-at-a-time accept through a listener; the
+ * COOP_TASKRUN (plain ring), one-at-a-time accept through a listener, no
+ * registered files (sockets named by fd); a file table with fewer slots
+ * than sessions (the rest name their fd); the
  * MUXRING_DISABLE_FEATURES environment variable; loop creation failing
  * under a seccomp filter that makes io_uring_setup return EPERM or ENOSYS
  * (in a child process), with an error text that names the cause and the
@@ -33,6 +35,8 @@
 #include <unistd.h>
 
 #include "loop_harness.h"
+#include "uring/loop.h"
+#include "uring/session_io.h"
 
 static void echo_with(unsigned disable, bool listener)
 {
@@ -103,6 +107,45 @@ static void test_single_accept(void **state)
 	(void)state;
 	echo_with(MUXRING_FEAT_ACCEPT_MULTISHOT, true);
 	echo_with(0, true);
+}
+
+static void test_no_fixed_files(void **state)
+{
+	(void)state;
+	echo_with(MUXRING_FEAT_FIXED_FILES, false);
+	echo_with(MUXRING_FEAT_FIXED_FILES, true);
+}
+
+/* A file table with one slot left for eight sessions: one session gets it,
+ * the others name their fd, and all of them carry their bytes. */
+static void test_file_table_full(void **state)
+{
+	struct muxring_session_opts so = {.accept_backlog = 256};
+	struct lh *h = lh_new(NULL);
+	struct lh_peer *c[4], *s[4];
+	unsigned i, fixed = 0;
+
+	(void)state;
+	assert_true(muxring_loop_features(h->loop) & MUXRING_FEAT_FIXED_FILES);
+	h->loop->files_free_count = 1;
+	for (i = 0; i < 4; i++) {
+		lh_pair_tcp(h, &so, &c[i], &s[i]);
+		lh_open(c[i], LH_SOURCE, 100000 + i);
+	}
+	for (i = 0; i < 4; i++)
+		fixed += (c[i]->sess->file_slot >= 0) +
+			 (s[i]->sess->file_slot >= 0);
+	assert_int_equal(fixed, 1);
+	assert_int_equal(h->loop->files_free_count, 0);
+	lh_run(h, lh_all_streams_closed, 30);
+	lh_assert_streams_ok(h);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(muxring_session_close(c[i]->sess, 0, NULL, 0),
+				 0);
+	lh_run(h, lh_all_sessions_ended, 10);
+	/* The slot came back when its session closed. */
+	assert_int_equal(h->loop->files_free_count, 1);
+	lh_free(h);
 }
 
 static void test_env_disables(void **state)
@@ -223,6 +266,8 @@ int main(void)
 		cmocka_unit_test(test_no_defer_taskrun),
 		cmocka_unit_test(test_plain_ring),
 		cmocka_unit_test(test_single_accept),
+		cmocka_unit_test(test_no_fixed_files),
+		cmocka_unit_test(test_file_table_full),
 		cmocka_unit_test(test_env_disables),
 		cmocka_unit_test(test_io_uring_unavailable),
 		cmocka_unit_test(test_bad_options),

@@ -78,8 +78,9 @@ uint64_t muxring_stream_data(const struct muxring_stream *stream)
 	return muxring_engine_stream_data(stream);
 }
 
-int muxring_stream_write(struct muxring_stream *stream, const void *data,
-			 size_t len, uint64_t user_data)
+/* The copying write, with or without its WRITE_DONE. */
+static int write_copy(struct muxring_stream *stream, const void *data,
+		      size_t len, uint64_t user_data, bool quiet)
 {
 	struct muxring_session *s;
 	struct mr_buf *buf;
@@ -95,7 +96,8 @@ int muxring_stream_write(struct muxring_stream *stream, const void *data,
 	 * class, whose reference the engine keeps until the kernel took the
 	 * bytes. */
 	if (len <= MR_BATCH_WRITE_MAX) {
-		err = mr_stream_write_copy(st(stream), data, len, user_data);
+		err = mr_stream_write_copy(st(stream), data, len, user_data,
+					   quiet);
 	} else {
 		buf = mr_copy_cache_copy(s->loop->copies, data, len);
 		if (!buf)
@@ -103,10 +105,24 @@ int muxring_stream_write(struct muxring_stream *stream, const void *data,
 		err = mr_stream_write(st(stream), buf, buf->data, len,
 				      user_data);
 		mr_buf_unref(buf);
+		if (!err && quiet)
+			mr_stream_write_silence(st(stream));
 	}
 	if (!err)
 		mr_loop_mark_dirty(s);
 	return err;
+}
+
+int muxring_stream_write(struct muxring_stream *stream, const void *data,
+			 size_t len, uint64_t user_data)
+{
+	return write_copy(stream, data, len, user_data, false);
+}
+
+int muxring_stream_write_quiet(struct muxring_stream *stream, const void *data,
+			       size_t len)
+{
+	return write_copy(stream, data, len, 0, true);
 }
 
 void *muxring_buf_get(struct muxring_loop *loop, size_t len)

@@ -453,7 +453,8 @@ int muxring_engine_stream_write(struct muxring_stream *stream,
 		return -EINVAL;
 	/* Small writes are packed with the stream's other waiting ones. */
 	if (len <= MR_BATCH_WRITE_MAX)
-		return mr_stream_write_copy(st(stream), data, len, user_data);
+		return mr_stream_write_copy(st(stream), data, len, user_data,
+					    false);
 	buf = mr_buf_copy(st(stream)->session->cfg.mem, data, len);
 	if (!buf)
 		return -ENOMEM;

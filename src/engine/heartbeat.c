@@ -133,7 +133,7 @@ static int send_beat(struct mr_session *sess, struct mr_heartbeat *hb)
 			return err;
 	}
 	mr_put_be32(bytes, value);
-	err = mr_stream_write_copy(hb->stream, bytes, sizeof(bytes), 0);
+	err = mr_stream_write_copy(hb->stream, bytes, sizeof(bytes), 0, false);
 	if (!err)
 		remember_beat(hb, value, sess->now);
 	return err;
@@ -182,7 +182,8 @@ static void echo_back(struct mr_stream *stream, uint32_t word)
 	/* Out of memory, the session fails (at the next event poll) rather
 	 * than leave the peer's beat unanswered; on a stream that is closing
 	 * or reset the echo is simply not owed any more. */
-	if (mr_stream_write_copy(stream, bytes, sizeof(bytes), 0) == -ENOMEM)
+	if (mr_stream_write_copy(stream, bytes, sizeof(bytes), 0, false) ==
+	    -ENOMEM)
 		stream->session->out_of_memory = true;
 }
 

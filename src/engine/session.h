@@ -441,6 +441,9 @@ uint64_t mr_session_max_buffered(const struct mr_session *sess);
  */
 int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
 		    const uint8_t *data, size_t len, uint64_t user_data);
+/* The write just queued by mr_stream_write() reports no WRITE_DONE, neither
+ * success nor failure (a failure still shows as the stream's end). */
+void mr_stream_write_silence(struct mr_stream *stream);
 
 /* Largest write mr_stream_write_copy packs into a batch block. */
 #define MR_BATCH_WRITE_MAX (16u << 10)
@@ -451,11 +454,12 @@ int mr_stream_write(struct mr_stream *stream, struct mr_buf *buf,
  * into batch blocks of the session's allocator: a waiting write costs its
  * bytes plus 16 (consecutive writes of the same length and user_data
  * share those 16), writes waiting together leave in one frame, and each
- * still gets its own MR_EV_WRITE_DONE with its user_data. Errors: as
+ * still gets its own MR_EV_WRITE_DONE with its user_data, unless `silent`
+ * (then it reports none, neither success nor failure). Errors: as
  * mr_stream_write, and -EINVAL when len is above MR_BATCH_WRITE_MAX.
  */
 int mr_stream_write_copy(struct mr_stream *stream, const void *data,
-			 size_t len, uint64_t user_data);
+			 size_t len, uint64_t user_data, bool silent);
 
 /* Half-closes: FIN after every queued write. Closing, half-closing or
  * resetting a stream that is already over (finished, or its session ended)

@@ -18,7 +18,8 @@
 struct mr_write_part {
 	uint64_t user_data;
 	uint32_t len;
-	uint32_t count;
+	uint32_t count : 31;
+	uint32_t silent : 1; /* no WRITE_DONE for these writes */
 };
 
 /* One application write, or a batch of small copied writes. It sits on
@@ -52,6 +53,9 @@ struct mr_write {
 	bool sealed;         /* batch: cut by a deadline, takes no more */
 	bool failed;         /* WRITE_DONE(error) already reported; freed once
 				acked catches up with committed */
+	bool silent;         /* single write: no WRITE_DONE at all, its
+				writer asked for none (a batch says it per
+				run) */
 };
 
 /* Batch blocks (whole allocations, struct mr_buf included) grow by

@@ -184,7 +184,7 @@ static struct mr_write_part *part_at(struct mr_write *batch, uint32_t i)
 }
 
 static void emit_write_done(struct mr_stream *stream, uint64_t user_data,
-			    int64_t result)
+			    int64_t result, bool silent)
 {
 	struct mr_event ev = {
 		.type = MR_EV_WRITE_DONE,
@@ -193,7 +193,7 @@ static void emit_write_done(struct mr_stream *stream, uint64_t user_data,
 		.user_data = user_data,
 	};
 
-	if (!stream->session)
+	if (!stream->session || silent)
 		return;
 	if (stream->flags & MR_STREAM_HEARTBEAT) {
 		/* An echo left: only now may the peer send more to echo, so a
@@ -251,7 +251,7 @@ static void report_parts(struct mr_stream *stream, struct mr_write *batch)
 		    batch->acked)
 			return;
 		next_write(batch, run);
-		emit_write_done(stream, run->user_data, run->len);
+		emit_write_done(stream, run->user_data, run->len, run->silent);
 	}
 }
 
@@ -272,7 +272,7 @@ static void complete_writes(struct mr_stream *stream)
 			stream->writes_tail = NULL;
 		if (!write->batch)
 			emit_write_done(stream, write->user_data,
-					(int64_t)write->len);
+					(int64_t)write->len, write->silent);
 		free_write(stream, write);
 	}
 }
@@ -302,7 +302,7 @@ static void report_failed(struct mr_stream *stream, struct mr_write *write,
 			  int err)
 {
 	if (!write->batch) {
-		emit_write_done(stream, write->user_data, err);
+		emit_write_done(stream, write->user_data, err, write->silent);
 		return;
 	}
 	while (write->parts_done < write->parts) {
@@ -310,7 +310,7 @@ static void report_failed(struct mr_stream *stream, struct mr_write *write,
 			part_at(write, write->parts_done);
 
 		next_write(write, run);
-		emit_write_done(stream, run->user_data, err);
+		emit_write_done(stream, run->user_data, err, run->silent);
 	}
 }
 
@@ -350,7 +350,7 @@ static void fail_runs(struct mr_stream *stream, struct mr_write *batch,
 		const struct mr_write_part *run = part_at(batch, i);
 
 		for (k = skip; k < run->count; k++)
-			emit_write_done(stream, run->user_data, err);
+			emit_write_done(stream, run->user_data, err, run->silent);
 	}
 }
 
@@ -605,10 +605,10 @@ static bool batch_fits(const struct mr_write *batch, size_t len)
 	       len <= batch->buf->cap - used;
 }
 
-/* The batch's last run, when the write can join it: same length and
- * user_data, and not yet wholly reported. */
+/* The batch's last run, when the write can join it: same length,
+ * user_data and silence, and not yet wholly reported. */
 static struct mr_write_part *joinable_run(struct mr_write *batch, size_t len,
-					  uint64_t user_data)
+					  uint64_t user_data, bool silent)
 {
 	struct mr_write_part *run;
 
@@ -617,6 +617,7 @@ static struct mr_write_part *joinable_run(struct mr_write *batch, size_t len,
 	run = part_at(batch, batch->parts - 1);
 	/* The block holds the bytes and the records of runs 1..parts-1. */
 	if (run->len != len || run->user_data != user_data ||
+	    run->silent != silent ||
 	    batch->len + (size_t)(batch->parts - 1) * sizeof(*run) + len >
 		    batch->buf->cap)
 		return NULL;
@@ -699,7 +700,7 @@ static struct mr_write *new_batch(struct mr_session *sess, size_t size)
 
 
 int mr_stream_write_copy(struct mr_stream *stream, const void *data,
-			 size_t len, uint64_t user_data)
+			 size_t len, uint64_t user_data, bool silent)
 {
 	struct mr_session *sess = stream->session;
 	struct mr_write *batch = stream->writes_tail;
@@ -712,10 +713,14 @@ int mr_stream_write_copy(struct mr_stream *stream, const void *data,
 		return -EINVAL;
 	/* A zero-length write has no bytes to pack: it is a single write of
 	 * no buffer, done once everything before it (and the SYN) is out. */
-	if (!len)
-		return mr_stream_write(stream, NULL, NULL, 0, user_data);
+	if (!len) {
+		err = mr_stream_write(stream, NULL, NULL, 0, user_data);
+		if (!err && silent)
+			mr_stream_write_silence(stream);
+		return err;
+	}
 	if (batch && batch->batch &&
-	    (part = joinable_run(batch, len, user_data))) {
+	    (part = joinable_run(batch, len, user_data, silent))) {
 		part->count++;
 	} else {
 		if (!batch || !batch->batch || !batch_fits(batch, len)) {
@@ -729,6 +734,7 @@ int mr_stream_write_copy(struct mr_stream *stream, const void *data,
 			.user_data = user_data,
 			.len = (uint32_t)len,
 			.count = 1,
+			.silent = silent,
 		};
 	}
 	memcpy(batch->buf->data + batch->len, data, len);
@@ -740,6 +746,12 @@ int mr_stream_write_copy(struct mr_stream *stream, const void *data,
 		stream->commit_next = batch;
 	mr_stream_update_ready(stream);
 	return 0;
+}
+
+void mr_stream_write_silence(struct mr_stream *stream)
+{
+	if (stream->writes_tail)
+		stream->writes_tail->silent = true;
 }
 
 /* Closing or resetting what is already over is a no-op, as with close(2)

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "uring/listener.h"
@@ -132,12 +133,92 @@ void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
 	loop->free_slots = slot;
 }
 
+/* ---- the file table ---------------------------------------------------------- */
+
+/* Slots in the ring's file table, at most: an empty slot costs the kernel
+ * a pointer (so 128 KiB here), and sessions beyond it simply use their
+ * fd. */
+#define FILES_MAX 16384u
+
+/* Registers an empty table as large as the descriptor limit allows (the
+ * kernel refuses a larger one), at most FILES_MAX slots. */
+static void files_setup(struct muxring_loop *loop, unsigned disable)
+{
+	struct rlimit rl;
+	unsigned n, i;
+
+	if (disable & MUXRING_FEAT_FIXED_FILES ||
+	    getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	n = rl.rlim_cur < FILES_MAX ? (unsigned)rl.rlim_cur : FILES_MAX;
+	loop->files_free = mr_malloc(loop->mem, n * sizeof(*loop->files_free));
+	if (!loop->files_free)
+		return;
+	if (!n || io_uring_register_files_sparse(&loop->ring, n) < 0) {
+		mr_free(loop->mem, loop->files_free);
+		loop->files_free = NULL;
+		return;
+	}
+	for (i = 0; i < n; i++)
+		loop->files_free[i] = n - 1 - i;
+	loop->files_free_count = n;
+	loop->features |= MUXRING_FEAT_FIXED_FILES;
+}
+
+int mr_loop_file_get(struct muxring_loop *loop, int fd)
+{
+	unsigned slot;
+
+	if (!loop->files_free_count || fd < 0)
+		return -1;
+	slot = loop->files_free[loop->files_free_count - 1];
+	if (io_uring_register_files_update(&loop->ring, slot, &fd, 1) != 1)
+		return -1;
+	loop->files_free_count--;
+	return (int)slot;
+}
+
+void mr_loop_file_put(struct muxring_loop *loop, int slot)
+{
+	int none = -1;
+
+	if (slot < 0)
+		return;
+	/* Operations still holding the file keep their own reference. */
+	(void)io_uring_register_files_update(&loop->ring, (unsigned)slot,
+					     &none, 1);
+	loop->files_free[loop->files_free_count++] = (unsigned)slot;
+}
+
 /* ---- the ring ------------------------------------------------------------ */
+
+/*
+ * With SQPOLL the kernel's thread takes the SQEs: a system call is needed
+ * only to wait, to wake the thread once it went idle, or to wait for room
+ * in a full queue. Returns the enter's flags, or 0 when no call is needed.
+ */
+static unsigned sqpoll_enter_flags(struct muxring_loop *loop, unsigned wait_nr,
+				   unsigned submit)
+{
+	struct io_uring_sq *sq = &loop->ring.sq;
+	unsigned flags = 0;
+
+	/* The tail store must be seen before the thread's flag is read. */
+	io_uring_smp_mb();
+	if (submit && IO_URING_READ_ONCE(*sq->kflags) & IORING_SQ_NEED_WAKEUP)
+		flags |= IORING_ENTER_SQ_WAKEUP;
+	if (submit >= *sq->kring_entries)
+		flags |= IORING_ENTER_SQ_WAIT;
+	if (wait_nr)
+		flags |= IORING_ENTER_GETEVENTS;
+	return flags ? flags | loop->enter_flags : 0;
+}
 
 /*
  * Publishes the queued SQEs and makes one io_uring_enter that submits them,
  * runs completions (GETEVENTS) and waits for wait_nr of them, at most *ts
- * (relative) when ts is given. Returns what io_uring_enter returns.
+ * (relative) when ts is given (with SQPOLL, no call when there is nothing
+ * to wait for or wake). Returns what io_uring_enter returns, or 0.
  */
 static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
 		      const struct __kernel_timespec *ts)
@@ -154,6 +235,13 @@ static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
 		io_uring_smp_store_release(sq->ktail, tail);
 	}
 	submit = tail - IO_URING_READ_ONCE(*sq->khead);
+	if (loop->features & MUXRING_FEAT_SQPOLL) {
+		flags = sqpoll_enter_flags(loop, wait_nr || ts, submit);
+		if (!flags) {
+			loop->now = muxring_now_ns();
+			return 0;
+		}
+	}
 	if (ts) {
 		memset(&arg, 0, sizeof(arg));
 		arg.sigmask_sz = _NSIG / 8;
@@ -309,6 +397,16 @@ static unsigned loop_reap(struct muxring_loop *loop)
 	}
 }
 
+/* Reaps, then learns which quiet sends are done: a failure of one would
+ * have been among the completions just reaped. */
+static unsigned loop_reap_all(struct muxring_loop *loop)
+{
+	unsigned n = loop_reap(loop);
+
+	mr_sio_quiet_confirm(loop);
+	return n;
+}
+
 /* Steps every session that was dirty when called (sessions dirtied by the
  * step itself wait for the next one, so a session that cannot make progress
  * cannot spin here). */
@@ -431,7 +529,7 @@ int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 			loop->timers.wait_at = 0;
 			return ret;
 		}
-		if (!loop_reap(loop) && wait && ret != -ETIME) {
+		if (!loop_reap_all(loop) && wait && ret != -ETIME) {
 			/* Woken with no completion: a signal (whose -EINTR
 			 * is hidden when the same enter also submitted). Let
 			 * the caller see it. */
@@ -613,6 +711,7 @@ static void loop_free(struct muxring_loop *loop)
 		loop->free_slots = slot->next_free;
 		mr_free(loop->mem, slot);
 	}
+	mr_free(loop->mem, loop->files_free);
 	mr_free(loop->mem, loop);
 }
 
@@ -654,7 +753,8 @@ int muxring_loop_create(struct muxring_loop **loopp,
 		return err;
 	}
 	err = mr_uring_setup(&loop->ring, o.sq_entries, o.disable | env_disable(),
-			     &loop->features, create_error,
+			     o.flags & MUXRING_LOOP_SQPOLL, &loop->features,
+			     create_error,
 			     sizeof(create_error));
 	if (err) {
 		mr_tracer_free(loop->tracer);
@@ -666,6 +766,7 @@ int muxring_loop_create(struct muxring_loop **loopp,
 		loop->enter_fd = loop->ring.enter_ring_fd;
 		loop->enter_flags = IORING_ENTER_REGISTERED_RING;
 	}
+	files_setup(loop, o.disable | env_disable());
 	err = mr_bufring_create(&loop->ring, mem, MR_BGID, o.recv_buffers,
 				o.recv_buffer_size, o.recv_low_water,
 				&loop->bufring);
@@ -694,6 +795,8 @@ int muxring_loop_create(struct muxring_loop **loopp,
 	}
 	if (loop->arena->registered)
 		loop->features |= MUXRING_FEAT_SEND_ARENA_REG;
+	if (loop->features & MUXRING_FEAT_SQPOLL)
+		loop->features &= ~MUXRING_FEAT_SEND_QUIET;
 	if (!(o.flags & MUXRING_LOOP_SEND_ZC))
 		loop->features &= ~MUXRING_FEAT_SEND_ZC;
 	*loopp = loop;
@@ -722,7 +825,7 @@ static void cancel_all(struct muxring_loop *loop)
 	}
 	while (loop->inflight && muxring_now_ns() < until) {
 		loop_enter(loop, 1, &ts);
-		loop_reap(loop);
+		loop_reap_all(loop);
 	}
 }
 

@@ -86,6 +86,10 @@ struct mr_send_slot {
 	struct msghdr msg;
 	struct iovec iov[MR_SEND_IOV];
 	size_t iov_used;             /* of iov, in the send in flight */
+	/* A send of bytes the engine was told had left when they were copied
+	 * into bounce (so its memory was free at once): bounce[owned_off ..
+	 * owned_len) is what the kernel has yet to take. */
+	size_t owned_off, owned_len;
 	uint8_t bounce[MR_SEND_BOUNCE];
 };
 
@@ -111,8 +115,15 @@ struct muxring_loop {
 	uint32_t nsessions;          /* how many */
 	struct mr_slist dirty;       /* sessions with work for the next step */
 	struct mr_slist starved;     /* sessions waiting for receive buffers */
+	struct muxring_session *quiet; /* sessions whose quiet send (no CQE on
+					  success) is not yet known to be
+					  done; linked by quiet_next */
 	struct muxring_listener *listeners; /* every listener not yet freed */
 	struct mr_send_slot *free_slots;
+	/* The ring's registered file table (MUXRING_FEAT_FIXED_FILES): a
+	 * stack of its free slots, files_free_count of them. */
+	unsigned files_free_count;
+	unsigned *files_free;
 	uint64_t inflight;           /* SQEs whose last CQE has not come */
 	uint64_t now;                /* CLOCK_MONOTONIC ns, read once per turn
 					after the enter returns */
@@ -123,6 +134,8 @@ struct muxring_loop {
 	int inject_res;              /* ...whose result becomes this, once
 					(0: none armed) */
 	struct muxring_stats stats;  /* the loop's own counters */
+	uint64_t quiet_resends;      /* quiet sends that failed (socket full)
+					and went again as ordinary sends */
 	struct muxring_stats ended;  /* totals of the sessions already freed */
 	struct mr_tracer *tracer;    /* frame tracing, NULL when off */
 
@@ -178,6 +191,24 @@ void mr_slist_remove(struct mr_slist *l, struct muxring_session *s,
 		     enum mr_slist_kind kind);
 struct muxring_session *mr_slist_pop(struct mr_slist *l,
 				     enum mr_slist_kind kind);
+
+/*
+ * A slot of the ring's file table for fd, or -1 when the loop has none
+ * (no MUXRING_FEAT_FIXED_FILES, table full, registration refused): the
+ * caller then uses fd itself. mr_loop_file_put() empties the slot (before
+ * the fd is closed).
+ */
+int mr_loop_file_get(struct muxring_loop *loop, int fd);
+void mr_loop_file_put(struct muxring_loop *loop, int slot);
+
+/* Points an SQE prepared for fd at its file-table slot, when it has one. */
+static inline void mr_sqe_use_file(struct io_uring_sqe *sqe, int slot)
+{
+	if (slot >= 0) {
+		sqe->fd = slot;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	}
+}
 
 /* A send slot from the pool (NULL on ENOMEM) and its return. */
 struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop);

@@ -14,6 +14,19 @@
  * one only after the previous one's last completion (no IORING_CQE_F_MORE),
  * and completions of one receive arrive in order.
  *
+ * A request/response exchange costs one io_uring_enter per message: a
+ * send small enough to be copied whole into the slot's bounce buffer is
+ * "owned" (the engine hears at once that it left, so its memory is free),
+ * and when nothing waits behind it and the session is not ending (whose
+ * drain waits for the last send), it is "quiet": submitted with
+ * IOSQE_CQE_SKIP_SUCCESS and MSG_DONTWAIT, so it is issued inside the
+ * enter that submits it, posts nothing when it sends everything, and that
+ * enter sleeps until the answer instead of waking for the send. Its end is
+ * learnt from the ring: once the kernel's SQ head is past it and no failure
+ * was reaped, it is done (mr_sio_quiet_confirm). A failure (the socket was
+ * full: -EAGAIN, or a partial count with MSG_WAITALL) does post, and the
+ * rest goes out again from the bounce buffer as an ordinary send.
+ *
  * The engine is driven through its public calls (include/muxring_engine.h),
  * as any other transport would drive it: feed, send_iov/sent, poll (straight
  * into the completion queue's slots), expire. Two things stay internal, on
@@ -75,6 +88,7 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 	mr_session_set_user(mr_session_of_engine(s->engine), s);
 	s->loop = loop;
 	s->fd = fd;
+	s->file_slot = mr_loop_file_get(loop, fd);
 	s->state = (uint8_t)state;
 	s->user_data = user_data;
 	s->max_buffered = mr_session_max_buffered(mr_session_of_engine(s->engine));
@@ -105,6 +119,23 @@ void mr_sio_submit(struct muxring_session *s, struct io_uring_sqe *sqe,
 	s->inflight++;
 }
 
+/* An SQE on the session's socket: by its file-table slot when it has one. */
+static void sio_submit_io(struct muxring_session *s, struct io_uring_sqe *sqe,
+			  enum mr_op_tag tag)
+{
+	mr_sqe_use_file(sqe, s->file_slot);
+	mr_sio_submit(s, sqe, tag);
+}
+
+/* Gives the socket's file-table slot back and closes it. */
+static void sio_close_fd(struct muxring_session *s)
+{
+	mr_loop_file_put(s->loop, s->file_slot);
+	s->file_slot = -1;
+	close(s->fd);
+	s->fd = -1;
+}
+
 int mr_sio_connect_next(struct muxring_session *s)
 {
 	int err = -EHOSTUNREACH;
@@ -125,8 +156,9 @@ int mr_sio_connect_next(struct muxring_session *s)
 			return MR_SQ_REFUSED;
 		}
 		s->fd = fd;
+		s->file_slot = mr_loop_file_get(s->loop, fd);
 		io_uring_prep_connect(sqe, fd, ai->ai_addr, ai->ai_addrlen);
-		mr_sio_submit(s, sqe, MR_OP_CONNECT);
+		sio_submit_io(s, sqe, MR_OP_CONNECT);
 		return 0;
 	}
 	return err;
@@ -168,7 +200,7 @@ static void sio_arm_recv(struct muxring_session *s)
 		io_uring_prep_recv(sqe, s->fd, NULL, loop->bufring->buf_size, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = MR_BGID;
-	mr_sio_submit(s, sqe, MR_OP_RECV);
+	sio_submit_io(s, sqe, MR_OP_RECV);
 	s->flags |= MR_SIO_RECV_ARMED;
 	s->recv_rearms++;
 	loop->stats.recv_rearms++;
@@ -216,6 +248,59 @@ static size_t coalesce_small(struct mr_send_slot *slot, size_t n)
 	return out;
 }
 
+/* Whether a send may be owned (and so perhaps quiet): the tracer reads
+ * every send's completion, so it sees the usual sends only. */
+static bool send_may_be_owned(const struct muxring_loop *loop)
+{
+	return loop->features & MUXRING_FEAT_SEND_QUIET && !loop->tracer;
+}
+
+static void quiet_unlink(struct muxring_session *s)
+{
+	struct muxring_session **pp = &s->loop->quiet;
+
+	while (*pp && *pp != s)
+		pp = &(*pp)->quiet_next;
+	if (*pp)
+		*pp = s->quiet_next;
+	s->quiet_next = NULL;
+}
+
+/* The send's bytes are all in the slot's bounce buffer: the engine counts
+ * them as sent now, and the send is quiet when nothing waits behind it. */
+static void prep_owned_send(struct muxring_session *s,
+			    struct mr_send_slot *slot, struct io_uring_sqe *sqe)
+{
+	struct muxring_loop *loop = s->loop;
+	size_t len = slot->iov[0].iov_len;
+
+	slot->owned_off = 0;
+	slot->owned_len = len;
+	s->flags |= MR_SIO_SEND_OWNED;
+	muxring_engine_sent(s->engine, len);
+	if (muxring_engine_want_send(s->engine) ||
+	    muxring_engine_ended(s->engine)) {
+		/* More is queued, or the session is ending (its last frames
+		 * are out once this send completes, and then the transport is
+		 * shut down): the completion is needed, and must wake the
+		 * wait, since the peer may have nothing more to say. */
+		io_uring_prep_send(sqe, s->fd, slot->bounce, len,
+				   MSG_NOSIGNAL | MSG_WAITALL);
+		return;
+	}
+	/* MSG_DONTWAIT: tried once, inside this enter, never parked on the
+	 * socket for later; MSG_WAITALL: a partial send is a failure, whose
+	 * completion (posted) says how much went. */
+	io_uring_prep_send(sqe, s->fd, slot->bounce, len,
+			   MSG_NOSIGNAL | MSG_DONTWAIT | MSG_WAITALL);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	s->flags |= MR_SIO_SEND_QUIET;
+	s->quiet_sq_end = loop->ring.sq.sqe_tail;
+	s->quiet_next = loop->quiet;
+	loop->quiet = s;
+	loop->stats.quiet_sends++;
+}
+
 /* Starts the one sendmsg of the session with everything the engine has. */
 static void sio_start_send(struct muxring_session *s)
 {
@@ -260,7 +345,11 @@ static void sio_start_send(struct muxring_session *s)
 		slot->msg.msg_iovlen = n;
 		io_uring_prep_sendmsg_zc(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 		s->flags |= MR_SIO_SEND_ZC;
-	} else if ((n = coalesce_small(slot, n)) == 1) {
+	} else if ((n = coalesce_small(slot, n)) == 1 &&
+		   slot->iov[0].iov_base == slot->bounce &&
+		   send_may_be_owned(loop)) {
+		prep_owned_send(s, slot, sqe);
+	} else if (n == 1) {
 		io_uring_prep_send(sqe, s->fd, slot->iov[0].iov_base,
 				   slot->iov[0].iov_len, MSG_NOSIGNAL);
 	} else {
@@ -270,7 +359,7 @@ static void sio_start_send(struct muxring_session *s)
 		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 	}
 	slot->iov_used = n;
-	mr_sio_submit(s, sqe, MR_OP_SEND);
+	sio_submit_io(s, sqe, MR_OP_SEND);
 	s->send = slot;
 	s->flags |= MR_SIO_SEND_ARMED;
 	s->sends++;
@@ -376,7 +465,7 @@ static void begin_drain(struct muxring_session *s)
 	 * does it), no lingering. */
 	if (!(s->flags & MR_SIO_TX_DEAD) && (sqe = mr_loop_sqe(loop))) {
 		io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
-		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
+		sio_submit_io(s, sqe, MR_OP_SESS_AUX);
 		s->flags |= MR_SIO_SHUT_WR;
 	}
 	if (s->flags & MR_SIO_RECV_DONE)
@@ -431,10 +520,8 @@ static void finish(struct muxring_session *s)
 		mr_loop_mark_dirty(s); /* retried at the next turn */
 		return;
 	}
-	if (s->fd >= 0) {
-		close(s->fd);
-		s->fd = -1;
-	}
+	if (s->fd >= 0)
+		sio_close_fd(s);
 	if (s->on_lists & (1u << MR_LIST_STARVED))
 		mr_slist_remove(&loop->starved, s, MR_LIST_STARVED);
 	mr_timers_set(&loop->timers, s, 0);
@@ -486,6 +573,10 @@ void mr_sio_step(struct muxring_session *s)
 
 	if (s->state == MR_SIO_OPEN) {
 		sio_start_send(s);
+		/* An owned send told the engine its bytes left: the entries
+		 * that made (WRITE_DONE) are due before this turn's wait. */
+		if (s->flags & MR_SIO_SEND_OWNED)
+			gather_events(s);
 		sio_arm_recv(s);
 		if ((s->flags & MR_SIO_ENDED_SEEN) &&
 		    !(s->flags & MR_SIO_SEND_ARMED)) {
@@ -645,6 +736,71 @@ static void recv_complete(struct muxring_session *s,
 }
 
 /*
+ * An owned send ended (a quiet one only comes here when it failed): what
+ * the kernel did not take goes out again from the bounce buffer, as an
+ * ordinary send that waits for room on the socket.
+ */
+static void owned_send_complete(struct muxring_session *s, int res)
+{
+	struct mr_send_slot *slot = s->send;
+	struct io_uring_sqe *sqe;
+
+	if (s->flags & MR_SIO_SEND_QUIET) {
+		quiet_unlink(s);
+		s->loop->quiet_resends++;
+	}
+	s->flags &= ~MR_SIO_SEND_QUIET;
+	if (res > 0)
+		slot->owned_off += (size_t)res;
+	if (slot->owned_off < slot->owned_len && s->fd >= 0 &&
+	    !s->loop->destroying &&
+	    (res > 0 || res == -EAGAIN || res == -EINTR) &&
+	    (sqe = mr_loop_sqe(s->loop))) {
+		io_uring_prep_send(sqe, s->fd, slot->bounce + slot->owned_off,
+				   slot->owned_len - slot->owned_off,
+				   MSG_NOSIGNAL | MSG_WAITALL);
+		sio_submit_io(s, sqe, MR_OP_SEND);
+		return;
+	}
+	s->flags &= ~(MR_SIO_SEND_ARMED | MR_SIO_SEND_OWNED);
+	if (slot->owned_off < slot->owned_len) {
+		/* Bytes the engine counts as sent cannot leave: the session's
+		 * stream is broken (without an SQE for the resend too). */
+		s->flags |= MR_SIO_TX_DEAD;
+		mr_sio_transport_end(s, res < 0 ? res : res > 0 ? MR_SQ_REFUSED
+								: -EIO);
+	}
+	mr_loop_slot_put(s->loop, slot);
+	s->send = NULL;
+}
+
+void mr_sio_quiet_confirm(struct muxring_loop *loop)
+{
+	struct muxring_session **pp = &loop->quiet, *s;
+	unsigned head;
+
+	if (!loop->quiet ||
+	    IO_URING_READ_ONCE(*loop->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+		return;
+	head = io_uring_smp_load_acquire(loop->ring.sq.khead);
+	while ((s = *pp)) {
+		if ((int32_t)(head - s->quiet_sq_end) < 0) {
+			pp = &s->quiet_next; /* not submitted yet */
+			continue;
+		}
+		*pp = s->quiet_next;
+		s->quiet_next = NULL;
+		s->flags &= ~(MR_SIO_SEND_QUIET | MR_SIO_SEND_OWNED |
+			      MR_SIO_SEND_ARMED);
+		s->inflight--;
+		loop->inflight--;
+		mr_loop_slot_put(loop, s->send);
+		s->send = NULL;
+		mr_loop_mark_dirty(s);
+	}
+}
+
+/*
  * The send finished. A zero-copy send completes twice: first with its
  * result (IORING_CQE_F_MORE set), then with a notification once the kernel
  * no longer reads the pages; only then may the engine reuse its memory and
@@ -668,6 +824,10 @@ static void send_complete(struct muxring_session *s,
 		if (cqe->flags & IORING_CQE_F_NOTIF)
 			res = s->zc_res;
 		s->flags &= ~MR_SIO_SEND_ZC;
+	}
+	if (s->flags & MR_SIO_SEND_OWNED) {
+		owned_send_complete(s, res);
+		return;
 	}
 	s->flags &= ~MR_SIO_SEND_ARMED;
 	if (s->send) {
@@ -694,8 +854,7 @@ static void connect_complete(struct muxring_session *s, int res)
 			mr_fio_start(s);
 		return;
 	}
-	close(s->fd);
-	s->fd = -1;
+	sio_close_fd(s);
 	if (s->ai_cur && !s->loop->destroying) {
 		s->ai_cur = s->ai_cur->ai_next;
 		if (s->ai_cur && mr_sio_connect_next(s) == 0)
@@ -778,7 +937,7 @@ void mr_sio_free(struct muxring_session *s)
 	struct muxring_stats st;
 
 	if (s->fd >= 0)
-		close(s->fd);
+		sio_close_fd(s);
 	mr_sio_stats(s, &st);
 	loop->ended.frames_in += st.frames_in;
 	loop->ended.frames_out += st.frames_out;
@@ -793,6 +952,8 @@ void mr_sio_free(struct muxring_session *s)
 		mr_slist_remove(&loop->dirty, s, MR_LIST_DIRTY);
 	if (s->on_lists & (1u << MR_LIST_STARVED))
 		mr_slist_remove(&loop->starved, s, MR_LIST_STARVED);
+	if (s->flags & MR_SIO_SEND_QUIET)
+		quiet_unlink(s);
 	if (s->on_lists & (1u << MR_LIST_ALL))
 		mr_slist_remove(&loop->sessions, s, MR_LIST_ALL);
 	mr_timers_set(&loop->timers, s, 0);

@@ -58,6 +58,12 @@ enum mr_sio_flag {
 	MR_SIO_RECV_CANCELLED = 1u << 17, /* closing: recv cancel submitted */
 	MR_SIO_LINGER_CANCELLED = 1u << 18, /* closing: linger removal
 					       submitted */
+	MR_SIO_SEND_OWNED = 1u << 19,  /* the send in flight is of bytes the
+					  engine already counts as sent (in
+					  the slot's bounce buffer) */
+	MR_SIO_SEND_QUIET = 1u << 20,  /* ... submitted with CQE_SKIP_SUCCESS:
+					  done when its SQE was consumed and
+					  no failure came (on loop->quiet) */
 };
 
 /* The fields of struct muxring_session, the public handle. */
@@ -66,6 +72,8 @@ struct muxring_session {
 	struct muxring_engine *engine; /* the protocol engine, driven through
 					  its public calls */
 	int fd;                       /* the socket, -1 once closed */
+	int file_slot;                /* its slot in the ring's file table,
+					 -1: none (SQEs then name fd) */
 	uint8_t state;                /* enum mr_sio_state */
 	uint8_t on_lists;             /* bit per enum mr_slist_kind */
 	uint32_t flags;               /* enum mr_sio_flag */
@@ -77,6 +85,10 @@ struct muxring_session {
 	int zc_res;                   /* SENDMSG_ZC: its result, kept until
 					 the notification says the kernel
 					 let go of the memory */
+	struct muxring_session *quiet_next; /* on loop->quiet */
+	uint32_t quiet_sq_end;        /* the SQ position just past the quiet
+					 send's SQE: consumed once the
+					 kernel's SQ head reaches it */
 
 	/* Links of the loop's lists (enum mr_slist_kind). */
 	struct muxring_session *prev[3], *next[3];
@@ -154,6 +166,14 @@ uint64_t mr_sio_expire(struct muxring_session *s, uint64_t now);
 /* One step of work: gather the engine's events into entries, arm the
  * receive, start a send, move the transport's state on. */
 void mr_sio_step(struct muxring_session *s);
+
+/*
+ * Called after every reap: quiet sends whose SQE the kernel consumed and
+ * that posted no failure (it would have been reaped by now) are done; their
+ * sessions may send again. Not while the completion queue has overflowed:
+ * a failure might still wait in the kernel's overflow list.
+ */
+void mr_sio_quiet_confirm(struct muxring_loop *loop);
 
 /* A completion of one of the session's operations. */
 void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,

@@ -136,13 +136,37 @@ static const struct {
 	{0, 0},
 };
 
+/* An SQ polling ring: the thread is the only submitter, so SINGLE_ISSUER
+ * holds; DEFER_TASKRUN cannot go with it. */
+static int setup_sqpoll(struct io_uring *ring, unsigned entries,
+			unsigned *features)
+{
+	struct io_uring_params p;
+	int err;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_SQPOLL | IORING_SETUP_CQSIZE;
+	p.cq_entries = entries * 4;
+	p.sq_thread_idle = MUXRING_SQPOLL_IDLE_MS;
+	err = io_uring_queue_init_params(entries, ring, &p);
+	if (err == 0) {
+		*features = MUXRING_FEAT_SQPOLL;
+		if (p.features & IORING_FEAT_EXT_ARG)
+			*features |= MUXRING_FEAT_EXT_ARG;
+	}
+	return err;
+}
+
 static int setup_ring(struct io_uring *ring, unsigned entries,
-		      unsigned disable, unsigned *features)
+		      unsigned disable, bool sqpoll, unsigned *features)
 {
 	struct io_uring_params p;
 	size_t i;
 	int err = -EINVAL;
 
+	if (sqpoll && !(disable & MUXRING_FEAT_SQPOLL) &&
+	    setup_sqpoll(ring, entries, features) == 0)
+		return 0;
 	for (i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
 		if (attempts[i].feature & disable)
 			continue;
@@ -154,6 +178,14 @@ static int setup_ring(struct io_uring *ring, unsigned entries,
 			*features = attempts[i].feature;
 			if (p.features & IORING_FEAT_EXT_ARG)
 				*features |= MUXRING_FEAT_EXT_ARG;
+			/* CQE_SKIP_SUCCESS (5.17) is a feature flag, not an
+			 * opcode: the ring says whether it honours it. (Not
+			 * with SQPOLL: a send is then issued by the kernel's
+			 * thread, after the enter, so the SQ head no longer
+			 * says that its failure was posted.) */
+			if (p.features & IORING_FEAT_CQE_SKIP &&
+			    !(disable & MUXRING_FEAT_SEND_QUIET))
+				*features |= MUXRING_FEAT_SEND_QUIET;
 			return 0;
 		}
 		if (err != -EINVAL)
@@ -163,13 +195,13 @@ static int setup_ring(struct io_uring *ring, unsigned entries,
 }
 
 int mr_uring_setup(struct io_uring *ring, unsigned entries, unsigned disable,
-		   unsigned *features, char *why, size_t why_len)
+		   bool sqpoll, unsigned *features, char *why, size_t why_len)
 {
 	struct io_uring_probe *probe;
 	size_t i;
 	int err;
 
-	err = setup_ring(ring, entries, disable, features);
+	err = setup_ring(ring, entries, disable, sqpoll, features);
 	if (err) {
 		explain_setup(err, why, why_len);
 		return err;

@@ -9,6 +9,7 @@
 #ifndef MUXRING_URING_PROBE_H
 #define MUXRING_URING_PROBE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <liburing.h>
@@ -32,6 +33,12 @@
 #ifndef IORING_ASYNC_CANCEL_ANY
 #define IORING_ASYNC_CANCEL_ANY (1U << 2)
 #endif
+#ifndef IORING_FEAT_CQE_SKIP
+#define IORING_FEAT_CQE_SKIP (1U << 11)
+#endif
+#ifndef IOSQE_CQE_SKIP_SUCCESS
+#define IOSQE_CQE_SKIP_SUCCESS (1U << 6)
+#endif
 #ifndef IORING_TIMEOUT_ETIME_SUCCESS
 #define IORING_TIMEOUT_ETIME_SUCCESS (1U << 5)
 #endif
@@ -41,10 +48,12 @@
  * completion entries, using the MUXRING_FEAT_* setup features not in
  * `disable` that the kernel accepts, then probes opcodes. *features gets the
  * MUXRING_FEAT_* bits in use. On failure returns -errno and writes a
- * sentence naming the cause and the remedy into why[why_len].
+ * sentence naming the cause and the remedy into why[why_len]. With sqpoll,
+ * a submission-queue polling thread is asked for first (without
+ * DEFER_TASKRUN, which excludes it), then the usual attempts.
  */
 int mr_uring_setup(struct io_uring *ring, unsigned entries, unsigned disable,
-		   unsigned *features, char *why, size_t why_len);
+		   bool sqpoll, unsigned *features, char *why, size_t why_len);
 
 /* Fills why[] for an error of a later step of loop creation (-errno). */
 void mr_uring_explain(int err, const char *step, char *why, size_t why_len);

@@ -11,7 +11,8 @@
  * and the memory of what waits, and return to zero. Writes of the same
  * length and user_data share one record (an echo of 1-byte frames costs
  * about a byte per write) and are still reported one by one, also when a
- * write deadline cuts their run in the middle.
+ * write deadline cuts their run in the middle. Silent writes, packed
+ * among reported ones, report nothing, neither done nor failed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -229,10 +230,50 @@ static void test_deadline_cuts_a_run_in_the_middle(void **state)
 	eh_free(h);
 }
 
+/* Silent writes (muxring_stream_write_quiet) packed among reported ones:
+ * the silent ones, alone or in a run of their own length and user_data,
+ * report nothing, the others still do, and all leave in one frame. */
+static void test_silent_writes_in_a_batch_report_nothing(void **state)
+{
+	struct eh *h = client();
+	struct mr_stream *s = eh_open(h);
+	struct eh_frames f;
+
+	(void)state;
+	assert_int_equal(mr_stream_write_copy(s, "a", 1, 7, false), 0);
+	assert_int_equal(mr_stream_write_copy(s, "b", 1, 7, true), 0);
+	assert_int_equal(mr_stream_write_copy(s, "c", 1, 7, true), 0);
+	assert_int_equal(mr_stream_write_copy(s, "d", 1, 7, false), 0);
+	assert_int_equal(mr_stream_write_copy(s, "", 0, 8, true), 0);
+	eh_tx_frames(h, &f);
+	assert_int_equal(eh_frames_count(&f, MR_FRAME_DATA, EH_ANY), 1);
+	assert_int_equal(f.v[0].hdr.length, 4);
+	assert_memory_equal(f.v[0].body, "abcd", 4);
+	eh_frames_free(&f);
+	eh_poll(h);
+	assert_int_equal(eh_count(h, MR_EV_WRITE_DONE, EH_ANY), 2);
+	assert_int_equal(eh_find(h, MR_EV_WRITE_DONE, EH_ANY, 0)->ev.user_data,
+			 7);
+	assert_int_equal(eh_find(h, MR_EV_WRITE_DONE, EH_ANY, 1)->ev.user_data,
+			 7);
+	assert_int_equal(stats_of(h).write_bytes_queued, 0);
+	/* A reset fails what waits: silent writes say nothing then either. */
+	assert_int_equal(mr_stream_write_copy(s, "e", 1, 9, true), 0);
+	assert_int_equal(mr_stream_write_copy(s, "f", 1, 10, false), 0);
+	assert_int_equal(mr_stream_reset(s, MUXRING_STREAM_CANCELLED), 0);
+	eh_poll(h);
+	assert_int_equal(eh_count(h, MR_EV_WRITE_DONE, EH_ANY), 3);
+	assert_int_equal(eh_find(h, MR_EV_WRITE_DONE, EH_ANY, 2)->ev.user_data,
+			 10);
+	assert_true(eh_find(h, MR_EV_WRITE_DONE, EH_ANY, 2)->ev.result < 0);
+	eh_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_waiting_writes_leave_in_one_frame_each_reported),
+		cmocka_unit_test(test_silent_writes_in_a_batch_report_nothing),
 		cmocka_unit_test(test_write_done_waits_for_the_last_byte_inside_a_batch),
 		cmocka_unit_test(test_reset_fails_every_waiting_part_once),
 		cmocka_unit_test(test_zero_length_and_oversized_writes),

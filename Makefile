@@ -260,9 +260,17 @@ $(FUZZ_BINS): $(FUZZ)/%: tests/fuzz/%.c $(FUZZ_BODY_OBJS) $(FUZZ_LIB_A) $(FUZZ)/
 	  $(URING_LIBS) -lpthread $(LDLIBS)
 
 # Seeds: every vector side's bytes; for the engine also behind a few
-# configuration and raw-mode bytes (octal; see tests/support/fuzz_body.h).
-$(FUZZ)/seeds/.stamp: $(wildcard tests/vectors/*.hex)
-	@mkdir -p $(FUZZ)/seeds/fuzz_frame $(FUZZ)/seeds/fuzz_engine
+# configuration and raw-mode bytes (octal; see tests/support/fuzz_body.h);
+# and every tests/fuzz/seeds/NAME/*.hex (hex, '#' lines are comments: the
+# hand-written inputs and the reproducers that test_fuzz_corpus replays).
+FUZZ_SEED_HEX := $(wildcard tests/fuzz/seeds/*/*.hex)
+$(FUZZ)/seeds/.stamp: $(wildcard tests/vectors/*.hex) $(FUZZ_SEED_HEX)
+	@mkdir -p $(FUZZ_BINS:$(FUZZ)/%=$(FUZZ)/seeds/%)
+	@for f in $(FUZZ_SEED_HEX); do \
+	  d=$${f%/*}; d=$${d##*/}; n=$${f##*/}; mkdir -p $(FUZZ)/seeds/$$d; \
+	  perl -ne 'next if /^#/; chomp; print pack("H*", $$_)' $$f \
+	    > $(FUZZ)/seeds/$$d/$${n%.hex}; \
+	done
 	@for f in tests/vectors/*.hex; do \
 	  n=$${f##*/}; n=$${n%.hex}; \
 	  perl -ne 'chomp; print pack("H*", $$_)' $$f > $(FUZZ)/seeds/fuzz_frame/$$n; \

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/session_internal.h"
 
@@ -179,30 +180,49 @@ static void on_echo(struct mr_session *sess, struct mr_heartbeat *hb,
 	}
 }
 
-static void echo_back(struct mr_stream *stream, uint32_t word)
-{
-	uint8_t bytes[4];
-	struct mr_buf *buf;
-
-	mr_put_be32(bytes, word);
-	buf = mr_buf_new_copy(bytes, sizeof(bytes));
-	if (!buf)
-		return;
-	/* A failed echo is a missed beat for the peer, which it reports. */
-	(void)mr_stream_write(stream, buf, buf->data, sizeof(bytes), 0);
-	mr_buf_unref(buf);
-}
-
 void mr_heartbeat_on_word(struct mr_stream *stream, uint32_t word)
 {
 	struct mr_session *sess = stream->session;
 
-	if (stream->flags & MR_STREAM_LOCAL) {
-		if (sess->heartbeat && sess->heartbeat->stream == stream)
-			on_echo(sess, sess->heartbeat, word);
+	if (sess->heartbeat && sess->heartbeat->stream == stream)
+		on_echo(sess, sess->heartbeat, word);
+}
+
+/*
+ * The echo of a value is the value's own bytes, so every whole value of a
+ * payload (the first one completing the bytes an earlier payload left over)
+ * goes back in one write: one write record and one frame per payload, not
+ * per value, which a peer sending many values at once would otherwise get
+ * from us at 40 times their size in memory.
+ */
+void mr_heartbeat_echo(struct mr_stream *stream, const uint8_t *data,
+		       size_t len)
+{
+	size_t have = stream->echo_have, whole = (have + len) & ~(size_t)3;
+	struct mr_buf *buf = NULL;
+	size_t i;
+
+	if (stream->flags & MR_STREAM_FINISHED)
 		return;
+	if (whole)
+		buf = mr_buf_new_heap(whole);
+	if (buf) {
+		for (i = 0; i < have; i++)
+			buf->data[i] = (uint8_t)(stream->echo_word >>
+						 (8 * (have - 1 - i)));
+		memcpy(buf->data + have, data, whole - have);
+		/* A failed echo is a missed beat for the peer, which it
+		 * reports. */
+		(void)mr_stream_write(stream, buf, buf->data, whole, 0);
+		mr_buf_unref(buf);
 	}
-	echo_back(stream, word);
+	/* What is left of an unfinished value waits for the next payload. */
+	if (whole)
+		stream->echo_have = 0;
+	for (i = whole ? whole - have : 0; i < len; i++) {
+		stream->echo_word = stream->echo_word << 8 | data[i];
+		stream->echo_have = (uint8_t)((stream->echo_have + 1) & 3);
+	}
 }
 
 static uint64_t failure_due(const struct mr_heartbeat *hb)

@@ -13,15 +13,17 @@
  *   - nothing after SESSION_ENDED; every stream the application saw gets
  *     exactly one STREAM_CLOSED, every accepted write one WRITE_DONE (its
  *     length, or an error); at most one EOF, no data after it, no empty view;
- *   - while the bytes a side received were all genuine (no damaged packet
- *     reached it yet), what each stream delivers is a prefix of what the
- *     peer's application wrote on it, and at EOF all of it;
+ *   - until a damaged packet reached either side, what each stream
+ *     delivers is a prefix of what the peer's application wrote on it, and
+ *     at EOF all of it (after that a side may act on what it wrongly
+ *     understood, e.g. echo a stream it took for a heartbeat, so even the
+ *     genuine bytes it sends back prove nothing);
  *   - no session or stream ends over a fault (ProtocolError,
  *     FlowControlError, FrameSizeError, InternalError, EnhanceYourCalm)
  *     unless damage crossed the link; the applications never use those
  *     codes themselves;
  *   - a session that ends on its own (not closed, not given end-of-file by
- *     its driver) does so only after it received damaged bytes, and with
+ *     its driver) does so only after damage crossed the link, and with
  *     ProtocolError, FrameSizeError or EnhanceYourCalm;
  *   - on an undamaged link, once both applications half-close every stream
  *     and release every view, every stream closes on both sides: nothing
@@ -252,7 +254,7 @@ static void on_data(struct side *sd, struct mr_event *ev)
 		fzl_fail("stream %u: DATA after EOF", kn->id);
 	if (!ev->view.len || !ev->view.data || ev->view.stream != ev->stream)
 		fzl_fail("stream %u: empty or broken view", kn->id);
-	if (r && r->opened && !sd->damaged_in) {
+	if (r && r->opened && !damaged_anywhere(sd->fz)) {
 		uint64_t got = r->received[sd->k];
 
 		if (got + ev->view.len > r->written[!sd->k])
@@ -280,7 +282,7 @@ static void on_eof(struct side *sd, struct mr_event *ev)
 	if (kn->eof)
 		fzl_fail("stream %u: second EOF", kn->id);
 	kn->eof = true;
-	if (r && r->opened && !sd->damaged_in &&
+	if (r && r->opened && !damaged_anywhere(sd->fz) &&
 	    r->received[sd->k] != r->written[!sd->k])
 		fzl_fail("side %d stream %u: EOF after %llu of %llu bytes",
 			 sd->k, kn->id,
@@ -338,13 +340,13 @@ static void on_session_ended(struct side *sd, struct mr_event *ev)
 			 err);
 	if (sd->app_ended)
 		return;
-	if (!sd->damaged_in)
-		fzl_fail("side %d ended by itself (%d) without damaged input",
+	if (!damaged_anywhere(sd->fz))
+		fzl_fail("side %d ended by itself (%d) on an undamaged link",
 			 sd->k, err);
 	if (err != MUXRING_ERR(MUXRING_PROTOCOL_ERROR) &&
 	    err != MUXRING_ERR(MUXRING_FRAME_SIZE_ERROR) &&
 	    err != MUXRING_ERR(MUXRING_ENHANCE_YOUR_CALM))
-		fzl_fail("side %d ended over damaged input with %d, not a "
+		fzl_fail("side %d ended after damage with %d, not a "
 			 "protocol error", sd->k, err);
 }
 

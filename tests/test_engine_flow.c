@@ -13,7 +13,8 @@
  * while the session and the other streams go on; data within the window
  * granted back is no overrun; invalid configurations refused; two engines
  * moving megabytes through a reader that only reads full windows, with no
- * overrun and every byte intact.
+ * overrun and every byte intact; a reader that closes with the window used
+ * up does not leave the writer waiting for window forever.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -514,6 +515,41 @@ static void test_two_engines_move_megabytes_through_a_slow_reader_without_an_ove
 	eh_free(b);
 }
 
+/*
+ * The reader holds a full window of views and closes the stream: nothing
+ * is credited once closed, so the writer, with more queued, would wait for
+ * window forever. The close grants one byte; the writer's next byte is
+ * answered with RST StreamClosed, its queued write fails and its stream
+ * closes (found by fuzz_link).
+ */
+static void test_a_close_with_the_window_used_up_lets_the_writer_finish(void **state)
+{
+	struct eh *a = eh_new(MR_ROLE_CLIENT, NULL);
+	struct eh *b = eh_new(MR_ROLE_SERVER, NULL);
+	struct eh_pipe p = {.a = a, .b = b};
+	const size_t total = MR_INITIAL_WINDOW + 4096;
+	uint8_t *pat = pattern(total);
+	struct mr_stream *s = eh_open(a);
+
+	(void)state;
+	assert_int_equal(eh_write(s, pat, total, 1), 0);
+	assert_int_equal(mr_stream_close_write(s), 0);
+	eh_pipe_run(&p);
+	assert_int_equal(eh_data(b, 3, NULL, 0), MR_INITIAL_WINDOW);
+	assert_int_equal(eh_count(a, MR_EV_WRITE_DONE, 3), 0);
+	assert_int_equal(mr_stream_close(eh_accepted(b, 3)), 0);
+	eh_pipe_run(&p);
+	assert_int_equal(eh_write_result(a, 1),
+			 eh_err(MUXRING_STREAM_CLOSED));
+	assert_int_equal(eh_closed_code(a, 3), MUXRING_STREAM_CLOSED);
+	assert_int_equal(eh_closed_code(b, 3), MUXRING_NO_ERROR);
+	/* At most the byte granted came after the close. */
+	assert_int_equal(eh_data(b, 3, NULL, 0), MR_INITIAL_WINDOW);
+	free(pat);
+	eh_free(a);
+	eh_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_data_within_the_window_granted_back_is_no_overrun),
 		cmocka_unit_test(test_session_new_refuses_a_window_below_256k_and_zero_limits),
 		cmocka_unit_test(test_two_engines_move_megabytes_through_a_slow_reader_without_an_overrun),
+		cmocka_unit_test(test_a_close_with_the_window_used_up_lets_the_writer_finish),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

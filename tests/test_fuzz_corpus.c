@@ -13,11 +13,15 @@
  *     half-close, heartbeat, GOAWAY, ...);
  *   - the reproducers of the crashes the fuzzers found (each named after
  *     the bug it reported in /tmp/engine-bugs.txt);
+ *   - every input of tests/fuzz/seeds/fuzz_link/ (hand-written programs and
+ *     the reproducers of what fuzz_link found, one per .hex file) through
+ *     the two-engine link body (tests/support/fuzz_link_body.c);
  *   - a few hundred mutations of all of the above, from a fixed seed, so
  *     the run is the same every time.
  * A body that finds a broken invariant aborts the binary with a message
  * that says which; a sanitizer report names the fault.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -261,6 +265,57 @@ static void load_reproducers(struct corpus *c)
 		   sizeof(repro_bug4_heartbeat_type), NULL, 0);
 }
 
+/*
+ * Every tests/fuzz/seeds/fuzz_link/NAME.hex: lines of lowercase hex, '#'
+ * lines are comments. The same files seed `make fuzz`.
+ */
+#define LINK_SEEDS "tests/fuzz/seeds/fuzz_link"
+
+static void load_hex_file(struct corpus *c, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	uint8_t *bytes = malloc(65536);
+	size_t n = 0;
+	char line[4096];
+
+	assert_non_null(f);
+	assert_non_null(bytes);
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '#')
+			continue;
+		for (char *p = line; p[0] && p[1] && p[0] != '\n'; p += 2) {
+			unsigned v;
+
+			assert_int_equal(sscanf(p, "%2x", &v), 1);
+			assert_true(n < 65536);
+			bytes[n++] = (uint8_t)v;
+		}
+	}
+	fclose(f);
+	corpus_add(c, bytes, n, NULL, 0);
+	free(bytes);
+}
+
+static void load_link_inputs(struct corpus *c)
+{
+	DIR *d = opendir(LINK_SEEDS);
+	struct dirent *e;
+	size_t before = c->n;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		char path[512];
+
+		if (len < 5 || strcmp(e->d_name + len - 4, ".hex"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", LINK_SEEDS, e->d_name);
+		load_hex_file(c, path);
+	}
+	closedir(d);
+	assert_true(c->n - before >= 6);
+}
+
 /* ---- mutations ---------------------------------------------------------------- */
 
 static uint64_t rng_state;
@@ -339,14 +394,16 @@ static void mutate(struct corpus *out, const struct input *in,
 
 /* ---- running ---------------------------------------------------------------------- */
 
-enum target { CODEC, ENGINE };
+enum target { CODEC, ENGINE, LINK };
 
 static void run_one(enum target t, const struct input *in)
 {
 	if (t == CODEC)
 		assert_int_equal(fuzz_frame_input(in->p, in->len), 0);
-	else
+	else if (t == ENGINE)
 		assert_int_equal(fuzz_engine_input(in->p, in->len), 0);
+	else
+		assert_int_equal(fuzz_link_input(in->p, in->len), 0);
 }
 
 /*
@@ -385,7 +442,7 @@ static void print_input(const struct input *in)
 static bool run_all(enum target t, const struct corpus *c, const char *what,
 		    bool each)
 {
-	const char *body = t == CODEC ? "codec" : "engine";
+	const char *body = t == CODEC ? "codec" : t == ENGINE ? "engine" : "link";
 
 	for (size_t i = 0; i < c->n; i++) {
 		run_one(t, &c->v[i]);
@@ -484,6 +541,36 @@ static void test_mutations(void **state)
 	assert_true(ok);
 }
 
+/* The link body's inputs, each checked for leaks on its own. */
+static void test_link_inputs(void **state)
+{
+	struct corpus c = {0};
+	bool ok;
+
+	(void)state;
+	load_link_inputs(&c);
+	ok = run_all(LINK, &c, "link input", true);
+	corpus_free(&c);
+	assert_true(ok);
+}
+
+/* 300 mutations of the link inputs, from a fixed seed. */
+static void test_link_mutations(void **state)
+{
+	struct corpus base = {0}, m = {0};
+	bool ok;
+
+	(void)state;
+	load_link_inputs(&base);
+	rng_state = 0x6C696E6B; /* "link" */
+	for (int i = 0; i < 300; i++)
+		mutate(&m, &base.v[rng() % base.n], &base.v[rng() % base.n]);
+	ok = run_all(LINK, &m, "link mutation", false);
+	corpus_free(&m);
+	corpus_free(&base);
+	assert_true(ok);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -492,6 +579,8 @@ int main(void)
 		cmocka_unit_test(test_programs),
 		cmocka_unit_test(test_reproducers),
 		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_link_inputs),
+		cmocka_unit_test(test_link_mutations),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
  *     interval + tolerance of silence when the peer's output is lost, when
  *     only its echoes are lost, and when the peer does not echo at all
  *     (untyped); recovery once echoes come back;
+ *   - the values of one payload echoed in one frame, not one per value;
  *   - a peer that never grants window for the echoes cannot make the
  *     responder accept more than a window of values it cannot echo;
  *   - interval and tolerance changed on a running heartbeat; the on-demand
@@ -468,6 +469,44 @@ static void test_responder_with_values_cut_across_frames(void **state)
 		eh_bytes_free(&b);
 		eh_free(h);
 	}
+}
+
+/*
+ * Many values in one DATA frame, the first and the last cut across frames:
+ * the echo is the same bytes, in one frame per payload that completes
+ * values, not one frame (and one write) per value.
+ */
+static void test_responder_echoes_a_payload_in_one_frame(void **state)
+{
+	struct eh *h = typed_eh(MR_ROLE_SERVER);
+	struct eh_bytes b = {0};
+	struct eh_frames f;
+	uint8_t values[4002], got[4002];
+	size_t data_frames = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(values); i++)
+		values[i] = (uint8_t)(i * 7 + 1);
+	eh_bytes_data(&b, 3, MR_FLAG_SYN, "\xff\xff\xff\xff", 4);
+	eh_bytes_data(&b, 3, 0, values, 2);
+	eh_bytes_data(&b, 3, 0, values + 2, 3998);
+	eh_bytes_data(&b, 3, 0, values + 4000, 2);
+	assert_int_equal(eh_feed_bytes(h, &b, 0), 0);
+	eh_flush(h);
+	/* 4002 bytes make 1000 values; the last 2 bytes wait for more. */
+	assert_int_equal(hb_payload(h->tx, h->tx_len, 3, got, sizeof(got)),
+			 4000);
+	assert_memory_equal(got, values, 4000);
+	eh_frames_parse(h->tx, h->tx_len, &f);
+	for (size_t i = 0; i < f.n; i++)
+		if (f.v[i].hdr.type == MR_FRAME_DATA &&
+		    f.v[i].hdr.stream_id == 3 && f.v[i].hdr.length)
+			data_frames++;
+	eh_frames_free(&f);
+	assert_int_equal(data_frames, 1);
+	assert_int_equal(h->nev, 0);
+	eh_bytes_free(&b);
+	eh_free(h);
 }
 
 /*
@@ -1237,6 +1276,7 @@ int main(void)
 		cmocka_unit_test(test_vector_go_responder_into_our_requester),
 		cmocka_unit_test(test_unknown_echo_is_ignored),
 		cmocka_unit_test(test_responder_with_values_cut_across_frames),
+		cmocka_unit_test(test_responder_echoes_a_payload_in_one_frame),
 		cmocka_unit_test(test_responder_backpressure_when_echoes_cannot_leave),
 		cmocka_unit_test(test_rtt_equals_simulated_delay),
 		cmocka_unit_test(test_rtt_with_beats_in_flight),

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/session_internal.h"
 
@@ -174,29 +175,63 @@ static void on_echo(struct mr_session *sess, struct mr_heartbeat *hb,
 	}
 }
 
-static void echo_back(struct mr_stream *stream, uint32_t word)
-{
-	uint8_t bytes[4];
-
-	mr_put_be32(bytes, word);
-	/* Out of memory, the session fails (at the next event poll) rather
-	 * than leave the peer's beat unanswered; on a stream that is closing
-	 * or reset the echo is simply not owed any more. */
-	if (mr_stream_write_copy(stream, bytes, sizeof(bytes), 0, false) ==
-	    -ENOMEM)
-		stream->session->out_of_memory = true;
-}
-
 void mr_heartbeat_on_word(struct mr_stream *stream, uint32_t word)
 {
 	struct mr_session *sess = stream->session;
 
-	if (stream->flags & MR_STREAM_LOCAL) {
-		if (sess->heartbeat && sess->heartbeat->stream == stream)
-			on_echo(sess, sess->heartbeat, word);
-		return;
+	if (sess->heartbeat && sess->heartbeat->stream == stream)
+		on_echo(sess, sess->heartbeat, word);
+}
+
+/* Queues len echo bytes (packed with the stream's other waiting writes).
+ * Out of memory, the session fails (at the next event poll) rather than
+ * leave the peer's beats unanswered; on a stream that is closing or reset
+ * the echo is simply not owed any more. Returns false after a failure. */
+static bool echo_bytes(struct mr_stream *stream, const uint8_t *bytes,
+		       size_t len)
+{
+	size_t n;
+	int err = 0;
+
+	for (; !err && len; bytes += n, len -= n) {
+		n = len < MR_BATCH_WRITE_MAX ? len : MR_BATCH_WRITE_MAX;
+		err = mr_stream_write_copy(stream, bytes, n, 0, false);
 	}
-	echo_back(stream, word);
+	if (err == -ENOMEM)
+		stream->session->out_of_memory = true;
+	return !err;
+}
+
+/*
+ * The echo of a value is the value's own bytes, so every whole value of a
+ * payload (the first one completing the bytes an earlier payload left over)
+ * goes back as one run of packed bytes: a few write records and one frame
+ * per payload, not per value, which a peer sending many values at once
+ * would otherwise get from us at 40 times their size in memory.
+ */
+void mr_heartbeat_echo(struct mr_stream *stream, const uint8_t *data,
+		       size_t len)
+{
+	size_t have = stream->echo_have, whole = (have + len) & ~(size_t)3;
+	uint8_t head[4];
+	size_t i;
+
+	if (stream->flags & MR_STREAM_FINISHED)
+		return;
+	if (whole) {
+		for (i = 0; i < have; i++)
+			head[i] = (uint8_t)(stream->echo_word >>
+					    (8 * (have - 1 - i)));
+		if (echo_bytes(stream, head, have))
+			echo_bytes(stream, data, whole - have);
+		/* What is left of an unfinished value waits for the next
+		 * payload. */
+		stream->echo_have = 0;
+	}
+	for (i = whole ? whole - have : 0; i < len; i++) {
+		stream->echo_word = stream->echo_word << 8 | data[i];
+		stream->echo_have = (uint8_t)((stream->echo_have + 1) & 3);
+	}
 }
 
 static uint64_t failure_due(const struct mr_heartbeat *hb)

@@ -219,12 +219,17 @@ static size_t take_type_bytes(struct mr_stream *stream, const uint8_t *data,
 	return n;
 }
 
-/* Heartbeat payload is consumed here, 4 bytes at a time. */
+/* Heartbeat payload is consumed here: echoes of our beats 4 bytes at a
+ * time, the peer's beats echoed back (heartbeat.c). */
 static void take_heartbeat_bytes(struct mr_stream *stream,
 				 const uint8_t *data, size_t len)
 {
 	size_t i;
 
+	if (!(stream->flags & MR_STREAM_LOCAL)) {
+		mr_heartbeat_echo(stream, data, len);
+		return;
+	}
 	for (i = 0; i < len && !(stream->flags & MR_STREAM_FINISHED); i++) {
 		stream->echo_word = stream->echo_word << 8 | data[i];
 		if (++stream->echo_have == 4) {
@@ -234,8 +239,7 @@ static void take_heartbeat_bytes(struct mr_stream *stream,
 	}
 	/* Echoes we receive are consumed here; what we echo is credited when
 	 * the echo has left (stream.c). */
-	if (stream->flags & MR_STREAM_LOCAL)
-		mr_stream_credit(stream, (uint32_t)len);
+	mr_stream_credit(stream, (uint32_t)len);
 }
 
 /* Payload of the DATA frame being read. Small pieces are merged into the

@@ -364,8 +364,12 @@ void mr_outbound_schedule(struct mr_session *sess, struct mr_stream *stream);
 void mr_outbound_drop_pending(struct mr_session *sess);
 
 /* heartbeat.c */
-/* 4 bytes of a heartbeat stream arrived as `word`. */
+/* 4 bytes of our heartbeat stream arrived as `word`: an echo. */
 void mr_heartbeat_on_word(struct mr_stream *stream, uint32_t word);
+/* Payload of the peer's heartbeat stream arrived: every whole 4-byte value
+ * goes back as it came. */
+void mr_heartbeat_echo(struct mr_stream *stream, const uint8_t *data,
+		       size_t len);
 /* Beats and failures due at sess->now; returns the next due time or 0. */
 uint64_t mr_heartbeat_expire(struct mr_session *sess);
 uint64_t mr_heartbeat_next_due(const struct mr_session *sess);

@@ -772,11 +772,27 @@ int mr_stream_close_write(struct mr_stream *stream)
 	return 0;
 }
 
+/*
+ * Closing while the peer's window is used up: the peer may have data it
+ * can never send (nothing is credited once closed), and would wait for
+ * window forever instead of learning that nobody reads. Any window makes
+ * it send, and what it sends is answered with RST StreamClosed, which ends
+ * its writes; one byte wastes the least. A peer with nothing more to send
+ * sends its FIN, which needs no window, and ends cleanly.
+ */
+static void unblock_peer_on_close(struct mr_stream *stream)
+{
+	if (stream->recv_state == MR_RECV_OPEN && !stream->recv_window &&
+	    !mr_outbound_wndinc(stream->session, stream->id, 1))
+		stream->recv_window = 1;
+}
+
 int mr_stream_close(struct mr_stream *stream)
 {
 	if (is_over(stream))
 		return 0;
 	mr_stream_close_write(stream);
+	unblock_peer_on_close(stream);
 	stream->recv_state = MR_RECV_CLOSED;
 	mr_stream_check_done(stream);
 	return 0;

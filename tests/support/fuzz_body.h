@@ -43,6 +43,41 @@ int fuzz_frame_input(const uint8_t *data, size_t size);
  */
 int fuzz_engine_input(const uint8_t *data, size_t size);
 
+/*
+ * Two engines, a client and a server, through a link that damages bytes
+ * (tests/support/fuzz_link_body.c). The first byte is a configuration
+ * (FZL_CFG_*); the rest is a program of operations, one opcode byte each
+ * (high nibble: the operation; bit 3: engine A or B; bits 0-2: a small
+ * argument) followed by the bytes it reads (an input that runs out reads
+ * zeros):
+ *   0  open a stream (typed sessions: one type byte)
+ *   1  write: stream, length byte        2  write: stream, length * 256
+ *   3  stream: stream, code; arg % 3: close-write, close, reset
+ *   4  release views (arg of them, 0: all), position byte
+ *   5  take one accepted stream (accept_done)
+ *   6  arg & 1: close the session, else GOAWAY; code byte
+ *   7  typed: arg & 1: beat, else start a heartbeat; interval, seed bytes
+ *   8  move output onto the wire: bytes / 64, packet size / (arg + 1)
+ *   9  move all output onto the wire
+ *  10  deliver arg + 1 packets of this side's wire to the peer
+ *  11, 12  damage a packet of this side's wire: packet, position, amount;
+ *      the kind is ((op - 11) * 8 + arg) % 5: flip a bit, truncate, drop
+ *      bytes, duplicate, swap with the next packet
+ *  13  advance both clocks by a byte's worth of milliseconds
+ *  14  both ways until quiet (arg & 1: releasing views and accepting)
+ *  15  arg 7: cut the connection (a byte says which side sees a reset,
+ *      which end-of-file); else as 14 with releases
+ * Always returns 0.
+ */
+int fuzz_link_input(const uint8_t *data, size_t size);
+
+#define FZL_CFG_A_SERVER 0x01u   /* A is the server, B the client */
+#define FZL_CFG_TYPED 0x02u      /* typed sessions */
+#define FZL_CFG_COPY_A 0x04u     /* A receives with MR_RECV_COPY */
+#define FZL_CFG_COPY_B 0x08u     /* B receives with MR_RECV_COPY */
+#define FZL_CFG_SMALL 0x10u      /* small frames, backlog, stream limit */
+#define FZL_CFG_BIG_WINDOW 0x20u /* windows above 256 KiB */
+
 /* Configuration byte bits, for building seeds. */
 #define FZ_CFG_SERVER 0x01u
 #define FZ_CFG_TYPED 0x02u

@@ -35,6 +35,7 @@
  * printed on stderr: run a crashing input that way to read what happened.
  */
 #include "fuzz_body.h"
+#include "fuzz_pattern.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -47,7 +48,13 @@
 #include "engine/session.h"
 
 #define FZ_MAX_OPS 2048u
-#define FZ_MAX_WRITTEN (1u << 20)   /* bytes written per input, all sides */
+/* Bytes written per input, all sides: enough to fill a window several
+ * times. With FZ_CFG_SMALL frames carry 7 bytes, so a window's worth is
+ * 37,000 frames at about 5 us each under ASan; 4 KiB still crosses every
+ * frame and chunk boundary while an input stays well under a millisecond. */
+#define FZ_MAX_WRITTEN (1u << 20)
+#define FZ_MAX_WRITTEN_SMALL (4u << 10)
+#define FZ_HEAP_WRITE 4096u         /* larger writes point into the pattern */
 #define FZ_MAX_VIEWS 256u           /* views held before releasing at once */
 #define FZ_MAX_IDS 2048u            /* stream ids with checks */
 #define FZ_MAX_IOV 64u
@@ -171,6 +178,7 @@ struct fz {
 	struct idrec *ids;
 	size_t nids;
 	uint64_t written_total;
+	uint64_t max_written;  /* FZ_MAX_WRITTEN or, small, its _SMALL */
 	bool trace;            /* FUZZ_TRACE set: print each operation */
 };
 
@@ -187,11 +195,6 @@ static struct idrec *idrec_get(struct fz *fz, uint32_t id)
 	memset(&fz->ids[fz->nids], 0, sizeof(fz->ids[0]));
 	fz->ids[fz->nids].id = id;
 	return &fz->ids[fz->nids++];
-}
-
-static uint8_t pattern_byte(uint32_t id, uint64_t off)
-{
-	return (uint8_t)(id * 131u + off * 7u + (off >> 8));
 }
 
 static bool own_id(const struct side *sd, uint32_t id)
@@ -404,10 +407,10 @@ static void on_data(struct side *sd, struct mr_event *ev)
 				kn->id,
 				(unsigned long long)(got + ev->view.len),
 				(unsigned long long)r->written[!sd->k]);
-		for (size_t i = 0; i < ev->view.len; i++)
-			if (ev->view.data[i] != pattern_byte(kn->id, got + i))
-				fz_fail("stream %u: byte %llu changed", kn->id,
-					(unsigned long long)(got + i));
+		if (!fz_pattern_matches(ev->view.data, kn->id, got,
+					ev->view.len))
+			fz_fail("stream %u: bytes %llu.. changed", kn->id,
+				(unsigned long long)got);
 	}
 	if (r)
 		r->received[sd->k] += ev->view.len;
@@ -669,21 +672,28 @@ static void op_write(struct side *sd, struct cursor *c, unsigned shift)
 	size_t len = (size_t)take8(c) << shift;
 	struct idrec *r;
 	struct mr_buf *buf;
-	uint64_t ud;
+	const uint8_t *data;
+	uint64_t ud, off;
 	int rc;
 
 	if (!kn)
 		return;
-	if (sd->fz->written_total + len > FZ_MAX_WRITTEN)
+	if (sd->fz->written_total + len > sd->fz->max_written)
 		len = 0;
 	r = idrec_get(sd->fz, kn->id);
-	buf = mr_buf_new_heap(len + 2);
+	off = r ? r->written[sd->k] : 0;
+	if (len > FZ_HEAP_WRITE) {
+		buf = fz_pattern_buf(kn->id, off, len, &data);
+	} else {
+		/* The bytes sit at offset 1, so the view is not the buffer's
+		 * start. */
+		buf = mr_buf_new_heap(len + 2);
+		if (buf)
+			fz_pattern_fill(buf->data + 1, kn->id, off, len);
+		data = buf ? buf->data + 1 : NULL;
+	}
 	if (!buf)
 		abort();
-	/* The bytes sit at offset 1, so the view is not the buffer's start. */
-	for (size_t i = 0; i < len; i++)
-		buf->data[1 + i] = pattern_byte(kn->id,
-						(r ? r->written[sd->k] : 0) + i);
 	if ((sd->nwrites & (sd->nwrites - 1)) == 0) {
 		size_t cap = sd->nwrites ? sd->nwrites * 2 : 8;
 
@@ -695,7 +705,7 @@ static void op_write(struct side *sd, struct cursor *c, unsigned shift)
 	ud = sd->nwrites + 1;
 	sd->write_len[sd->nwrites] = (uint32_t)len;
 	sd->write_done[sd->nwrites] = false;
-	rc = mr_stream_write(kn->s, buf, buf->data + 1, len, ud);
+	rc = mr_stream_write(kn->s, buf, data, len, ud);
 	check_rc(rc, "mr_stream_write");
 	if (sd->fz->trace)
 		fprintf(stderr, "  side %d write %zu bytes on %u: %d\n", sd->k,
@@ -1064,11 +1074,14 @@ static void run_program(struct fz *fz, struct cursor *c)
 				deliver(fz, sd->k, SIZE_MAX, 0);
 			break;
 		default: /* 14: both ways until quiet, a few rounds */
+			/* Chunks of a few hundred bytes: a megabyte cut into
+			 * bytes would be a quarter million events, and op 2
+			 * already cuts every frame boundary into bytes. */
 			for (int r = 0; r < 4 && fz->peer; r++) {
 				pump_all(&fz->side[0]);
 				pump_all(&fz->side[1]);
-				deliver(fz, 0, SIZE_MAX, arg & 7);
-				deliver(fz, 1, SIZE_MAX, arg & 7);
+				deliver(fz, 0, SIZE_MAX, (arg & 7) * 509u);
+				deliver(fz, 1, SIZE_MAX, (arg & 7) * 509u);
 			}
 			break;
 		}
@@ -1089,6 +1102,8 @@ int fuzz_engine_input(const uint8_t *data, size_t size)
 	fz.peer = (fz.cfg & FZ_CFG_PEER) && !(mode & FZ_MODE_RAW);
 	fz.recv_flags = fz.cfg & FZ_CFG_COPY ? MR_RECV_COPY : 0;
 	fz.nsides = fz.peer ? 2 : 1;
+	fz.max_written = fz.cfg & FZ_CFG_SMALL ? FZ_MAX_WRITTEN_SMALL
+					       : FZ_MAX_WRITTEN;
 	side_init(&fz, 0, fz.cfg & FZ_CFG_SERVER ? MR_ROLE_SERVER
 						 : MR_ROLE_CLIENT);
 	if (fz.peer)

@@ -700,7 +700,9 @@ MUXRING_API int muxring_connect(struct muxring_loop *loop, const char *host,
 /*
  * Sends GOAWAY(code, debug): the peer may open no more streams (this side
  * refuses them with RST StreamRefused); streams already open go on.
- * debug NULL sends the description of `code` (muxring_strerror).
+ * debug NULL sends the description of `code` (muxring_strerror). At most
+ * four GOAWAYs leave this way in a session (so that this side never spends
+ * a peer's GOAWAY flood budget); later calls send nothing and return 0.
  * Errors: MUXRING_ERR(MUXRING_SESSION_CLOSED) after the session ended,
  * -EINVAL for debug text of 16 MiB or more, -ENOMEM.
  */

@@ -279,7 +279,9 @@ MUXRING_API void muxring_engine_set_now(struct muxring_engine *engine,
 
 /*
  * Queues GOAWAY(code, debug): the peer may open no more streams (their SYNs
- * are refused with RST StreamRefused); streams already open go on.
+ * are refused with RST StreamRefused); streams already open go on. At most
+ * four GOAWAYs leave this way in a session (never a peer's GOAWAY flood);
+ * later calls send nothing and return 0.
  * Errors: MUXRING_ERR(MUXRING_SESSION_CLOSED) after the session ended,
  * -EINVAL for debug text above 16 MiB - 9 bytes, -ENOMEM.
  */

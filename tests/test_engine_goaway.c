@@ -313,6 +313,34 @@ static void test_our_goaway_is_followed_by_an_empty_unknown_frame_unless_closing
 	eh_free(h);
 }
 
+/* An application may call goaway as often as it likes; the peer, with its
+ * default GOAWAY flood budget, must never read that as a flood. */
+static void test_repeated_goaways_never_spend_the_peers_budget(void **state)
+{
+	struct eh *h = eh_new(MR_ROLE_SERVER, NULL);
+	struct eh *peer = eh_new(MR_ROLE_CLIENT, NULL);
+	struct eh_frames f;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 20; i++)
+		assert_int_equal(mr_session_goaway(h->sess, (uint32_t)i % 2,
+						   S("again")), 0);
+	eh_tx_frames(h, &f);
+	assert_int_equal(eh_frames_count(&f, MR_FRAME_GOAWAY, EH_ANY),
+			 MR_GOAWAYS_SENT_MAX);
+	eh_frames_free(&f);
+	assert_int_equal(mr_session_close(h->sess, 0, S("done")), 0);
+	eh_flush(h);
+	assert_int_equal(eh_feed(peer, h->tx, h->tx_len, 0), 0);
+	/* It ends by the final GOAWAY's close, not by a flood. */
+	assert_true(mr_session_result(peer->sess)->local_error !=
+		    MUXRING_ERR(MUXRING_ENHANCE_YOUR_CALM));
+	assert_true(mr_session_result(peer->sess)->remote_goaway);
+	eh_free(peer);
+	eh_free(h);
+}
+
 static void test_a_goaway_with_oversized_debug_is_refused(void **state)
 {
 	struct eh *h = eh_new(MR_ROLE_CLIENT, NULL);
@@ -534,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_an_idle_server_says_last_stream_id_1),
 		cmocka_unit_test(test_an_idle_client_says_last_stream_id_0),
 		cmocka_unit_test(test_goaway_names_the_highest_stream_id_the_peer_opened),
+		cmocka_unit_test(test_repeated_goaways_never_spend_the_peers_budget),
 		cmocka_unit_test(test_close_sends_goaway_and_ends_every_stream_with_session_closed),
 		cmocka_unit_test(test_close_finishes_a_frame_already_started_before_its_goaway),
 		cmocka_unit_test(test_close_with_an_oversized_debug_still_ends_the_session),

@@ -366,9 +366,13 @@ int mr_session_goaway(struct mr_session *sess, uint32_t code,
 		return MUXRING_ERR(MUXRING_SESSION_CLOSED);
 	if (debug_len > MR_FRAME_MAX_LEN - MR_GOAWAY_FIXED_LEN)
 		return -EINVAL;
+	if (sess->goaways_sent >= MR_GOAWAYS_SENT_MAX)
+		return 0;
 	err = mr_outbound_goaway(sess, code, debug, debug_len, false);
-	if (!err)
+	if (!err) {
 		sess->goaway_sent = true;
+		sess->goaways_sent++;
+	}
 	return err;
 }
 

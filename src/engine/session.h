@@ -322,11 +322,17 @@ int mr_session_open(struct mr_session *sess, uint32_t stream_type,
  * without opening two billion streams. */
 void mr_session_set_next_stream_id(struct mr_session *sess, uint32_t id);
 
+/* GOAWAYs mr_session_goaway sends in one session at most: well under a
+ * peer's GOAWAY flood budget (muxring's default is 8), so that this side,
+ * however often its application calls, never reads as a flood. */
+#define MR_GOAWAYS_SENT_MAX 4
+
 /*
  * Sends GOAWAY(code, debug) and refuses the peer's new streams from now on;
- * streams already open go on. Errors: -EINVAL if debug_len is above
- * MR_FRAME_MAX_LEN - 8, MUXRING_ERR(MUXRING_SESSION_CLOSED) if the session
- * ended, -ENOMEM.
+ * streams already open go on. After MR_GOAWAYS_SENT_MAX of them a call
+ * sends nothing more and returns 0 (new streams stay refused). Errors:
+ * -EINVAL if debug_len is above MR_FRAME_MAX_LEN - 8,
+ * MUXRING_ERR(MUXRING_SESSION_CLOSED) if the session ended, -ENOMEM.
  */
 int mr_session_goaway(struct mr_session *sess, uint32_t code,
 		      const void *debug, size_t debug_len);

@@ -218,6 +218,7 @@ struct mr_session {
 	uint32_t last_remote_id;   /* highest id the peer opened */
 	uint32_t accept_pending;   /* accepted, not yet taken by the app */
 	bool goaway_sent;          /* we refuse new peer streams */
+	uint8_t goaways_sent;      /* GOAWAYs mr_session_goaway queued */
 	bool ended;                /* the session is over */
 	bool ended_polled;         /* SESSION_ENDED was taken by the driver */
 	bool out_of_memory;        /* an event was lost; the session fails */

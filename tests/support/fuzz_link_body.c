@@ -329,7 +329,8 @@ static void on_session_ended(struct side *sd, struct mr_event *ev)
 		fzl_fail("SESSION_ENDED with a stream or not ended");
 	sd->ended_seen = true;
 	if (sd->fz->trace)
-		fprintf(stderr, "  side %d ended: %d\n", sd->k, err);
+		fprintf(stderr, "  side %d ended: %d (%s)\n", sd->k, err,
+			res->local_reason ? res->local_reason : "-");
 	if (!damaged_anywhere(sd->fz) &&
 	    (err == MUXRING_ERR(MUXRING_PROTOCOL_ERROR) ||
 	     err == MUXRING_ERR(MUXRING_FLOW_CONTROL_ERROR) ||

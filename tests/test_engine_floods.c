@@ -519,6 +519,33 @@ static void test_a_fin_for_every_stream_we_reset_is_never_a_flood(void **state)
 	eh_free(r.h);
 }
 
+/* Found by fuzz_link: a client whose idle streams (never written to) close
+ * after our GOAWAY sends each one's SYN, refused, and then its FIN: an
+ * empty frame for a stream we never took, once per refused stream. */
+static void test_fins_of_streams_refused_after_our_goaway_are_never_a_flood(void **state)
+{
+	struct run r;
+	struct eh_bytes b = {0};
+
+	(void)state;
+	run_init(&r, MR_ROLE_SERVER, NULL);
+	assert_int_equal(mr_session_goaway(r.h->sess, MUXRING_NO_ERROR, NULL, 0),
+			 0);
+	peer_reads(&r);
+	/* 1,000 streams, all at one instant: ten times the empty frames the
+	 * base rate allows in a second. */
+	for (uint32_t n = 0; n < 1000; n++) {
+		eh_bytes_data(&b, 3 + 2 * n, MR_FLAG_SYN, NULL, 0);
+		eh_bytes_data(&b, 3 + 2 * n, MR_FLAG_FIN, NULL, 0);
+		assert_int_equal(feed(&r, &b), 0);
+		peer_reads(&r);
+	}
+	assert_alive(&r);
+	assert_int_equal(r.max_streams, 0);
+	eh_bytes_free(&b);
+	eh_free(r.h);
+}
+
 /* ---- DATA on closed streams ------------------------------------------- */
 
 static void data_on_gone_streams(struct eh_bytes *b, size_t i)
@@ -759,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_a_flood_of_empty_data_frames_is_cut_off),
 		cmocka_unit_test(test_a_flood_of_fins_for_streams_that_are_gone_is_cut_off),
 		cmocka_unit_test(test_a_fin_for_every_stream_we_reset_is_never_a_flood),
+		cmocka_unit_test(test_fins_of_streams_refused_after_our_goaway_are_never_a_flood),
 		cmocka_unit_test(test_a_flood_of_data_on_closed_streams_is_cut_off_even_when_the_peer_reads),
 		cmocka_unit_test(test_replies_the_peer_never_reads_are_capped_in_bytes),
 		cmocka_unit_test(test_data_in_flight_on_streams_we_reset_is_never_a_flood),

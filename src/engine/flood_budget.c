@@ -184,6 +184,12 @@ void mr_flood_earn_stream(struct mr_session *sess)
 	earn(sess, MR_FLOOD_CLOSED_DATA, 1);
 }
 
+void mr_flood_earn_refused(struct mr_session *sess)
+{
+	earn(sess, MR_FLOOD_EMPTY_DATA, 1);
+	earn(sess, MR_FLOOD_CLOSED_DATA, 1);
+}
+
 void mr_flood_earn_data_sent(struct mr_session *sess,
 			     const struct mr_stream *stream, uint32_t payload)
 {

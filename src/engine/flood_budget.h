@@ -87,6 +87,10 @@ int mr_flood_charge_goaway(struct mr_session *sess);
  * and send a FIN for it after it is gone (empty DATA). */
 void mr_flood_earn_stream(struct mr_session *sess);
 
+/* A peer's SYN was refused: the peer may still send the stream's FIN, and
+ * the DATA it had in flight, before our RST reaches it. */
+void mr_flood_earn_refused(struct mr_session *sess);
+
 /* This side committed a DATA frame of `payload` bytes on `stream`: the peer
  * may credit each byte with a WNDINC of its own (Go sends one per read) and
  * answer the frame with an RST (when it reaches a closed stream), also by

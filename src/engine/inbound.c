@@ -85,6 +85,16 @@ static bool is_local_id(const struct mr_session *sess, uint32_t id)
  * A SYN arrived for `id`: creates the stream, or refuses it with an RST and
  * sets *out to NULL. Returns 0, or the error that failed the session.
  */
+/* Refuses a peer's SYN with RST code. The peer may have sent the stream's
+ * FIN or more data before our RST reaches it (a client whose idle streams
+ * close after our GOAWAY does): those frames are paid for, as for an
+ * accepted stream. Returns 0 or the error that failed the session. */
+static int refuse_stream(struct mr_session *sess, uint32_t id, uint32_t code)
+{
+	mr_flood_earn_refused(sess);
+	return reply_rst(sess, id, code);
+}
+
 static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 				struct mr_stream **out)
 {
@@ -92,7 +102,7 @@ static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 
 	*out = NULL;
 	if (sess->goaway_sent)
-		return reply_rst(sess, id, MUXRING_STREAM_REFUSED);
+		return refuse_stream(sess, id, MUXRING_STREAM_REFUSED);
 	if (is_local_id(sess, id))
 		return mr_session_fail(sess, MUXRING_PROTOCOL_ERROR,
 				       "SYN carries a stream id of the receiver's parity");
@@ -104,16 +114,16 @@ static int accept_remote_stream(struct mr_session *sess, uint32_t id,
 	if (id > sess->last_remote_id)
 		sess->last_remote_id = id;
 	if (sess->streams.count >= sess->cfg.max_streams)
-		return reply_rst(sess, id, MUXRING_STREAM_REFUSED);
+		return refuse_stream(sess, id, MUXRING_STREAM_REFUSED);
 	if (sess->accept_pending >= sess->cfg.accept_backlog)
-		return reply_rst(sess, id, MUXRING_ACCEPT_QUEUE_FULL);
+		return refuse_stream(sess, id, MUXRING_ACCEPT_QUEUE_FULL);
 	/* At the buffer cap: a new stream would bring the peer a fresh window
 	 * that the cap could not take back. */
 	if (mr_session_credit_blocked(sess))
-		return reply_rst(sess, id, MUXRING_STREAM_REFUSED);
+		return refuse_stream(sess, id, MUXRING_STREAM_REFUSED);
 	stream = mr_stream_new(sess, id, false);
 	if (!stream)
-		return reply_rst(sess, id, MUXRING_INTERNAL_ERROR);
+		return refuse_stream(sess, id, MUXRING_INTERNAL_ERROR);
 	sess->accept_pending++;
 	sess->stats.streams_accepted++;
 	mr_flood_earn_stream(sess);

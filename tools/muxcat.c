@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "common/cli.h"
+#include "common/tls_flags.h"
 #include "muxring.h"
 #include "muxring_tls.h"
 
@@ -150,9 +151,7 @@ struct options {
 	bool typed;              /* --type or --heartbeat: typed session */
 	uint32_t stream_type;    /* --type: type of the streams we open */
 	uint32_t heartbeat_ms;   /* --heartbeat: interval, 0 when off */
-	bool tls;                /* --tls */
-	struct muxring_tls_opts tls_opts; /* --cert --key --ca --sni
-					     --insecure */
+	struct tls_flags tls;    /* --tls --cert --key --ca --sni --insecure */
 };
 
 static void print_usage(FILE *f)
@@ -175,7 +174,6 @@ static int parse_operands(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-static int check_tls_options(struct options *o);
 
 /* Checks the combinations of options. */
 static int check_options(struct options *o, bool mode_echo, bool have_load,
@@ -188,32 +186,8 @@ static int check_options(struct options *o, bool mode_echo, bool have_load,
 	if (o->keep && !o->listen)
 		return cli_usage_error("-k needs -l");
 	o->mode = mode_echo ? MODE_ECHO : have_load ? MODE_LOAD : MODE_CAT;
-	return check_tls_options(o);
+	return tls_flags_check(&o->tls, o->listen, "clients");
 }
-
-/* The TLS options make sense only together with --tls, and for the role
- * they name. */
-static int check_tls_options(struct options *o)
-{
-	const struct muxring_tls_opts *t = &o->tls_opts;
-	bool insecure = t->flags & MUXRING_TLS_INSECURE;
-
-	if (!o->tls && (t->cert_file || t->key_file || t->ca_file ||
-			t->server_name || insecure))
-		return cli_usage_error("--cert, --key, --ca, --sni and --insecure "
-				   "need --tls");
-	if (!t->cert_file != !t->key_file)
-		return cli_usage_error("--cert and --key go together");
-	if (o->tls && o->listen && !t->cert_file)
-		return cli_usage_error("-l --tls needs --cert FILE --key FILE");
-	if (o->listen && (t->server_name || insecure))
-		return cli_usage_error("--sni and --insecure are for clients");
-	if (insecure && (t->ca_file || t->server_name))
-		return cli_usage_error("--insecure verifies nothing: no --ca or "
-				   "--sni with it");
-	return 0;
-}
-
 
 enum {
 	OPT_LOAD = 0x100,
@@ -222,12 +196,6 @@ enum {
 	OPT_CLOSE_DEBUG,
 	OPT_TYPE,
 	OPT_HEARTBEAT,
-	OPT_TLS,
-	OPT_CERT,
-	OPT_KEY,
-	OPT_CA,
-	OPT_SNI,
-	OPT_INSECURE,
 };
 
 /*
@@ -243,12 +211,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "close-debug", required_argument, NULL, OPT_CLOSE_DEBUG },
 		{ "type", required_argument, NULL, OPT_TYPE },
 		{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
-		{ "tls", no_argument, NULL, OPT_TLS },
-		{ "cert", required_argument, NULL, OPT_CERT },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "ca", required_argument, NULL, OPT_CA },
-		{ "sni", required_argument, NULL, OPT_SNI },
-		{ "insecure", no_argument, NULL, OPT_INSECURE },
+		TLS_FLAGS_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -262,6 +225,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->close_debug_len = strlen(o->close_debug);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":lkevh", longopts, NULL)) != -1) {
+		if (tls_flags_take(&o->tls, c, optarg))
+			continue;
 		switch (c) {
 		case 'l': o->listen = true; break;
 		case 'k': o->keep = true; break;
@@ -311,14 +276,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 						   ">= 1");
 			o->heartbeat_ms = (uint32_t)v;
 			o->typed = true;
-			break;
-		case OPT_TLS: o->tls = true; break;
-		case OPT_CERT: o->tls_opts.cert_file = optarg; break;
-		case OPT_KEY: o->tls_opts.key_file = optarg; break;
-		case OPT_CA: o->tls_opts.ca_file = optarg; break;
-		case OPT_SNI: o->tls_opts.server_name = optarg; break;
-		case OPT_INSECURE:
-			o->tls_opts.flags |= MUXRING_TLS_INSECURE;
 			break;
 		case ':':
 			return cli_usage_error("option %s needs an argument",
@@ -1425,14 +1382,14 @@ static int app_tls(struct app *app)
 {
 	int ret;
 
-	if (!app->opt.tls)
+	if (!app->opt.tls.on)
 		return 0;
-	if (app->opt.tls_opts.flags & MUXRING_TLS_INSECURE)
+	if (app->opt.tls.opts.flags & MUXRING_TLS_INSECURE)
 		cli_print_line("muxcat: warning: --insecure: the server's identity "
 			   "is not verified");
 	ret = muxring_tls_new(&app->tls, app->opt.listen ? MUXRING_SERVER
 							 : MUXRING_CLIENT,
-			      &app->opt.tls_opts);
+			      &app->opt.tls.opts);
 	if (ret < 0) {
 		cli_print_line("muxcat: TLS: %s", muxring_tls_new_error());
 		return STATUS_USAGE;

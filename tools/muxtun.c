@@ -100,6 +100,7 @@
 #include <unistd.h>
 
 #include "common/cli.h"
+#include "common/tls_flags.h"
 #include "muxring.h"
 #include "muxring_tls.h"
 
@@ -192,9 +193,7 @@ struct options {
 	const char *bind;        /* --bind */
 	bool verbose;            /* -v */
 	uint32_t max_conns;      /* --max-conns */
-	bool tls;                /* --tls */
-	struct muxring_tls_opts tls_opts; /* --cert --key --ca --sni
-					     --insecure */
+	struct tls_flags tls;    /* --tls --cert --key --ca --sni --insecure */
 };
 
 /* -c HOST PORT and -R HOST PORT: getopt gives HOST, PORT is the next word. */
@@ -232,29 +231,6 @@ static int take_listen_port(const char *opt, struct options *o)
 	return 0;
 }
 
-/* The TLS options go with --tls, and with the side they are for. */
-static int check_tls_options(const struct options *o)
-{
-	const struct muxring_tls_opts *t = &o->tls_opts;
-	bool insecure = t->flags & MUXRING_TLS_INSECURE;
-
-	if (!o->tls && (t->cert_file || t->key_file || t->ca_file ||
-			t->server_name || insecure))
-		return cli_usage_error("--cert, --key, --ca, --sni and --insecure "
-				   "need --tls");
-	if (!t->cert_file != !t->key_file)
-		return cli_usage_error("--cert and --key go together");
-	if (o->tls && o->mode == MODE_EXIT && !t->cert_file)
-		return cli_usage_error("-l --tls needs --cert FILE --key FILE");
-	if (o->mode == MODE_EXIT && (t->server_name || insecure))
-		return cli_usage_error("--sni and --insecure are for the entry "
-				   "side");
-	if (insecure && (t->ca_file || t->server_name))
-		return cli_usage_error("--insecure verifies nothing: no --ca or "
-				   "--sni with it");
-	return 0;
-}
-
 /* The options each mode must have, once all are read. */
 static int check_options(const struct options *o, int argc, char **argv)
 {
@@ -270,34 +246,13 @@ static int check_options(const struct options *o, int argc, char **argv)
 		return cli_usage_error(o->mode == MODE_ENTRY ? "-L needs -c HOST "
 				   "PORT" : "-l needs -R TARGET_HOST "
 				   "TARGET_PORT");
-	return check_tls_options(o);
+	return tls_flags_check(&o->tls, o->mode == MODE_EXIT, "the entry side");
 }
 
 enum {
 	OPT_MAX_CONNS = 0x100,
 	OPT_BIND,
-	OPT_TLS,
-	OPT_CERT,
-	OPT_KEY,
-	OPT_CA,
-	OPT_SNI,
-	OPT_INSECURE,
 };
-
-/* The TLS options of one run, taken from getopt. */
-static void take_tls_option(int c, struct options *o)
-{
-	struct muxring_tls_opts *t = &o->tls_opts;
-
-	switch (c) {
-	case OPT_TLS: o->tls = true; break;
-	case OPT_CERT: t->cert_file = optarg; break;
-	case OPT_KEY: t->key_file = optarg; break;
-	case OPT_CA: t->ca_file = optarg; break;
-	case OPT_SNI: t->server_name = optarg; break;
-	case OPT_INSECURE: t->flags |= MUXRING_TLS_INSECURE; break;
-	}
-}
 
 /* One option from getopt. Returns 0 or STATUS_USAGE (reported). */
 static int take_option(int c, int argc, char **argv, struct options *o)
@@ -305,6 +260,8 @@ static int take_option(int c, int argc, char **argv, struct options *o)
 	uint64_t v;
 	int ret;
 
+	if (tls_flags_take(&o->tls, c, optarg))
+		return 0;
 	switch (c) {
 	case 'L':
 		ret = want_mode(o, MODE_ENTRY);
@@ -331,14 +288,6 @@ static int take_option(int c, int argc, char **argv, struct options *o)
 	case OPT_BIND:
 		o->bind = optarg;
 		return 0;
-	case OPT_TLS:
-	case OPT_CERT:
-	case OPT_KEY:
-	case OPT_CA:
-	case OPT_SNI:
-	case OPT_INSECURE:
-		take_tls_option(c, o);
-		return 0;
 	case ':':
 		return cli_usage_error("option %s needs an argument",
 				   argv[optind - 1]);
@@ -358,12 +307,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 		{ "bind", required_argument, NULL, OPT_BIND },
-		{ "tls", no_argument, NULL, OPT_TLS },
-		{ "cert", required_argument, NULL, OPT_CERT },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "ca", required_argument, NULL, OPT_CA },
-		{ "sni", required_argument, NULL, OPT_SNI },
-		{ "insecure", no_argument, NULL, OPT_INSECURE },
+		TLS_FLAGS_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1700,13 +1644,13 @@ static int app_tls(struct app *app)
 {
 	bool server = app->opt.mode == MODE_EXIT;
 
-	if (!app->opt.tls)
+	if (!app->opt.tls.on)
 		return 0;
-	if (app->opt.tls_opts.flags & MUXRING_TLS_INSECURE)
+	if (app->opt.tls.opts.flags & MUXRING_TLS_INSECURE)
 		cli_print_line("muxtun: warning: --insecure: the exit side's "
 			   "identity is not verified");
 	if (muxring_tls_new(&app->tls, server ? MUXRING_SERVER : MUXRING_CLIENT,
-			    &app->opt.tls_opts) < 0) {
+			    &app->opt.tls.opts) < 0) {
 		cli_print_line("muxtun: TLS: %s", muxring_tls_new_error());
 		return STATUS_USAGE;
 	}

@@ -35,10 +35,10 @@
  * printed on stderr: run a crashing input that way to read what happened.
  */
 #include "fuzz_body.h"
+#include "fuzz_input.h"
 #include "fuzz_pattern.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,54 +58,6 @@
 #define FZ_MAX_VIEWS 256u           /* views held before releasing at once */
 #define FZ_MAX_IDS 2048u            /* stream ids with checks */
 #define FZ_MAX_IOV 64u
-
-static void fz_fail(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void fz_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz_engine: invariant broken: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	abort();
-}
-
-static void *fz_realloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-
-	if (!q)
-		abort();
-	return q;
-}
-
-/* ---- input cursor --------------------------------------------------------- */
-
-struct cursor {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t take8(struct cursor *c)
-{
-	if (!c->n)
-		return 0;
-	c->n--;
-	return *c->p++;
-}
-
-static uint32_t take32(struct cursor *c)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < 4; i++)
-		v = v << 8 | take8(c);
-	return v;
-}
 
 /* ---- facts per stream id ---------------------------------------------------- */
 
@@ -622,9 +574,9 @@ static void deliver(struct fz *fz, int from, size_t max, size_t chunk)
 
 /* ---- application operations ---------------------------------------------------- */
 
-static struct known *pick_stream(struct side *sd, struct cursor *c)
+static struct known *pick_stream(struct side *sd, struct fz_cursor *c)
 {
-	uint8_t i = take8(c);
+	uint8_t i = fz_take8(c);
 
 	return sd->nknown ? &sd->known[i % sd->nknown] : NULL;
 }
@@ -635,10 +587,10 @@ static void check_rc(int rc, const char *what)
 		fz_fail("%s returned %d", what, rc);
 }
 
-static void op_open(struct side *sd, struct cursor *c)
+static void op_open(struct side *sd, struct fz_cursor *c)
 {
 	struct mr_stream *s = NULL;
-	uint32_t type = take32(c);
+	uint32_t type = fz_take32(c);
 	int rc = mr_session_open(sd->sess, type, &s);
 
 	check_rc(rc, "mr_session_open");
@@ -666,10 +618,10 @@ static void op_open(struct side *sd, struct cursor *c)
 	}
 }
 
-static void op_write(struct side *sd, struct cursor *c, unsigned shift)
+static void op_write(struct side *sd, struct fz_cursor *c, unsigned shift)
 {
 	struct known *kn = pick_stream(sd, c);
-	size_t len = (size_t)take8(c) << shift;
+	size_t len = (size_t)fz_take8(c) << shift;
 	struct idrec *r;
 	struct mr_buf *buf;
 	const uint8_t *data;
@@ -719,11 +671,11 @@ static void op_write(struct side *sd, struct cursor *c, unsigned shift)
 	mr_buf_unref(buf);
 }
 
-static void op_stream(struct side *sd, struct cursor *c, unsigned op,
+static void op_stream(struct side *sd, struct fz_cursor *c, unsigned op,
 		      unsigned arg)
 {
 	struct known *kn = pick_stream(sd, c);
-	uint8_t x = take8(c);
+	uint8_t x = fz_take8(c);
 
 	if (!kn)
 		return;
@@ -752,9 +704,9 @@ static void op_stream(struct side *sd, struct cursor *c, unsigned op,
 	}
 }
 
-static void op_release(struct side *sd, struct cursor *c, unsigned arg)
+static void op_release(struct side *sd, struct fz_cursor *c, unsigned arg)
 {
-	uint8_t pick = take8(c);
+	uint8_t pick = fz_take8(c);
 	size_t n = arg ? arg : sd->nviews;
 
 	while (n-- && sd->nviews)
@@ -773,9 +725,9 @@ static void expire(struct side *sd)
 	drain(sd);
 }
 
-static void op_time(struct fz *fz, struct cursor *c, unsigned arg)
+static void op_time(struct fz *fz, struct fz_cursor *c, unsigned arg)
 {
-	uint64_t step = (uint64_t)take8(c) * (arg & 4 ? 10000000u : 100000u);
+	uint64_t step = (uint64_t)fz_take8(c) * (arg & 4 ? 10000000u : 100000u);
 
 	for (int k = 0; k < fz->nsides; k++) {
 		fz->side[k].now += step;
@@ -788,16 +740,16 @@ static void op_time(struct fz *fz, struct cursor *c, unsigned arg)
 
 /* Always reads an interval and a tolerance byte (ms), and a seed byte for
  * a start. */
-static void op_heartbeat(struct side *sd, struct cursor *c, unsigned arg)
+static void op_heartbeat(struct side *sd, struct fz_cursor *c, unsigned arg)
 {
-	uint64_t interval = ((uint64_t)take8(c) + (arg & 4 ? 0 : 1)) * 1000000u;
-	uint64_t tolerance = (uint64_t)take8(c) * 1000000u;
+	uint64_t interval = ((uint64_t)fz_take8(c) + (arg & 4 ? 0 : 1)) * 1000000u;
+	uint64_t tolerance = (uint64_t)fz_take8(c) * 1000000u;
 	int rc;
 
 	switch (arg & 3) {
 	case 0:
 		rc = mr_session_heartbeat_start(sd->sess, interval, tolerance,
-						take8(c));
+						fz_take8(c));
 		check_rc(rc, "heartbeat_start");
 		if (!rc)
 			sd->hb_started = true;
@@ -823,9 +775,9 @@ static void op_heartbeat(struct side *sd, struct cursor *c, unsigned arg)
 static const char debug_text[] = "fuzzed GOAWAY debug text, long enough for "
 				 "every length the argument can ask for";
 
-static void op_session(struct side *sd, struct cursor *c, unsigned arg)
+static void op_session(struct side *sd, struct fz_cursor *c, unsigned arg)
 {
-	uint8_t code = take8(c);
+	uint8_t code = fz_take8(c);
 
 	switch (arg & 3) {
 	case 0:
@@ -854,10 +806,10 @@ static void op_session(struct side *sd, struct cursor *c, unsigned arg)
 }
 
 /* Raw bytes from the input into a side. */
-static void op_inject(struct fz *fz, struct side *sd, struct cursor *c,
+static void op_inject(struct fz *fz, struct side *sd, struct fz_cursor *c,
 		      unsigned arg)
 {
-	size_t n = take8(c);
+	size_t n = fz_take8(c);
 
 	if (n > c->n)
 		n = c->n;
@@ -963,7 +915,7 @@ static void finish(struct fz *fz)
 }
 
 /* Raw mode: the rest of the input is A's wire input. */
-static void run_raw(struct fz *fz, struct cursor *c, uint8_t mode)
+static void run_raw(struct fz *fz, struct fz_cursor *c, uint8_t mode)
 {
 	struct side *sd = &fz->side[0];
 	uint32_t rng = 0x9E3779B9u ^ mode;
@@ -993,7 +945,7 @@ static void run_raw(struct fz *fz, struct cursor *c, uint8_t mode)
 		pump(sd, 1 + rng % FZ_MAX_IOV, rng & 4 ? SIZE_MAX : 1 + rng % 999,
 		     rng >> 24);
 		if (rng & 8)
-			op_release(sd, &(struct cursor){0}, rng >> 28);
+			op_release(sd, &(struct fz_cursor){0}, rng >> 28);
 		if (mode & 4) {
 			sd->now += rng % 10000000u;
 			expire(sd);
@@ -1007,10 +959,10 @@ static void run_raw(struct fz *fz, struct cursor *c, uint8_t mode)
 	pump_all(sd);
 }
 
-static void run_program(struct fz *fz, struct cursor *c)
+static void run_program(struct fz *fz, struct fz_cursor *c)
 {
 	for (unsigned ops = 0; c->n && ops < FZ_MAX_OPS; ops++) {
-		uint8_t b = take8(c);
+		uint8_t b = fz_take8(c);
 		unsigned op = b >> 4, arg = b & 0xF;
 		struct side *sd = &fz->side[fz->peer && (arg & 8) ? 1 : 0];
 
@@ -1024,7 +976,7 @@ static void run_program(struct fz *fz, struct cursor *c)
 			op_inject(fz, sd, c, arg);
 			break;
 		case 1: {
-			uint8_t mb = take8(c), fr = take8(c);
+			uint8_t mb = fz_take8(c), fr = fz_take8(c);
 
 			pump(sd, 1 + (arg & 7) * 9,
 			     mb == 0xFF ? SIZE_MAX : (size_t)mb * 97 + 1, fr);
@@ -1032,7 +984,7 @@ static void run_program(struct fz *fz, struct cursor *c)
 		}
 		case 2:
 			if (fz->peer)
-				deliver(fz, sd->k, (size_t)take8(c) * 61 + 1,
+				deliver(fz, sd->k, (size_t)fz_take8(c) * 61 + 1,
 					arg & 7);
 			else
 				pump_all(sd);
@@ -1092,13 +1044,13 @@ static void run_program(struct fz *fz, struct cursor *c)
 int fuzz_engine_input(const uint8_t *data, size_t size)
 {
 	struct fz fz;
-	struct cursor c = {.p = data, .n = size};
+	struct fz_cursor c = {.p = data, .n = size};
 	uint8_t mode;
 
 	memset(&fz, 0, sizeof(fz));
-	fz.cfg = take8(&c);
+	fz.cfg = fz_take8(&c);
 	fz.trace = getenv("FUZZ_TRACE") != NULL;
-	mode = take8(&c);
+	mode = fz_take8(&c);
 	fz.peer = (fz.cfg & FZ_CFG_PEER) && !(mode & FZ_MODE_RAW);
 	fz.recv_flags = fz.cfg & FZ_CFG_COPY ? MR_RECV_COPY : 0;
 	fz.nsides = fz.peer ? 2 : 1;

@@ -33,10 +33,10 @@
  * environment prints every action and event on stderr.
  */
 #include "fuzz_body.h"
+#include "fuzz_input.h"
 #include "fuzz_pattern.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,49 +61,12 @@ static const uint32_t app_codes[] = {
 };
 #define NAPP_CODES (sizeof(app_codes) / sizeof(app_codes[0]))
 
-static void fzl_fail(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), noreturn));
-
-static void fzl_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz_link: invariant broken: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	abort();
-}
-
-static void *fzl_realloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-
-	if (!q)
-		abort();
-	return q;
-}
-
 /* Room for one more element in a doubling array of *n elements. */
 static void *grow(void *p, size_t n, size_t size)
 {
 	if (n & (n - 1))
 		return p;
-	return fzl_realloc(p, (n ? 2 * n : 8) * size);
-}
-
-struct cursor {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t take8(struct cursor *c)
-{
-	if (!c->n)
-		return 0;
-	c->n--;
-	return *c->p++;
+	return fz_realloc(p, (n ? 2 * n : 8) * size);
 }
 
 /* ---- state --------------------------------------------------------------- */
@@ -218,10 +181,10 @@ static struct known *live_stream(struct side *sd, const struct mr_event *ev,
 	struct known *kn = known_of(sd, ev->stream);
 
 	if (!kn)
-		fzl_fail("side %d: %s for a stream the app never saw", sd->k,
+		fz_fail("side %d: %s for a stream the app never saw", sd->k,
 			 what);
 	if (kn->closed)
-		fzl_fail("side %d: %s for stream %u after its STREAM_CLOSED",
+		fz_fail("side %d: %s for stream %u after its STREAM_CLOSED",
 			 sd->k, what, kn->id);
 	return kn;
 }
@@ -235,9 +198,9 @@ static void release_view(struct side *sd, size_t i)
 static void on_accepted(struct side *sd, struct mr_event *ev)
 {
 	if (!ev->stream || known_of(sd, ev->stream))
-		fzl_fail("side %d: STREAM_ACCEPTED for a known stream", sd->k);
+		fz_fail("side %d: STREAM_ACCEPTED for a known stream", sd->k);
 	if (sd->cfg.typed && ev->stream_type == MR_HEARTBEAT_TYPE)
-		fzl_fail("side %d: heartbeat stream shown", sd->k);
+		fz_fail("side %d: heartbeat stream shown", sd->k);
 	sd->unaccepted++;
 	add_known(sd, ev->stream);
 	if (sd->fz->trace)
@@ -251,20 +214,20 @@ static void on_data(struct side *sd, struct mr_event *ev)
 	struct idrec *r = idrec_of(sd->fz, kn->id);
 
 	if (kn->eof)
-		fzl_fail("stream %u: DATA after EOF", kn->id);
+		fz_fail("stream %u: DATA after EOF", kn->id);
 	if (!ev->view.len || !ev->view.data || ev->view.stream != ev->stream)
-		fzl_fail("stream %u: empty or broken view", kn->id);
+		fz_fail("stream %u: empty or broken view", kn->id);
 	if (r && r->opened && !damaged_anywhere(sd->fz)) {
 		uint64_t got = r->received[sd->k];
 
 		if (got + ev->view.len > r->written[!sd->k])
-			fzl_fail("side %d stream %u: %llu bytes received, "
+			fz_fail("side %d stream %u: %llu bytes received, "
 				 "%llu written", sd->k, kn->id,
 				 (unsigned long long)(got + ev->view.len),
 				 (unsigned long long)r->written[!sd->k]);
 		if (!fz_pattern_matches(ev->view.data, kn->id, got,
 					ev->view.len))
-			fzl_fail("side %d stream %u: bytes %llu.. changed",
+			fz_fail("side %d stream %u: bytes %llu.. changed",
 				 sd->k, kn->id, (unsigned long long)got);
 	}
 	if (r)
@@ -280,11 +243,11 @@ static void on_eof(struct side *sd, struct mr_event *ev)
 	struct idrec *r = idrec_of(sd->fz, kn->id);
 
 	if (kn->eof)
-		fzl_fail("stream %u: second EOF", kn->id);
+		fz_fail("stream %u: second EOF", kn->id);
 	kn->eof = true;
 	if (r && r->opened && !damaged_anywhere(sd->fz) &&
 	    r->received[sd->k] != r->written[!sd->k])
-		fzl_fail("side %d stream %u: EOF after %llu of %llu bytes",
+		fz_fail("side %d stream %u: EOF after %llu of %llu bytes",
 			 sd->k, kn->id,
 			 (unsigned long long)r->received[sd->k],
 			 (unsigned long long)r->written[!sd->k]);
@@ -296,14 +259,14 @@ static void on_write_done(struct side *sd, struct mr_event *ev)
 
 	live_stream(sd, ev, "WRITE_DONE");
 	if (!ev->user_data || i >= sd->nwrites)
-		fzl_fail("side %d: WRITE_DONE for unknown write %llu", sd->k,
+		fz_fail("side %d: WRITE_DONE for unknown write %llu", sd->k,
 			 (unsigned long long)ev->user_data);
 	if (sd->writes[i].done)
-		fzl_fail("side %d: second WRITE_DONE for write %llu", sd->k,
+		fz_fail("side %d: second WRITE_DONE for write %llu", sd->k,
 			 (unsigned long long)ev->user_data);
 	sd->writes[i].done = true;
 	if (ev->result >= 0 && ev->result != sd->writes[i].len)
-		fzl_fail("write of %u bytes completed with %lld",
+		fz_fail("write of %u bytes completed with %lld",
 			 sd->writes[i].len, (long long)ev->result);
 }
 
@@ -313,9 +276,9 @@ static void on_closed(struct side *sd, struct mr_event *ev)
 
 	kn->closed = true;
 	if (ev->result > 0)
-		fzl_fail("STREAM_CLOSED result %lld", (long long)ev->result);
+		fz_fail("STREAM_CLOSED result %lld", (long long)ev->result);
 	if (fault_code(ev->code) && !damaged_anywhere(sd->fz))
-		fzl_fail("side %d stream %u closed with fault code %u (reason "
+		fz_fail("side %d stream %u closed with fault code %u (reason "
 			 "%d) on an undamaged link", sd->k, kn->id, ev->code,
 			 (int)ev->close_reason);
 }
@@ -326,7 +289,7 @@ static void on_session_ended(struct side *sd, struct mr_event *ev)
 	int err = res->local_error;
 
 	if (ev->stream || !mr_session_ended(sd->sess))
-		fzl_fail("SESSION_ENDED with a stream or not ended");
+		fz_fail("SESSION_ENDED with a stream or not ended");
 	sd->ended_seen = true;
 	if (sd->fz->trace)
 		fprintf(stderr, "  side %d ended: %d (%s)\n", sd->k, err,
@@ -337,24 +300,24 @@ static void on_session_ended(struct side *sd, struct mr_event *ev)
 	     err == MUXRING_ERR(MUXRING_FRAME_SIZE_ERROR) ||
 	     err == MUXRING_ERR(MUXRING_INTERNAL_ERROR) ||
 	     err == MUXRING_ERR(MUXRING_ENHANCE_YOUR_CALM)))
-		fzl_fail("side %d ended with %d on an undamaged link", sd->k,
+		fz_fail("side %d ended with %d on an undamaged link", sd->k,
 			 err);
 	if (sd->app_ended)
 		return;
 	if (!damaged_anywhere(sd->fz))
-		fzl_fail("side %d ended by itself (%d) on an undamaged link",
+		fz_fail("side %d ended by itself (%d) on an undamaged link",
 			 sd->k, err);
 	if (err != MUXRING_ERR(MUXRING_PROTOCOL_ERROR) &&
 	    err != MUXRING_ERR(MUXRING_FRAME_SIZE_ERROR) &&
 	    err != MUXRING_ERR(MUXRING_ENHANCE_YOUR_CALM))
-		fzl_fail("side %d ended after damage with %d, not a "
+		fz_fail("side %d ended after damage with %d, not a "
 			 "protocol error", sd->k, err);
 }
 
 static void handle_event(struct side *sd, struct mr_event *ev)
 {
 	if (sd->ended_seen)
-		fzl_fail("side %d: event %d after SESSION_ENDED", sd->k,
+		fz_fail("side %d: event %d after SESSION_ENDED", sd->k,
 			 (int)ev->type);
 	if (sd->fz->trace && ev->type != MR_EV_DATA)
 		fprintf(stderr, "  side %d event %d stream %u result %lld "
@@ -375,7 +338,7 @@ static void handle_event(struct side *sd, struct mr_event *ev)
 		on_write_done(sd, ev);
 		break;
 	case MR_EV_DEADLINE:
-		fzl_fail("side %d: DEADLINE without a deadline", sd->k);
+		fz_fail("side %d: DEADLINE without a deadline", sd->k);
 		break;
 	case MR_EV_STREAM_CLOSED:
 		on_closed(sd, ev);
@@ -383,19 +346,19 @@ static void handle_event(struct side *sd, struct mr_event *ev)
 	case MR_EV_HEARTBEAT:
 	case MR_EV_HEARTBEAT_FAILED:
 		if (!sd->hb_started)
-			fzl_fail("side %d: heartbeat event without a heartbeat",
+			fz_fail("side %d: heartbeat event without a heartbeat",
 				 sd->k);
 		break;
 	case MR_EV_GOAWAY:
 		if (fault_code(ev->code) && !damaged_anywhere(sd->fz))
-			fzl_fail("side %d: GOAWAY %u on an undamaged link",
+			fz_fail("side %d: GOAWAY %u on an undamaged link",
 				 sd->k, ev->code);
 		break;
 	case MR_EV_SESSION_ENDED:
 		on_session_ended(sd, ev);
 		break;
 	default:
-		fzl_fail("unknown event type %d", (int)ev->type);
+		fz_fail("unknown event type %d", (int)ev->type);
 	}
 }
 
@@ -459,7 +422,7 @@ static size_t transmit(struct side *sd, size_t max_bytes, size_t chunk)
 		size_t len = iov[i].iov_len;
 
 		if (!len)
-			fzl_fail("tx_iov offered an empty iovec");
+			fz_fail("tx_iov offered an empty iovec");
 		while (len && !sd->fz->killed) {
 			size_t take = chunk && chunk < len ? chunk : len;
 
@@ -480,7 +443,7 @@ static void transmit_all(struct side *sd)
 	for (int i = 0; i < 10000; i++)
 		if (!transmit(sd, SIZE_MAX, 0))
 			return;
-	fzl_fail("side %d never stops sending", sd->k);
+	fz_fail("side %d never stops sending", sd->k);
 }
 
 static void packet_free(struct packet *pk)
@@ -507,7 +470,7 @@ static void deliver_one(struct fzl *fz, int from, unsigned flags)
 	 * its reference shows up under ASan. */
 	if (pk.len && mr_session_recv(to->sess, pk.buf, pk.buf->data, pk.len,
 				      flags) > 0)
-		fzl_fail("mr_session_recv returned a positive value");
+		fz_fail("mr_session_recv returned a positive value");
 	packet_free(&pk);
 	drain(to);
 }
@@ -525,10 +488,10 @@ static void deliver(struct fzl *fz, int from, size_t npkt)
 }
 
 /* Damages one packet of a wire, as the argument says. */
-static void damage(struct fzl *fz, struct wire *w, struct cursor *c,
+static void damage(struct fzl *fz, struct wire *w, struct fz_cursor *c,
 		   unsigned how)
 {
-	uint8_t which = take8(c), at = take8(c), arg = take8(c);
+	uint8_t which = fz_take8(c), at = fz_take8(c), arg = fz_take8(c);
 	struct packet *pk;
 	size_t pos;
 
@@ -586,9 +549,9 @@ static void damage(struct fzl *fz, struct wire *w, struct cursor *c,
 
 /* ---- application actions ------------------------------------------------- */
 
-static struct known *pick(struct side *sd, struct cursor *c)
+static struct known *pick(struct side *sd, struct fz_cursor *c)
 {
-	uint8_t i = take8(c);
+	uint8_t i = fz_take8(c);
 
 	return sd->nknown ? &sd->known[i % sd->nknown] : NULL;
 }
@@ -596,13 +559,13 @@ static struct known *pick(struct side *sd, struct cursor *c)
 static void check_rc(int rc, const char *what)
 {
 	if (rc > 0)
-		fzl_fail("%s returned %d", what, rc);
+		fz_fail("%s returned %d", what, rc);
 }
 
-static void act_open(struct side *sd, struct cursor *c, bool typed_arg)
+static void act_open(struct side *sd, struct fz_cursor *c, bool typed_arg)
 {
 	struct mr_stream *s = NULL;
-	uint32_t type = typed_arg ? take8(c) : 0;
+	uint32_t type = typed_arg ? fz_take8(c) : 0;
 	struct idrec *r;
 	int rc;
 
@@ -611,12 +574,12 @@ static void act_open(struct side *sd, struct cursor *c, bool typed_arg)
 	if (rc)
 		return;
 	if (!s || known_of(sd, s))
-		fzl_fail("open returned a known or NULL stream");
+		fz_fail("open returned a known or NULL stream");
 	add_known(sd, s);
 	r = idrec_of(sd->fz, mr_stream_id(s));
 	if (r) {
 		if (r->opened)
-			fzl_fail("id %u opened twice", mr_stream_id(s));
+			fz_fail("id %u opened twice", mr_stream_id(s));
 		r->opened = true;
 	}
 	if (sd->fz->trace)
@@ -624,10 +587,10 @@ static void act_open(struct side *sd, struct cursor *c, bool typed_arg)
 			mr_stream_id(s));
 }
 
-static void act_write(struct side *sd, struct cursor *c, bool large)
+static void act_write(struct side *sd, struct fz_cursor *c, bool large)
 {
 	struct known *kn = pick(sd, c);
-	size_t len = (size_t)take8(c) << (large ? 8 : 0);
+	size_t len = (size_t)fz_take8(c) << (large ? 8 : 0);
 	struct idrec *r;
 	struct mr_buf *buf;
 	const uint8_t *data;
@@ -666,10 +629,10 @@ static void act_write(struct side *sd, struct cursor *c, bool large)
 		r->written[sd->k] += len;
 }
 
-static void act_stream(struct side *sd, struct cursor *c, unsigned what)
+static void act_stream(struct side *sd, struct fz_cursor *c, unsigned what)
 {
 	struct known *kn = pick(sd, c);
-	uint8_t code = take8(c);
+	uint8_t code = fz_take8(c);
 
 	if (!kn)
 		return;
@@ -689,9 +652,9 @@ static void act_stream(struct side *sd, struct cursor *c, unsigned what)
 	}
 }
 
-static void act_release(struct side *sd, struct cursor *c, unsigned n)
+static void act_release(struct side *sd, struct fz_cursor *c, unsigned n)
 {
-	uint8_t at = take8(c);
+	uint8_t at = fz_take8(c);
 
 	if (!n)
 		n = (unsigned)sd->nviews;
@@ -699,9 +662,9 @@ static void act_release(struct side *sd, struct cursor *c, unsigned n)
 		release_view(sd, at % sd->nviews);
 }
 
-static void act_session(struct side *sd, struct cursor *c, unsigned what)
+static void act_session(struct side *sd, struct fz_cursor *c, unsigned what)
 {
-	uint8_t code = take8(c);
+	uint8_t code = fz_take8(c);
 	static const char debug[] = "fuzz_link says goodbye";
 
 	switch (what) {
@@ -720,14 +683,14 @@ static void act_session(struct side *sd, struct cursor *c, unsigned what)
 	drain(sd);
 }
 
-static void act_heartbeat(struct side *sd, struct cursor *c, unsigned what)
+static void act_heartbeat(struct side *sd, struct fz_cursor *c, unsigned what)
 {
-	uint64_t interval = ((uint64_t)take8(c) + 1) * 1000000u;
+	uint64_t interval = ((uint64_t)fz_take8(c) + 1) * 1000000u;
 	int rc;
 
 	if (what == 0) {
 		rc = mr_session_heartbeat_start(sd->sess, interval,
-						interval * 2, take8(c));
+						interval * 2, fz_take8(c));
 		check_rc(rc, "heartbeat_start");
 		if (!rc)
 			sd->hb_started = true;
@@ -736,9 +699,9 @@ static void act_heartbeat(struct side *sd, struct cursor *c, unsigned what)
 	}
 }
 
-static void act_time(struct fzl *fz, struct cursor *c)
+static void act_time(struct fzl *fz, struct fz_cursor *c)
 {
-	fz->now += (uint64_t)take8(c) * 1000000u;
+	fz->now += (uint64_t)fz_take8(c) * 1000000u;
 	for (int k = 0; k < 2; k++) {
 		struct side *sd = &fz->side[k];
 		uint64_t next;
@@ -746,7 +709,7 @@ static void act_time(struct fzl *fz, struct cursor *c)
 		mr_session_set_now(sd->sess, fz->now);
 		next = mr_session_expire(sd->sess, fz->now);
 		if (next && next <= fz->now)
-			fzl_fail("expire says %llu is still to come at %llu",
+			fz_fail("expire says %llu is still to come at %llu",
 				 (unsigned long long)next,
 				 (unsigned long long)fz->now);
 		drain(sd);
@@ -830,10 +793,10 @@ static void side_init(struct fzl *fz, int k, enum mr_role role)
 		abort();
 }
 
-static void run(struct fzl *fz, struct cursor *c)
+static void run(struct fzl *fz, struct fz_cursor *c)
 {
 	for (unsigned ops = 0; c->n && ops < FZL_MAX_OPS; ops++) {
-		uint8_t b = take8(c);
+		uint8_t b = fz_take8(c);
 		unsigned op = b >> 4, arg = b & 7;
 		struct side *sd = &fz->side[b >> 3 & 1];
 
@@ -868,7 +831,7 @@ static void run(struct fzl *fz, struct cursor *c)
 				act_heartbeat(sd, c, arg & 1);
 			break;
 		case 8: {
-			uint8_t max = take8(c), chunk = take8(c);
+			uint8_t max = fz_take8(c), chunk = fz_take8(c);
 
 			transmit(sd, (size_t)max * 64 + 1,
 				 (size_t)chunk * (arg + 1));
@@ -892,7 +855,7 @@ static void run(struct fzl *fz, struct cursor *c)
 			break;
 		default:
 			if (arg == 7)
-				act_kill(fz, take8(c));
+				act_kill(fz, fz_take8(c));
 			else
 				settle(fz, true, false);
 			break;
@@ -904,14 +867,14 @@ static void run(struct fzl *fz, struct cursor *c)
 static void check_ended(struct side *sd)
 {
 	if (!sd->ended_seen)
-		fzl_fail("side %d: no SESSION_ENDED after close", sd->k);
+		fz_fail("side %d: no SESSION_ENDED after close", sd->k);
 	for (size_t i = 0; i < sd->nknown; i++)
 		if (!sd->known[i].closed)
-			fzl_fail("side %d: stream %u never got STREAM_CLOSED",
+			fz_fail("side %d: stream %u never got STREAM_CLOSED",
 				 sd->k, sd->known[i].id);
 	for (size_t i = 0; i < sd->nwrites; i++)
 		if (!sd->writes[i].done)
-			fzl_fail("side %d: write %zu never got WRITE_DONE",
+			fz_fail("side %d: write %zu never got WRITE_DONE",
 				 sd->k, i + 1);
 }
 
@@ -931,7 +894,7 @@ static void check_nothing_hangs(struct fzl *fz)
 
 		for (size_t i = 0; i < sd->nknown; i++)
 			if (!sd->known[i].closed)
-				fzl_fail("side %d: stream %u still open after "
+				fz_fail("side %d: stream %u still open after "
 					 "both sides half-closed it and "
 					 "read everything", k,
 					 sd->known[i].id);
@@ -953,7 +916,7 @@ static void finish(struct fzl *fz)
 		check_ended(sd);
 		transmit_all(sd);
 		if (!mr_session_done(sd->sess))
-			fzl_fail("side %d: not done after sending everything",
+			fz_fail("side %d: not done after sending everything",
 				 k);
 	}
 	for (int k = 0; k < 2; k++) {
@@ -986,11 +949,11 @@ static void finish(struct fzl *fz)
 int fuzz_link_input(const uint8_t *data, size_t size)
 {
 	struct fzl *fz = calloc(1, sizeof(*fz));
-	struct cursor c = {.p = data, .n = size};
+	struct fz_cursor c = {.p = data, .n = size};
 
 	if (!fz)
 		abort();
-	fz->cfg = take8(&c);
+	fz->cfg = fz_take8(&c);
 	fz->trace = getenv("FUZZ_TRACE") != NULL;
 	fz->max_written = fz->cfg & FZL_CFG_SMALL ? FZL_MAX_WRITTEN_SMALL
 						  : FZL_MAX_WRITTEN;

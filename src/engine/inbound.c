@@ -165,11 +165,14 @@ static int find_data_stream(struct mr_session *sess,
 	err = mr_flood_charge(sess, MR_FLOOD_CLOSED_DATA);
 	if (err)
 		return err;
-	if (stream && stream->recv_state == MR_RECV_FIN) /* after its FIN */
-		return reset_stream(sess, stream, MUXRING_STREAM_CLOSED);
 	if (hdr->stream_id == sess->rst_closed_id)
 		return 0;
 	sess->rst_closed_id = hdr->stream_id;
+	/* After its FIN, or after a local close whose own FIN still waits for
+	 * window: the RST ends the stream for the peer, which will never
+	 * credit that window, so it ends here too. */
+	if (stream)
+		return reset_stream(sess, stream, MUXRING_STREAM_CLOSED);
 	return reply_rst(sess, hdr->stream_id, MUXRING_STREAM_CLOSED);
 }
 

@@ -138,6 +138,9 @@ struct bench_cell {
 				 * copies of it side by side (see there) */
 	unsigned muxring_flags;	/* MUXRING_LOOP_* bits for the muxring
 				 * impl's loops (--sqpoll); 0 for the rest */
+	unsigned busy_poll_us;	/* waits poll this long before they sleep
+				 * (--busy-poll; only impls with busy_polls
+				 * run such a cell); 0: they sleep at once */
 };
 
 /*
@@ -162,6 +165,8 @@ struct bench_impl {
 	const char *summary;	/* one line for --help */
 	/* Whether this impl has a meaningful figure for the cell. */
 	bool (*supports)(const struct bench_cell *cell);
+	/* Whether its waits honour cell->busy_poll_us. */
+	bool busy_polls;
 	/*
 	 * Runs one cell as described at the top of this file and fills
 	 * *out.  Returns 0, or -1 after printing one clear line to stderr

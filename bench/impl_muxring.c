@@ -147,6 +147,7 @@ static void loop_opts(const struct bench_cell *cell,
 {
 	memset(o, 0, sizeof(*o));
 	o->flags = cell->muxring_flags;
+	o->busy_poll_us = cell->busy_poll_us;
 	switch (cell->workload) {
 	case BENCH_BULK:
 	case BENCH_HEARTBEAT:
@@ -1265,8 +1266,10 @@ static int mx_run(const struct bench_cell *cell, struct bench_result *out)
 }
 
 const struct bench_impl bench_impl_muxring = {
-	"muxring",
-	"muxado streams over one TCP connection, io_uring loops (this library)",
-	mx_supports,
-	mx_run,
+	.name = "muxring",
+	.summary = "muxado streams over one TCP connection, io_uring loops "
+		   "(this library)",
+	.supports = mx_supports,
+	.busy_polls = true,
+	.run = mx_run,
 };

@@ -145,6 +145,8 @@ bool bench_cell_supported(const struct bench_impl *impl,
 	if (cell->loops > 1 &&
 	    (cell->workload == BENCH_IDLE || cell->streams < cell->loops))
 		return false;
+	if (cell->busy_poll_us && !impl->busy_polls)
+		return false;
 	return impl->supports(cell);
 }
 

@@ -47,6 +47,10 @@
 #define MAX_LOOPS 64u
 #define MAX_CELLS 128
 #define MAX_STREAMS 1000000u
+/* The quick run's busy-polling cell: longer than a loopback round trip
+ * under load, short enough that a loop with nothing coming soon sleeps. */
+#define BUSY_POLL_US 50u
+#define MAX_BUSY_POLL_US 1000000u
 
 /* ---- matrices ---------------------------------------------------------- */
 
@@ -56,22 +60,24 @@ struct base_cell {
 	size_t size;
 	bool tls;
 	unsigned loops;		/* 0: one */
+	unsigned busy_poll_us;	/* 0: none */
 };
 
 /* The cells the targets are about, one each: well under two minutes. */
 static const struct base_cell quick_matrix[] = {
-	{ BENCH_RPC, 1, 64, false, 1 },
-	{ BENCH_RPC, 64, 64, false, 1 },
-	{ BENCH_RPC, 64, 64, false, 2 },
-	{ BENCH_OPEN, 64, 64, false, 1 },
-	{ BENCH_BULK, 1, 32 * MIB, false, 1 },
-	{ BENCH_BULK, 64, 1 * MIB, false, 1 },
-	{ BENCH_IDLE, IDLE_STREAMS, 0, false, 1 },
-	{ BENCH_HEARTBEAT, 8, 64 * KIB, false, 1 },
-	{ BENCH_SESSIONS, SESSIONS, 64, false, 1 },
-	{ BENCH_RPC, 64, 64, true, 1 },
-	{ BENCH_OPEN, 64, 64, true, 1 },
-	{ BENCH_BULK, 1, 32 * MIB, true, 1 },
+	{ BENCH_RPC, 1, 64, false, 1, 0 },
+	{ BENCH_RPC, 1, 64, false, 1, BUSY_POLL_US },
+	{ BENCH_RPC, 64, 64, false, 1, 0 },
+	{ BENCH_RPC, 64, 64, false, 2, 0 },
+	{ BENCH_OPEN, 64, 64, false, 1, 0 },
+	{ BENCH_BULK, 1, 32 * MIB, false, 1, 0 },
+	{ BENCH_BULK, 64, 1 * MIB, false, 1, 0 },
+	{ BENCH_IDLE, IDLE_STREAMS, 0, false, 1, 0 },
+	{ BENCH_HEARTBEAT, 8, 64 * KIB, false, 1, 0 },
+	{ BENCH_SESSIONS, SESSIONS, 64, false, 1, 0 },
+	{ BENCH_RPC, 64, 64, true, 1, 0 },
+	{ BENCH_OPEN, 64, 64, true, 1, 0 },
+	{ BENCH_BULK, 1, 32 * MIB, true, 1, 0 },
 };
 
 static const unsigned full_streams[] = { 1, 8, 64, 256, 1024 };
@@ -83,17 +89,17 @@ static size_t full_matrix(struct base_cell *out)
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(full_streams) / sizeof(full_streams[0]); i++)
-		out[n++] = (struct base_cell){ BENCH_RPC, full_streams[i], 64, false, 1 };
+		out[n++] = (struct base_cell){ BENCH_RPC, full_streams[i], 64, false, 1, 0 };
 	for (size_t i = 0; i < sizeof(full_streams) / sizeof(full_streams[0]); i++)
-		out[n++] = (struct base_cell){ BENCH_OPEN, full_streams[i], 64, false, 1 };
+		out[n++] = (struct base_cell){ BENCH_OPEN, full_streams[i], 64, false, 1, 0 };
 	for (size_t s = 0; s < sizeof(bulk_sizes) / sizeof(bulk_sizes[0]); s++)
 		for (size_t i = 0; i < sizeof(bulk_streams) / sizeof(bulk_streams[0]); i++)
 			out[n++] = (struct base_cell){ BENCH_BULK, bulk_streams[i],
-						       bulk_sizes[s], false, 1 };
-	out[n++] = (struct base_cell){ BENCH_RPC, 64, 64, false, 2 };
-	out[n++] = (struct base_cell){ BENCH_IDLE, IDLE_STREAMS, 0, false, 1 };
-	out[n++] = (struct base_cell){ BENCH_HEARTBEAT, 8, 64 * KIB, false, 1 };
-	out[n++] = (struct base_cell){ BENCH_SESSIONS, SESSIONS, 64, false, 1 };
+						       bulk_sizes[s], false, 1, 0 };
+	out[n++] = (struct base_cell){ BENCH_RPC, 64, 64, false, 2, 0 };
+	out[n++] = (struct base_cell){ BENCH_IDLE, IDLE_STREAMS, 0, false, 1, 0 };
+	out[n++] = (struct base_cell){ BENCH_HEARTBEAT, 8, 64 * KIB, false, 1, 0 };
+	out[n++] = (struct base_cell){ BENCH_SESSIONS, SESSIONS, 64, false, 1, 0 };
 	return n;
 }
 
@@ -109,6 +115,7 @@ struct options {
 	double seconds;		/* 0: the matrix's */
 	unsigned loops;		/* 0: the matrix's */
 	bool sqpoll;		/* muxring's loops with MUXRING_LOOP_SQPOLL */
+	unsigned busy_poll_us;	/* --busy-poll: every cell; 0: the matrix's */
 	const char *impl_list;	/* NULL: all that apply */
 };
 
@@ -117,7 +124,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat|sessions]\n"
 		"                [--streams N] [--size BYTES] [--duration SECONDS]\n"
-		"                [--loops N] [--sqpoll] [--impl LIST] [--tls] [--json]\n"
+		"                [--loops N] [--sqpoll] [--busy-poll US] [--impl LIST]\n"
+		"                [--tls] [--json]\n"
 		"\n"
 		"Benchmarks muxring against TCP connection pools over loopback TCP\n"
 		"(client and server in separate threads, one event loop each).\n"
@@ -133,11 +141,15 @@ static void usage(FILE *f)
 		"  --duration S measured window per cell (quick %.0f s, full %.0f s)\n"
 		"  --sqpoll     muxring's loops poll their submission queues with a\n"
 		"               kernel thread each (MUXRING_LOOP_SQPOLL)\n"
+		"  --busy-poll US  every wait of muxring's loops (busy_poll_us) and\n"
+		"               of tcp-epoll polls US microseconds before it sleeps;\n"
+		"               only those two run (the quick run has one such\n"
+		"               cell, rpc/BP, at %u us)\n"
 		"  --loops N    N client and N server loops, one thread each, the\n"
 		"               streams (sessions, connections) dealt out among them\n"
 		"               (idle runs on one)\n"
 		"  --impl LIST  comma-separated subset of",
-		QUICK_SECONDS, FULL_SECONDS);
+		QUICK_SECONDS, FULL_SECONDS, BUSY_POLL_US);
 	for (size_t i = 0; bench_impls[i]; i++)
 		fprintf(f, "%s%s", i ? "," : " ", bench_impls[i]->name);
 	fprintf(f, "\n"
@@ -220,6 +232,19 @@ static unsigned parse_loops(const char *s)
 	return (unsigned)v;
 }
 
+static unsigned parse_busy_poll(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > MAX_BUSY_POLL_US ||
+	    s[0] == '-')
+		usage_error("--busy-poll wants microseconds from 1 to 1000000, not '%s'", s);
+	return (unsigned)v;
+}
+
 static int parse_workload(const char *s)
 {
 	for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++)
@@ -285,6 +310,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "loops", required_argument, NULL, 'l' },
 		{ "sqpoll", no_argument, NULL, 'q' },
+		{ "busy-poll", required_argument, NULL, 'b' },
 		{ "impl", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "tls", no_argument, NULL, 't' },
@@ -304,6 +330,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'd': o->seconds = parse_seconds(optarg); break;
 		case 'l': o->loops = parse_loops(optarg); break;
 		case 'q': o->sqpoll = true; break;
+		case 'b': o->busy_poll_us = parse_busy_poll(optarg); break;
 		case 'i': o->impl_list = optarg; break;
 		case 'j': o->json = true; break;
 		case 't': o->tls = true; break;
@@ -345,6 +372,8 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 			.loops = o->loops ? o->loops :
 				 base[i].loops ? base[i].loops : 1,
 			.muxring_flags = o->sqpoll ? MUXRING_LOOP_SQPOLL : 0,
+			.busy_poll_us = o->busy_poll_us ? o->busy_poll_us :
+					base[i].busy_poll_us,
 		};
 		bool dup = false;
 
@@ -363,7 +392,8 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 			dup = cells[j].workload == c.workload &&
 			      cells[j].streams == c.streams &&
 			      cells[j].size == c.size && cells[j].tls == c.tls &&
-			      cells[j].loops == c.loops;
+			      cells[j].loops == c.loops &&
+			      cells[j].busy_poll_us == c.busy_poll_us;
 		if (!dup)
 			cells[n++] = c;
 	}
@@ -462,8 +492,9 @@ static void progress_prefix(size_t i, size_t n, const struct bench_run *r)
 	else
 		snprintf(size, sizeof(size), "%zuB", r->cell.size);
 	fprintf(stderr, "[%2zu/%zu] %-9s N=%-6u %-7s L=%-2u %-10s ", i + 1, n,
-		r->cell.tls ? report_cell_name(&r->cell) :
-			      bench_workload_name(r->cell.workload),
+		r->cell.tls || r->cell.busy_poll_us ?
+			report_cell_name(&r->cell) :
+			bench_workload_name(r->cell.workload),
 		r->cell.streams, size, r->cell.loops, r->impl->name);
 }
 
@@ -502,7 +533,7 @@ int main(int argc, char **argv)
 	report_meta_init(&s.meta, repo[0] ? repo : NULL);
 	s.meta.mode = o.full ? "full" : "quick";
 	if (o.workload >= 0 || o.streams || o.size || o.seconds || o.tls ||
-	    o.loops || o.sqpoll)
+	    o.loops || o.sqpoll || o.busy_poll_us)
 		s.meta.mode = "custom";
 	record_args(&s.meta, argc, argv);
 	results_dir(repo, dir, sizeof(dir));

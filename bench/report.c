@@ -204,8 +204,8 @@ static void json_run_fields(FILE *f, const struct bench_run *run)
 	fprintf(f, "\"workload\":\"%s\",\"tls\":%s,\"impl\":",
 		bench_workload_name(c->workload), c->tls ? "true" : "false");
 	json_str(f, run->impl->name);
-	fprintf(f, ",\"streams\":%u,\"loops\":%u,\"size\":", c->streams,
-		c->loops > 1 ? c->loops : 1);
+	fprintf(f, ",\"streams\":%u,\"loops\":%u,\"busy_poll_us\":%u,\"size\":",
+		c->streams, c->loops > 1 ? c->loops : 1, c->busy_poll_us);
 	if (idle)
 		fputs("null", f);
 	else
@@ -238,7 +238,8 @@ void report_json_line(FILE *f, const struct bench_run *run)
 static bool same_cell(const struct bench_cell *a, const struct bench_cell *b)
 {
 	return a->workload == b->workload && a->streams == b->streams &&
-	       a->size == b->size && a->tls == b->tls && a->loops == b->loops;
+	       a->size == b->size && a->tls == b->tls && a->loops == b->loops &&
+	       a->busy_poll_us == b->busy_poll_us;
 }
 
 const char *report_cell_name(const struct bench_cell *c)
@@ -249,6 +250,8 @@ const char *report_cell_name(const struct bench_cell *c)
 		[BENCH_HEARTBEAT] = "hb+tls",
 	};
 
+	if (c->busy_poll_us && c->workload == BENCH_RPC && !c->tls)
+		return "rpc/BP";
 	return c->tls && (unsigned)c->workload < BENCH_WORKLOAD_COUNT &&
 		       tls_names[c->workload]
 		       ? tls_names[c->workload]
@@ -276,7 +279,8 @@ const struct bench_run *report_find(const struct bench_session *s,
 }
 
 /* First run of `name` on a cell matching (workload, streams, size,
- * loops); streams or size 0 match anything, loops 0 means one. */
+ * loops) that does not busy poll; streams or size 0 match anything, loops
+ * 0 means one. */
 static const struct bench_run *find_loose(const struct bench_session *s,
 					  enum bench_workload w, unsigned streams,
 					  size_t size, unsigned loops, bool tls,
@@ -290,6 +294,7 @@ static const struct bench_run *find_loose(const struct bench_session *s,
 			continue;
 		if ((streams && r->cell.streams != streams) ||
 		    (size && r->cell.size != size) ||
+		    r->cell.busy_poll_us ||
 		    (r->cell.loops > 1 ? r->cell.loops : 1) != (loops ? loops : 1))
 			continue;
 		return r;
@@ -512,7 +517,9 @@ void report_table(FILE *f, const struct bench_session *s)
 		fprintf(f, "\nratio = muxring / that baseline: above 1 is better for rates,"
 			   " below 1 for latency (us) and memory (B/stream).\n"
 			   "/L2: 2 client and 2 server loops (threads), the streams dealt out"
-			   " among them (--loops).\n");
+			   " among them (--loops).\n"
+			   "/BP: every wait polls before it sleeps, muxring's (busy_poll_us)"
+			   " and tcp-epoll's alike (--busy-poll).\n");
 	print_targets(f, s);
 	fflush(f);
 }

@@ -192,9 +192,10 @@ static size_t plan_panels(const struct bench_session *s, struct panel *out)
 static bool run_in_panel(const struct bench_run *r, const struct panel *p)
 {
 	/* The chart's panels are the plain TCP cells with one loop per side;
-	 * TLS and --loops cells are in the table and latest.json. */
+	 * TLS, --loops and busy-polling cells are in the table and
+	 * latest.json. */
 	if (r->failed || r->cell.workload != p->w || r->cell.tls ||
-	    r->cell.loops > 1)
+	    r->cell.loops > 1 || r->cell.busy_poll_us)
 		return false;
 	if (p->skip_impl && strcmp(r->impl->name, p->skip_impl) == 0)
 		return false;

@@ -15,7 +15,10 @@
  * session closed when the peer has nothing more to say ends without a wait
  * timing out (its last send is not quiet); with MUXRING_LOOP_SQPOLL the
  * exchange is as correct, without quiet sends and with no enter but the
- * waits.
+ * waits; with busy polling (busy_poll_us) the exchange is as correct, the
+ * answers are found by polls rather than by blocking waits, a wait with
+ * nothing coming still ends at its timeout, not at the end of the poll
+ * budget, and a budget above a second is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,7 +46,7 @@
 
 struct echo_side {
 	int fd;
-	unsigned disable, flags;
+	unsigned disable, flags, busy_poll_us;
 	struct muxring_stats stats;
 	unsigned write_dones;
 	int err;
@@ -52,7 +55,8 @@ struct echo_side {
 static void *echo_thread(void *arg)
 {
 	struct echo_side *e = arg;
-	struct muxring_loop_opts lo = {.disable = e->disable, .flags = e->flags};
+	struct muxring_loop_opts lo = {.disable = e->disable, .flags = e->flags,
+				       .busy_poll_us = e->busy_poll_us};
 	struct muxring_cqe *cqes[64];
 	struct muxring_session *sess;
 	struct muxring_loop *loop;
@@ -134,10 +138,13 @@ static void entries_until(struct muxring_loop *loop, enum muxring_cqe_type type)
 	}
 }
 
-static void run_exchange(unsigned disable, unsigned flags, struct exchange *x)
+static void run_exchange_polling(unsigned disable, unsigned flags,
+				 unsigned busy_poll_us, struct exchange *x)
 {
-	struct muxring_loop_opts lo = {.disable = disable, .flags = flags};
-	struct echo_side e = {.disable = disable, .flags = flags};
+	struct muxring_loop_opts lo = {.disable = disable, .flags = flags,
+				       .busy_poll_us = busy_poll_us};
+	struct echo_side e = {.disable = disable, .flags = flags,
+			      .busy_poll_us = busy_poll_us};
 	struct muxring_session *sess;
 	struct muxring_stream *st;
 	struct muxring_loop *loop;
@@ -197,6 +204,11 @@ static void run_exchange(unsigned disable, unsigned flags, struct exchange *x)
 	x->write_dones += e.write_dones;
 	/* The server's count covers set-up and close as well. */
 	x->server_enters = e.stats.enters;
+}
+
+static void run_exchange(unsigned disable, unsigned flags, struct exchange *x)
+{
+	run_exchange_polling(disable, flags, 0, x);
 }
 
 static void test_one_enter_per_message(void **state)
@@ -260,6 +272,52 @@ static void test_sqpoll(void **state)
 	/* Only waits enter the kernel: the one for the send's completion
 	 * and the one for the answer. */
 	assert_true(x.client_enters <= 2 * ROUNDS + ROUNDS / 20);
+}
+
+/* ---- busy polling ------------------------------------------------------------ */
+
+/* A second of budget: the echo's answer always comes within it, so no wait
+ * of the rounds blocks; only the enter that submits each request counts
+ * as an enter, the looking in between as busy polls. */
+static void test_busy_poll(void **state)
+{
+	struct exchange x;
+
+	(void)state;
+	run_exchange_polling(0, 0, 1000000, &x);
+	assert_int_equal(x.write_dones, 0);
+	assert_true(x.client.busy_polls > 0);
+	assert_true(x.server.busy_polls > 0);
+	assert_true(x.client_enters <= ROUNDS + ROUNDS / 20);
+}
+
+static void test_busy_poll_keeps_the_timeout(void **state)
+{
+	struct muxring_loop_opts lo = {.busy_poll_us = 1000000};
+	struct muxring_stats st;
+	struct muxring_loop *loop;
+	uint64_t t0, took;
+
+	(void)state;
+	assert_int_equal(muxring_loop_create(&loop, &lo), 0);
+	t0 = muxring_now_ns();
+	assert_int_equal(muxring_submit_and_wait(loop, 1, 20 * 1000 * 1000), 0);
+	took = muxring_now_ns() - t0;
+	assert_true(took >= 20u * 1000 * 1000);
+	assert_true(took < 500u * 1000 * 1000);
+	muxring_loop_stats(loop, &st);
+	assert_true(st.busy_polls > 0);
+	muxring_loop_destroy(loop);
+}
+
+static void test_busy_poll_budget_checked(void **state)
+{
+	struct muxring_loop_opts lo = {.busy_poll_us = 1000001};
+	struct muxring_loop *loop = NULL;
+
+	(void)state;
+	assert_int_equal(muxring_loop_create(&loop, &lo), -EINVAL);
+	assert_null(loop);
 }
 
 /* ---- a peer that says nothing ------------------------------------------------- */
@@ -371,6 +429,9 @@ int main(void)
 		cmocka_unit_test(test_disabled_by_option),
 		cmocka_unit_test(test_disabled_by_environment),
 		cmocka_unit_test(test_sqpoll),
+		cmocka_unit_test(test_busy_poll),
+		cmocka_unit_test(test_busy_poll_keeps_the_timeout),
+		cmocka_unit_test(test_busy_poll_budget_checked),
 		cmocka_unit_test(test_socket_full),
 		cmocka_unit_test(test_close_without_answer),
 	};

@@ -37,6 +37,7 @@
 #define DEFAULT_SEND_BUFFER (64u << 10)
 #define DEFAULT_CQ_ENTRIES 1024u
 #define DEFAULT_LINGER_MS 1000u
+#define MAX_BUSY_POLL_US 1000000u
 #define COPY_CACHE_BYTES (16u << 20) /* recycled copy blocks kept, at most */
 #define DEFAULT_MAX_BUFFERED ((size_t)512 << 20)
 #define REAP_BATCH 64u
@@ -499,12 +500,41 @@ unarmed_wait(const struct muxring_loop *loop, uint64_t deadline,
 	return ts;
 }
 
+/*
+ * Before a blocking enter: enters that submit what is queued and run
+ * completions without waiting, until one shows up, the busy-poll budget
+ * is spent or `deadline` (0: none) passes. Returns whether one showed up;
+ * then everything queued was submitted and no further enter is needed.
+ * With SQPOLL an enter that neither waits nor wakes is no system call, so
+ * this polls the completion ring from user space alone.
+ */
+static bool busy_poll(struct muxring_loop *loop, uint64_t deadline)
+{
+	uint64_t until = muxring_now_ns() + loop->busy_poll_ns;
+
+	if (deadline && deadline < until)
+		until = deadline;
+	for (;;) {
+		bool submits = io_uring_sq_ready(&loop->ring) != 0;
+
+		if (!submits && io_uring_cq_ready(&loop->ring))
+			return true;
+		if (loop->now >= until)
+			return false;
+		loop_enter(loop, 0, NULL);
+		if (!submits) {
+			loop->stats.enters--;
+			loop->stats.busy_polls++;
+		}
+	}
+}
+
 int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 			    int64_t timeout_ns)
 {
 	struct __kernel_timespec wait_ts;
 	uint64_t deadline = 0;
-	bool wait;
+	bool wait, polled, block;
 	int ret;
 
 	if (!loop)
@@ -521,15 +551,19 @@ int muxring_submit_and_wait(struct muxring_loop *loop, unsigned min_entries,
 			loop->timers.wait_at = deadline;
 			mr_timers_arm(loop);
 		}
-		ret = loop_enter(loop, wait ? 1 : 0,
-				 wait ? unarmed_wait(loop, deadline, &wait_ts)
-				      : NULL);
+		polled = wait && loop->busy_poll_ns && busy_poll(loop, deadline);
+		block = wait && !polled;
+		ret = polled ? 0
+			     : loop_enter(loop, block ? 1 : 0,
+					  block ? unarmed_wait(loop, deadline,
+							       &wait_ts)
+						: NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR &&
 		    ret != -EBUSY && ret != -EAGAIN) {
 			loop->timers.wait_at = 0;
 			return ret;
 		}
-		if (!loop_reap_all(loop) && wait && ret != -ETIME) {
+		if (!loop_reap_all(loop) && block && ret != -ETIME) {
 			/* Woken with no completion: a signal (whose -EINTR
 			 * is hidden when the same enter also submitted). Let
 			 * the caller see it. */
@@ -684,7 +718,8 @@ static int fill_opts(const struct muxring_loop_opts *in,
 		o->linger_ms = DEFAULT_LINGER_MS;
 	if (!o->max_buffered)
 		o->max_buffered = DEFAULT_MAX_BUFFERED;
-	if (o->recv_buffers > 32768 || o->sq_entries > 32768)
+	if (o->recv_buffers > 32768 || o->sq_entries > 32768 ||
+	    o->busy_poll_us > MAX_BUSY_POLL_US)
 		return -EINVAL;
 	/* At least two buffers and a low water of at least one: then views
 	 * can never pin every buffer, and one always cycles. */
@@ -744,6 +779,7 @@ int muxring_loop_create(struct muxring_loop **loopp,
 	}
 	loop->mem = mem;
 	loop->linger_ms = o.linger_ms;
+	loop->busy_poll_ns = (uint64_t)o.busy_poll_us * 1000u;
 	loop->max_buffered = o.max_buffered == SIZE_MAX ? 0 : o.max_buffered;
 	mr_timers_init(&loop->timers, mem);
 	err = mr_tracer_create(&o, mem, &loop->tracer, create_error,

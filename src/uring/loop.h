@@ -105,6 +105,7 @@ struct muxring_loop {
 	int enter_fd;                /* ring fd, or its registered index */
 	unsigned enter_flags;        /* IORING_ENTER_REGISTERED_RING or 0 */
 	unsigned linger_ms;
+	uint64_t busy_poll_ns;       /* muxring_loop_opts.busy_poll_us */
 	struct mr_bufring *bufring;  /* receive buffers (group MR_BGID) */
 	struct mr_send_arena *arena; /* muxring_buf_get() buffers, and small
 					copied writes packed */

@@ -11,7 +11,9 @@
 
 #include "engine/session_internal.h"
 
-#define EVQ_MIN_CAPACITY 64u
+/* Small: a session of a few streams raises a few events per call, and one
+ * idle among ten thousand should not hold 5 KiB of empty events. */
+#define EVQ_MIN_CAPACITY 4u
 
 void mr_evq_init(struct mr_event_queue *q, const struct muxring_mem *mem)
 {

@@ -27,15 +27,50 @@
  * GOAWAY's end, and skipping this frame keeps it in sync (PROTOCOL.md). */
 static const uint8_t goaway_sync_frame[MR_FRAME_HEADER_LEN] = {0, 0, 0, 0xF0};
 
-/* The segment ring is most of an idle session's memory (16 KiB), so it is
- * allocated when the session first has something to send: a connection
- * that never sends anything never pays for it. */
+/* The segment ring is allocated when the session first has something to
+ * send (a connection that never sends never pays for it), small. */
 static bool ring_ready(struct mr_session *sess)
 {
-	if (!sess->ring)
-		sess->ring = mr_calloc(sess->cfg.mem, MR_TX_RING_SLOTS,
+	if (!sess->ring) {
+		sess->ring = mr_calloc(sess->cfg.mem, MR_TX_RING_SMALL,
 				       sizeof(*sess->ring));
+		sess->ring_cap = sess->ring ? MR_TX_RING_SMALL : 0;
+		sess->ring_head = 0;
+	}
 	return sess->ring != NULL;
+}
+
+static struct mr_tx_seg *ring_at(struct mr_session *sess, uint32_t i)
+{
+	return &sess->ring[(sess->ring_head + i) & (sess->ring_cap - 1)];
+}
+
+/*
+ * Moves a small ring into a full-size one; false when it cannot. The
+ * segments move, so this happens only between frames and while the
+ * transport holds no iovec into them (frame headers live in the segments).
+ */
+static bool ring_grow(struct mr_session *sess)
+{
+	struct mr_tx_seg *full;
+
+	if (sess->ring_cap >= MR_TX_RING_SLOTS || sess->ring_offered)
+		return false;
+	full = mr_calloc(sess->cfg.mem, MR_TX_RING_SLOTS, sizeof(*full));
+	if (!full)
+		return false;
+	for (uint32_t i = 0; i < sess->ring_count; i++) {
+		const struct mr_tx_seg *seg = ring_at(sess, i);
+
+		full[i] = *seg;
+		if (seg->base == seg->inline_bytes)
+			full[i].base = full[i].inline_bytes;
+	}
+	mr_free(sess->cfg.mem, sess->ring);
+	sess->ring = full;
+	sess->ring_cap = MR_TX_RING_SLOTS;
+	sess->ring_head = 0;
+	return true;
 }
 
 static void release_segment(struct mr_session *sess, struct mr_tx_seg *seg)
@@ -80,12 +115,13 @@ void mr_outbound_free(struct mr_session *sess)
 	while (sess->ring_count) {
 		/* Pretend the transport took it: failed writes are freed once
 		 * every piece is accounted for. */
-		complete_segment(sess, &sess->ring[sess->ring_head]);
-		sess->ring_head = (sess->ring_head + 1) % MR_TX_RING_SLOTS;
+		complete_segment(sess, ring_at(sess, 0));
+		sess->ring_head = (sess->ring_head + 1) & (sess->ring_cap - 1);
 		sess->ring_count--;
 	}
 	mr_free(sess->cfg.mem, sess->ring);
 	sess->ring = NULL;
+	sess->ring_cap = 0;
 	mr_free(sess->cfg.mem, sess->ctrl);
 	sess->ctrl = NULL;
 	sess->ctrl_len = sess->ctrl_cap = 0;
@@ -216,15 +252,13 @@ static struct mr_stream *pop_ready(struct mr_session *sess)
 
 static uint32_t ring_free(const struct mr_session *sess)
 {
-	return MR_TX_RING_SLOTS - sess->ring_count;
+	return sess->ring_cap - sess->ring_count;
 }
 
 static struct mr_tx_seg *ring_push(struct mr_session *sess)
 {
-	struct mr_tx_seg *seg;
+	struct mr_tx_seg *seg = ring_at(sess, sess->ring_count);
 
-	seg = &sess->ring[(sess->ring_head + sess->ring_count) %
-			  MR_TX_RING_SLOTS];
 	sess->ring_count++;
 	memset(seg, 0, offsetof(struct mr_tx_seg, inline_bytes));
 	return seg;
@@ -234,15 +268,14 @@ static struct mr_tx_seg *ring_push(struct mr_session *sess)
  * payload in front of it completes its writes first. */
 static struct mr_tx_seg *ring_tail(struct mr_session *sess)
 {
-	return &sess->ring[(sess->ring_head + sess->ring_count - 1) %
-			   MR_TX_RING_SLOTS];
+	return ring_at(sess, sess->ring_count - 1);
 }
 
 static void commit_ctrl(struct mr_session *sess)
 {
 	struct mr_tx_seg *seg;
 
-	if (!sess->ctrl_len || !ring_free(sess))
+	if (!sess->ctrl_len || (!ring_free(sess) && !ring_grow(sess)))
 		return;
 	seg = ring_push(sess);
 	seg->base = sess->ctrl;
@@ -261,7 +294,8 @@ static uint32_t commit_payload(struct mr_session *sess,
 	struct mr_write *write;
 	uint32_t added = 0;
 
-	while ((write = stream->commit_next) && ring_free(sess)) {
+	while ((write = stream->commit_next) &&
+	       (ring_free(sess) || ring_grow(sess))) {
 		size_t take = write->len - write->committed;
 
 		if (take > budget - added)
@@ -309,11 +343,11 @@ static void grant_extra_window(struct mr_session *sess,
 static bool commit_stream_frame(struct mr_session *sess,
 				struct mr_stream *stream)
 {
+	uint32_t hdr_at = sess->ring_count, payload = 0, budget;
 	struct mr_tx_seg *hdr;
-	uint32_t payload = 0, budget;
 	uint8_t flags = 0;
 
-	if (ring_free(sess) < 2)
+	if (ring_free(sess) < 2 && !ring_grow(sess))
 		return false;
 	hdr = ring_push(sess);
 	hdr->base = hdr->inline_bytes;
@@ -336,6 +370,7 @@ static bool commit_stream_frame(struct mr_session *sess,
 			 : sess->cfg.max_frame_payload;
 	budget = budget > payload ? budget - payload : 0;
 	payload += commit_payload(sess, stream, budget);
+	hdr = ring_at(sess, hdr_at); /* the ring may have grown */
 	if (stream->send_state == MR_SEND_FIN_QUEUED && !stream->commit_next &&
 	    !(flags & MR_FLAG_SYN)) {
 		flags |= MR_FLAG_FIN;
@@ -393,8 +428,7 @@ size_t mr_session_tx_iov(struct mr_session *sess, struct iovec *iov,
 	}
 	commit_frames(sess, max_bytes);
 	for (i = 0; i < sess->ring_count && n < max_iov; i++) {
-		const struct mr_tx_seg *seg =
-			&sess->ring[(sess->ring_head + i) % MR_TX_RING_SLOTS];
+		const struct mr_tx_seg *seg = ring_at(sess, i);
 
 		if (n && bytes >= max_bytes)
 			break;
@@ -404,11 +438,13 @@ size_t mr_session_tx_iov(struct mr_session *sess, struct iovec *iov,
 		skip = 0;
 		n++;
 	}
+	sess->ring_offered = (uint32_t)n;
 	return n;
 }
 
 void mr_session_tx_advance(struct mr_session *sess, size_t sent)
 {
+	sess->ring_offered = 0;
 	sess->stats.bytes_out += sent;
 	while (sent && sess->ring_count) {
 		struct mr_tx_seg *seg = &sess->ring[sess->ring_head];
@@ -424,7 +460,7 @@ void mr_session_tx_advance(struct mr_session *sess, size_t sent)
 		sent -= rest;
 		sess->ring_bytes -= rest;
 		sess->ring_head_sent = 0;
-		sess->ring_head = (sess->ring_head + 1) % MR_TX_RING_SLOTS;
+		sess->ring_head = (sess->ring_head + 1) & (sess->ring_cap - 1);
 		sess->ring_count--;
 		complete_segment(sess, &done);
 	}

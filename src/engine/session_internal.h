@@ -78,8 +78,13 @@ struct mr_tx_seg {
 	uint8_t inline_bytes[MR_FRAME_HEADER_LEN + 4]; /* header (+ type) */
 };
 
-/* Segments in the ring; each frame is one or a few of them. */
+/* Segments in the ring; each frame is one or a few of them. A session
+ * starts with the small ring, which holds what a request or an answer
+ * takes, and moves to the full one (16 KiB) the first time it needs more
+ * room: so ten thousand sessions of one stream each do not weigh 16 KiB
+ * each. Both are powers of two. */
 #define MR_TX_RING_SLOTS 256u
+#define MR_TX_RING_SMALL 8u
 
 enum mr_send_state {
 	MR_SEND_OPEN,
@@ -257,8 +262,12 @@ struct mr_session {
 	uint8_t *ctrl;
 	size_t ctrl_len, ctrl_cap;
 	struct mr_tx_seg *ring;
+	uint32_t ring_cap;         /* segments: MR_TX_RING_SMALL or _SLOTS */
 	uint32_t ring_head;        /* oldest unsent segment */
 	uint32_t ring_count;
+	uint32_t ring_offered;     /* segments the last tx_iov handed out and
+				      no tx_advance followed: the transport
+				      may hold pointers into them */
 	size_t ring_head_sent;     /* bytes of the head segment already sent */
 	size_t ring_bytes;         /* unsent bytes in the ring */
 	struct mr_stream *ready_head, *ready_tail;

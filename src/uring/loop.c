@@ -117,21 +117,85 @@ void mr_stats_keep_max(struct muxring_stats *into,
 
 /* ---- send slots ---------------------------------------------------------- */
 
+static struct mr_send_slot *slot_new(struct muxring_loop *loop,
+				      unsigned iov_cap, size_t size)
+{
+	struct mr_send_slot *slot = mr_malloc(loop->mem, size);
+
+	if (!slot)
+		return NULL;
+	slot->iov = (struct iovec *)(slot + 1);
+	slot->iov_cap = iov_cap;
+	slot->bounce = (uint8_t *)(slot->iov + iov_cap);
+	slot->bounce_cap = (unsigned)(size - sizeof(*slot) -
+				      iov_cap * sizeof(struct iovec));
+	return slot;
+}
+
 struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop)
 {
-	struct mr_send_slot *slot = loop->free_slots;
+	struct mr_send_slot *slot = loop->free_full_slots;
 
 	if (slot) {
-		loop->free_slots = slot->next_free;
+		loop->free_full_slots = slot->next_free;
+		loop->free_full_count--;
 		return slot;
 	}
-	return mr_malloc(loop->mem, sizeof(*slot));
+	return slot_new(loop, MR_SEND_IOV,
+			sizeof(*slot) + MR_SEND_IOV * sizeof(struct iovec) +
+				MR_SEND_BOUNCE);
+}
+
+static struct mr_send_slot *small_slot_get(struct muxring_loop *loop)
+{
+	struct mr_send_slot *slot = loop->free_small_slots;
+
+	if (slot) {
+		loop->free_small_slots = slot->next_free;
+		return slot;
+	}
+	return slot_new(loop, MR_SEND_SMALL_IOV, MR_SEND_SMALL_SLOT);
+}
+
+struct mr_send_slot *mr_loop_slot_shrink(struct muxring_loop *loop,
+					 struct mr_send_slot *full, size_t n,
+					 size_t bounce_used)
+{
+	struct mr_send_slot *small;
+
+	if (n > MR_SEND_SMALL_IOV ||
+	    bounce_used > MR_SEND_SMALL_SLOT - sizeof(*small) -
+				  MR_SEND_SMALL_IOV * sizeof(struct iovec) ||
+	    !(small = small_slot_get(loop)))
+		return full;
+	memcpy(small->bounce, full->bounce, bounce_used);
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = full->iov[i].iov_base;
+
+		small->iov[i] = full->iov[i];
+		/* Runs copied into the bounce buffer move with it. */
+		if (p >= full->bounce && p < full->bounce + full->bounce_cap)
+			small->iov[i].iov_base = small->bounce +
+						 (p - full->bounce);
+	}
+	mr_loop_slot_put(loop, full);
+	return small;
 }
 
 void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
 {
-	slot->next_free = loop->free_slots;
-	loop->free_slots = slot;
+	if (slot->iov_cap == MR_SEND_SMALL_IOV) {
+		slot->next_free = loop->free_small_slots;
+		loop->free_small_slots = slot;
+		return;
+	}
+	if (loop->free_full_count >= MR_SEND_FULL_SPARE) {
+		mr_free(loop->mem, slot);
+		return;
+	}
+	slot->next_free = loop->free_full_slots;
+	loop->free_full_slots = slot;
+	loop->free_full_count++;
 }
 
 /* ---- the file table ---------------------------------------------------------- */
@@ -742,8 +806,12 @@ static void loop_free(struct muxring_loop *loop)
 	mr_cq_free(&loop->cq);
 	mr_timers_free(&loop->timers);
 	mr_tracer_free(loop->tracer);
-	while ((slot = loop->free_slots)) {
-		loop->free_slots = slot->next_free;
+	while ((slot = loop->free_full_slots)) {
+		loop->free_full_slots = slot->next_free;
+		mr_free(loop->mem, slot);
+	}
+	while ((slot = loop->free_small_slots)) {
+		loop->free_small_slots = slot->next_free;
 		mr_free(loop->mem, slot);
 	}
 	mr_free(loop->mem, loop->files_free);

@@ -79,18 +79,30 @@ static inline enum mr_op_tag mr_op_tag_of(uint64_t user_data)
 #define MR_SEND_SMALL 512u
 #define MR_SEND_BOUNCE (16u << 10)
 
-/* What one in-flight sendmsg needs to stay put until it completes. Pooled
- * by the loop: only sessions that are sending hold one. */
+/* A small slot: what a request, an answer or a window update needs (272
+ * bytes of bounce buffer on 64-bit Linux). A send is built in a full slot
+ * and moved into a small one when it fits, so that a loop with many
+ * sessions sending at once holds half a kilobyte per send in flight, not
+ * a full slot's 20. */
+#define MR_SEND_SMALL_IOV 8u
+#define MR_SEND_SMALL_SLOT 512u
+/* Full slots kept for reuse beyond those in flight; the rest are freed. */
+#define MR_SEND_FULL_SPARE 16u
+
+/* What one in-flight sendmsg needs to stay put until it completes, in one
+ * allocation: the struct, then iov_cap iovecs, then bounce_cap bytes.
+ * Pooled by the loop, by size: only sessions that are sending hold one. */
 struct mr_send_slot {
 	struct mr_send_slot *next_free;
 	struct msghdr msg;
-	struct iovec iov[MR_SEND_IOV];
+	struct iovec *iov;
+	uint8_t *bounce;
+	unsigned iov_cap, bounce_cap;
 	size_t iov_used;             /* of iov, in the send in flight */
 	/* A send of bytes the engine was told had left when they were copied
 	 * into bounce (so its memory was free at once): bounce[owned_off ..
 	 * owned_len) is what the kernel has yet to take. */
 	size_t owned_off, owned_len;
-	uint8_t bounce[MR_SEND_BOUNCE];
 };
 
 /* An intrusive doubly linked list of sessions (dirty, starved, all). */
@@ -120,7 +132,8 @@ struct muxring_loop {
 					  success) is not yet known to be
 					  done; linked by quiet_next */
 	struct muxring_listener *listeners; /* every listener not yet freed */
-	struct mr_send_slot *free_slots;
+	struct mr_send_slot *free_full_slots, *free_small_slots;
+	unsigned free_full_count;
 	/* The ring's registered file table (MUXRING_FEAT_FIXED_FILES): a
 	 * stack of its free slots, files_free_count of them. */
 	unsigned files_free_count;
@@ -212,7 +225,14 @@ static inline void mr_sqe_use_file(struct io_uring_sqe *sqe, int slot)
 }
 
 /* A send slot from the pool (NULL on ENOMEM) and its return. */
+/* A full slot (MR_SEND_IOV iovecs, MR_SEND_BOUNCE bytes), or NULL. */
 struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop);
+/* The same send in a small slot when its n iovecs and the first
+ * bounce_used bytes of its bounce buffer fit one (then `full` goes back to
+ * the pool); else, or without memory, `full` itself. */
+struct mr_send_slot *mr_loop_slot_shrink(struct muxring_loop *loop,
+					 struct mr_send_slot *full, size_t n,
+					 size_t bounce_used);
 void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot);
 
 #endif

@@ -218,9 +218,11 @@ static size_t iov_bytes(const struct iovec *iov, size_t n)
 /*
  * Copies runs of small iovecs into the slot's bounce buffer, each run
  * becoming one iovec; large ones stay where they are (zero-copy). The bytes
- * and their order are unchanged. Returns the new count.
+ * and their order are unchanged. Returns the new count; *bounce_used gets
+ * the bytes of the bounce buffer in use.
  */
-static size_t coalesce_small(struct mr_send_slot *slot, size_t n)
+static size_t coalesce_small(struct mr_send_slot *slot, size_t n,
+			     size_t *bounce_used)
 {
 	struct iovec *iov = slot->iov;
 	size_t i, out = 0, used = 0;
@@ -229,7 +231,7 @@ static size_t coalesce_small(struct mr_send_slot *slot, size_t n)
 	for (i = 0; i < n; i++) {
 		size_t len = iov[i].iov_len;
 
-		if (len > MR_SEND_SMALL || len > MR_SEND_BOUNCE - used) {
+		if (len > MR_SEND_SMALL || len > slot->bounce_cap - used) {
 			iov[out++] = iov[i];
 			run = false;
 			continue;
@@ -245,6 +247,7 @@ static size_t coalesce_small(struct mr_send_slot *slot, size_t n)
 		}
 		used += len;
 	}
+	*bounce_used = used;
 	return out;
 }
 
@@ -301,13 +304,34 @@ static void prep_owned_send(struct muxring_session *s,
 	loop->stats.quiet_sends++;
 }
 
+/* A send whose small iovecs were copied into the slot: owned when that
+ * made it one buffer, else a send or a sendmsg. MSG_NOSIGNAL: a peer that
+ * went away is an error value, never a SIGPIPE that kills the application. */
+static void prep_copied_send(struct muxring_session *s,
+			     struct mr_send_slot *slot, size_t n,
+			     struct io_uring_sqe *sqe)
+{
+	if (n == 1 && slot->iov[0].iov_base == slot->bounce &&
+	    send_may_be_owned(s->loop)) {
+		prep_owned_send(s, slot, sqe);
+	} else if (n == 1) {
+		io_uring_prep_send(sqe, s->fd, slot->iov[0].iov_base,
+				   slot->iov[0].iov_len, MSG_NOSIGNAL);
+	} else {
+		memset(&slot->msg, 0, sizeof(slot->msg));
+		slot->msg.msg_iov = slot->iov;
+		slot->msg.msg_iovlen = n;
+		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
+	}
+}
+
 /* Starts the one sendmsg of the session with everything the engine has. */
 static void sio_start_send(struct muxring_session *s)
 {
 	struct muxring_loop *loop = s->loop;
 	struct io_uring_sqe *sqe;
 	struct mr_send_slot *slot;
-	size_t n;
+	size_t n, bounce_used;
 
 	if (s->flags & (MR_SIO_SEND_ARMED | MR_SIO_TX_DEAD) || s->fd < 0)
 		return;
@@ -336,8 +360,6 @@ static void sio_start_send(struct muxring_session *s)
 		sio_fail(s, MR_SQ_REFUSED);
 		return;
 	}
-	/* MSG_NOSIGNAL: a peer that went away is an error value, never a
-	 * SIGPIPE that kills the application. */
 	if (loop->features & MUXRING_FEAT_SEND_ZC &&
 	    iov_bytes(slot->iov, n) >= MR_SEND_ZC_MIN) {
 		memset(&slot->msg, 0, sizeof(slot->msg));
@@ -345,18 +367,10 @@ static void sio_start_send(struct muxring_session *s)
 		slot->msg.msg_iovlen = n;
 		io_uring_prep_sendmsg_zc(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
 		s->flags |= MR_SIO_SEND_ZC;
-	} else if ((n = coalesce_small(slot, n)) == 1 &&
-		   slot->iov[0].iov_base == slot->bounce &&
-		   send_may_be_owned(loop)) {
-		prep_owned_send(s, slot, sqe);
-	} else if (n == 1) {
-		io_uring_prep_send(sqe, s->fd, slot->iov[0].iov_base,
-				   slot->iov[0].iov_len, MSG_NOSIGNAL);
 	} else {
-		memset(&slot->msg, 0, sizeof(slot->msg));
-		slot->msg.msg_iov = slot->iov;
-		slot->msg.msg_iovlen = n;
-		io_uring_prep_sendmsg(sqe, s->fd, &slot->msg, MSG_NOSIGNAL);
+		n = coalesce_small(slot, n, &bounce_used);
+		slot = mr_loop_slot_shrink(loop, slot, n, bounce_used);
+		prep_copied_send(s, slot, n, sqe);
 	}
 	slot->iov_used = n;
 	sio_submit_io(s, sqe, MR_OP_SEND);

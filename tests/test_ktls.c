@@ -182,7 +182,7 @@ static void check_suite(const char *suite)
 	/* Both ends saw the same client secret. */
 	assert_int_equal(p.ssec.client_len, p.csec.client_len);
 	assert_memory_equal(p.ssec.client, p.csec.client, p.csec.client_len);
-	size = mr_ktls_tx_info(p.client, p.csec.client, p.csec.client_len, &ki);
+	size = mr_ktls_crypto_info(p.client, p.csec.client, p.csec.client_len, 0, &ki);
 	assert_true(size > (int)sizeof(struct tls_crypto_info));
 	len = seal_record(&ki, text, record);
 	assert_int_equal(BIO_write(SSL_get_rbio(p.server), record, (int)len),

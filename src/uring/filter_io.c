@@ -414,8 +414,11 @@ bool mr_fio_rx_failed(struct muxring_session *s, int err)
 {
 	int r;
 
+	/* Once the session is ending, whatever stops the receive just
+	 * ends the reading (a close_notify answering ours, typically). */
 	if (!(s->flags & MR_SIO_RX_PASS) || !s->fstate ||
-	    !ops(s)->receive_failed)
+	    !ops(s)->receive_failed || s->state != MR_SIO_OPEN ||
+	    muxring_engine_ended(s->engine))
 		return false;
 	r = ops(s)->receive_failed(s->fstate, err);
 	if (r == err)

@@ -35,7 +35,8 @@ int mr_fio_open(struct muxring_session *s, enum muxring_role role,
 /* The transport is connected: the handshake clock starts. */
 void mr_fio_start(struct muxring_session *s);
 
-/* True when received bytes go through the filter (a filtered session). */
+/* True for a filtered session: its end-of-file goes to the filter (and
+ * its received bytes too, until the kernel took them over). */
 bool mr_fio_active(const struct muxring_session *s);
 
 /* True while received bytes go through the filter: the kernel has not

@@ -18,7 +18,8 @@
  * Covers: 100 streams x 100 KB echoed through the XOR filter with every
  * byte checked (and the wire really XORed: the peer of a raw socket sees
  * the key); the passthrough hand-over; the receive hand-over in the middle
- * of a transfer, and its refusal; shutdown() called once per side at
+ * of a transfer, and its refusal; each answer of receive_failed() to a
+ * receive that fails after the hand-over; shutdown() called once per side at
  * the clean end; READY waiting for the handshake; a loop destroyed in the
  * middle of a transfer closing every filter state.
  */
@@ -31,6 +32,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +49,9 @@ struct toy_conf {
 	unsigned rx_asks, rx_taken; /* its calls; sessions it said 0 to */
 	size_t fed_between;      /* bytes fed after the first ask, before 0 */
 	unsigned feeds_after_rx; /* bytes fed after it said 0 */
+	enum { NOT_MINE, AGAIN, CLEAN_END, FILTER_FAILS } rx_failed_answer;
+	int rx_failed_err;       /* the err receive_failed() was told */
+	unsigned rx_failures;
 };
 
 struct toy {
@@ -180,6 +185,31 @@ static long toy_receive_handover(void *state)
 	return 0;
 }
 
+/* The kernel's receive failed: the conf's answer. */
+static int toy_receive_failed(void *state, int err)
+{
+	struct toy *t = state;
+
+	t->conf->rx_failures++;
+	t->conf->rx_failed_err = err;
+	switch (t->conf->rx_failed_answer) {
+	case AGAIN:
+		return 0;
+	case CLEAN_END:
+		return 1;
+	case FILTER_FAILS:
+		return -EPROTO;
+	default:
+		return err;
+	}
+}
+
+static const char *toy_error(void *state)
+{
+	(void)state;
+	return "toy: the record the kernel stopped at is not wanted";
+}
+
 static void toy_shutdown(void *state)
 {
 	((struct toy *)state)->conf->shutdowns++;
@@ -219,7 +249,9 @@ static const struct muxring_filter_ops toy_rx_ops = {
 	.established = toy_established,
 	.passthrough = toy_passthrough,
 	.receive_handover = toy_receive_handover,
+	.receive_failed = toy_receive_failed,
 	.shutdown = toy_shutdown,
+	.error = toy_error,
 	.close = toy_close,
 };
 
@@ -302,6 +334,75 @@ static void test_receive_handover_refused(void **state)
 	assert_true(conf.fed_between > 20 * 300000);
 }
 
+static struct toy_conf *rx_conf;
+
+static bool rx_taken(struct lh *h)
+{
+	(void)h;
+	return rx_conf->rx_taken == 1;
+}
+
+/* A server session whose receiving the toy "kernel" took over, against a
+ * raw peer that resets the connection: its receive fails with ECONNRESET
+ * (then sees the end-of-file) and receive_failed() answers as conf says.
+ * f is the session's filter (kept by the caller until lh_free). Returns
+ * the session's peer record. */
+static struct lh_peer *reset_after_handover(struct lh *h, struct toy_conf *conf,
+					    struct muxring_filter *f)
+{
+	static const struct linger hard = { .l_onoff = 1, .l_linger = 0 };
+	static const uint8_t hello = HELLO;
+	struct muxring_session_opts so = {.filter = f};
+	struct lh_peer *s = lh_peer_new(h, true, LH_ECHO, 0);
+	int fds[2];
+
+	*f = (struct muxring_filter){.ops = &toy_rx_ops, .arg = conf};
+	rx_conf = conf;
+	lh_tcp_fds(fds);
+	assert_int_equal(muxring_session_create(h->loop, fds[1], MUXRING_SERVER,
+						&so, (uintptr_t)s, &s->sess), 0);
+	assert_int_equal(write(fds[0], &hello, 1), 1);
+	lh_run(h, rx_taken, 20);
+	assert_int_equal(setsockopt(fds[0], SOL_SOCKET, SO_LINGER, &hard,
+				    sizeof(hard)), 0);
+	close(fds[0]);
+	lh_run(h, lh_all_sessions_ended, 20);
+	assert_int_equal(conf->rx_failures, 1);
+	assert_int_equal(conf->rx_failed_err, -ECONNRESET);
+	return s;
+}
+
+/* What the session does with each answer of receive_failed(). */
+static void test_receive_failed_answers(void **state)
+{
+	struct toy_conf conf[4] = {
+		{.pass = true, .rx_failed_answer = NOT_MINE},
+		{.pass = true, .rx_failed_answer = AGAIN},
+		{.pass = true, .rx_failed_answer = CLEAN_END},
+		{.pass = true, .rx_failed_answer = FILTER_FAILS},
+	};
+	struct muxring_filter f[4];
+	struct lh *h = lh_new(NULL);
+	struct lh_peer *s[4];
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		s[i] = reset_after_handover(h, &conf[i], &f[i]);
+	/* The transport's error, as without a filter. */
+	assert_int_equal(s[0]->end_res, -ECONNRESET);
+	assert_string_equal(s[0]->end_debug, "");
+	/* Receiving again finds the end-of-file after the reset: one more
+	 * receive armed than for the clean end at once. */
+	assert_int_equal(s[1]->end_res, MUXRING_ERR(MUXRING_PEER_EOF));
+	assert_int_equal(s[2]->end_res, MUXRING_ERR(MUXRING_PEER_EOF));
+	assert_int_equal(s[1]->final_stats.recv_rearms,
+			 s[2]->final_stats.recv_rearms + 1);
+	/* The filter's failure, in its words. */
+	assert_int_equal(s[3]->end_res, -EPROTO);
+	assert_non_null(strstr(s[3]->end_debug, "toy: the record the kernel"));
+	lh_free(h);
+}
+
 /* The bytes on the wire are the filter's: a raw peer reads the hello,
  * then the first frame header XORed with the key. */
 static void test_wire_carries_filtered_bytes(void **state)
@@ -375,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_passthrough_sends_plain_frames),
 		cmocka_unit_test(test_receive_handover_mid_transfer),
 		cmocka_unit_test(test_receive_handover_refused),
+		cmocka_unit_test(test_receive_failed_answers),
 		cmocka_unit_test(test_wire_carries_filtered_bytes),
 		cmocka_unit_test(test_destroy_with_live_filters),
 	};

@@ -17,7 +17,8 @@
  * record that is not data ends the session afterwards (close_notify
  * cleanly, a KeyUpdate with a sentence naming it) as does an end without
  * close_notify. When the install fails (the real kernel's answer here),
- * the peer goes on encrypting and nothing is lost.
+ * the peer goes on encrypting and nothing is lost. A session closed, or
+ * its loop destroyed, while it waits for the rest of a record frees all.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,6 +144,7 @@ struct peer {
 	uint8_t *out;                /* bytes to send */
 	size_t out_len, out_off;
 	unsigned rest_seen;
+	bool withhold_rest;          /* never send the cut record's rest */
 	bool rest_sent_encrypted;    /* the install failed: the rest went so */
 };
 
@@ -312,7 +314,7 @@ static void peer_step(struct peer *p)
 	case WAIT_REST:
 	case WAIT_RX:
 		/* Each exact read gets exactly the bytes it asked for. */
-		if (fk.rest_calls != p->rest_seen) {
+		if (fk.rest_calls != p->rest_seen && !p->withhold_rest) {
 			p->rest_seen = fk.rest_calls;
 			assert_true(fk.rest <= p->held_len - p->held_off);
 			out_put(p, p->held + p->held_off, fk.rest);
@@ -368,6 +370,13 @@ static bool count_views(struct lh *h, struct muxring_cqe *cqe)
 
 /* ---- the session --------------------------------------------------------- */
 
+static bool reading_the_rest(struct lh *h)
+{
+	(void)h;
+	peer_step(&peer);
+	return fk.rest_calls == 1;
+}
+
 enum ending { CLOSE_NOTIFY, KEY_UPDATE, OTHER_ALERT, NO_CLOSE_NOTIFY };
 
 struct run {
@@ -376,9 +385,8 @@ struct run {
 };
 
 /* A server session with kTLS (the stand-in) against the peer, the peer's
- * record cut `cut` bytes into its last early record, until every stream
- * closed. */
-static void run_streams(struct run *r, size_t cut)
+ * record cut `cut` bytes into its last early record. */
+static void start_session(struct run *r, size_t cut)
 {
 	struct muxring_tls_opts o = {
 		.cert_file = certs.server_cert,
@@ -403,6 +411,12 @@ static void run_streams(struct run *r, size_t cut)
 						(uintptr_t)r->server,
 						&r->server->sess), 0);
 	muxring_tls_free(tls);
+}
+
+/* The same, until every stream closed. */
+static void run_streams(struct run *r, size_t cut)
+{
+	start_session(r, cut);
 	lh_run(r->h, peer_done, 30);
 	lh_assert_streams_ok(r->h);
 	assert_int_equal(r->server->ready_res, 0);
@@ -461,6 +475,30 @@ static void check_zero_copy(const struct run *r)
 	assert_true(ring_bytes + 2048 >= late);
 	assert_true(r->server->ended);
 	assert_int_equal(r->server->final_stats.recv_copied, 0);
+}
+
+/* A session that waits for the rest of a record, which never comes: its
+ * close cancels the exact read, and a loop destroyed in the middle of it
+ * frees everything (ASan checks). */
+static void test_close_and_destroy_while_reading_the_rest(void **state)
+{
+	struct run r;
+
+	(void)state;
+	for (int destroy = 0; destroy < 2; destroy++) {
+		start_session(&r, 700);
+		peer.withhold_rest = true;
+		lh_run(r.h, reading_the_rest, 30);
+		lh_run_for(r.h, 0.05);
+		assert_int_equal(fk.rx_calls, 0);
+		if (!destroy) {
+			assert_int_equal(muxring_session_close(r.server->sess,
+							       0, NULL, 0), 0);
+			lh_run(r.h, lh_all_sessions_ended, 20);
+			assert_int_equal(fk.rx_calls, 0);
+		}
+		run_free(&r);
+	}
 }
 
 /* Ends the session from the peer's side as `how` says. */
@@ -602,6 +640,7 @@ int main(void)
 		cmocka_unit_test(test_switch_mid_header_then_close_notify),
 		cmocka_unit_test(test_alert_and_truncation_after_switch),
 		cmocka_unit_test(test_install_fails_nothing_lost),
+		cmocka_unit_test(test_close_and_destroy_while_reading_the_rest),
 	};
 
 	peer.fd = -1;

@@ -477,6 +477,41 @@ static void check_zero_copy(const struct run *r)
 	assert_int_equal(r->server->final_stats.recv_copied, 0);
 }
 
+/* Only a server's filter offers the receive hand-over (a client's
+ * receiving stays in user space, ktls.c says why); both offer the
+ * sending's. Without kernel TLS neither is asked. */
+static void test_only_servers_hand_receiving_over(void **state)
+{
+	struct muxring_tls_opts so = {
+		.cert_file = certs.server_cert,
+		.key_file = certs.server_key,
+	}, co = {.ca_file = certs.ca, .server_name = "localhost"};
+	struct muxring_session_opts sopts = {0}, copts = {0};
+	struct muxring_tls *server = NULL, *client = NULL;
+
+	(void)state;
+	mr_ktls_kernel = &fake_kernel;
+	assert_int_equal(muxring_tls_new(&server, MUXRING_SERVER, &so), 0);
+	assert_int_equal(muxring_tls_new(&client, MUXRING_CLIENT, &co), 0);
+	muxring_tls_apply(server, &sopts);
+	muxring_tls_apply(client, &copts);
+	assert_non_null(sopts.filter->ops->passthrough);
+	assert_non_null(sopts.filter->ops->receive_handover);
+	assert_non_null(sopts.filter->ops->receive_failed);
+	assert_non_null(copts.filter->ops->passthrough);
+	assert_null(copts.filter->ops->receive_handover);
+	muxring_tls_free(server);
+	muxring_tls_free(client);
+	mr_ktls_kernel = &mr_ktls_real_kernel;
+
+	so.flags = MUXRING_TLS_NO_KTLS;
+	assert_int_equal(muxring_tls_new(&server, MUXRING_SERVER, &so), 0);
+	muxring_tls_apply(server, &sopts);
+	assert_null(sopts.filter->ops->passthrough);
+	assert_null(sopts.filter->ops->receive_handover);
+	muxring_tls_free(server);
+}
+
 /* A session that waits for the rest of a record, which never comes: its
  * close cancels the exact read, and a loop destroyed in the middle of it
  * frees everything (ASan checks). */
@@ -640,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_switch_mid_header_then_close_notify),
 		cmocka_unit_test(test_alert_and_truncation_after_switch),
 		cmocka_unit_test(test_install_fails_nothing_lost),
+		cmocka_unit_test(test_only_servers_hand_receiving_over),
 		cmocka_unit_test(test_close_and_destroy_while_reading_the_rest),
 	};
 

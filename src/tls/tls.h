@@ -66,10 +66,12 @@ void mr_tls_io_keep_input(struct mr_tls_io *io);
  * a record boundary). */
 size_t mr_tls_io_record_rest(const struct mr_tls_io *io);
 
-/* The transport filter of TLS sessions (tls_conn.c): without and with
- * the hand-over of the sending keys to the kernel. */
+/* The transport filter of TLS sessions (tls_conn.c): without the kernel,
+ * with the hand-over of the sending keys to it (clients), and of both
+ * directions' (servers). */
 extern const struct muxring_filter_ops mr_tls_filter_ops;
 extern const struct muxring_filter_ops mr_tls_filter_ops_ktls;
+extern const struct muxring_filter_ops mr_tls_filter_ops_ktls_server;
 
 void mr_tls_ref(struct muxring_tls *tls);
 void mr_tls_unref(struct muxring_tls *tls);

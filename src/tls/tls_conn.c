@@ -372,13 +372,12 @@ static bool conn_passthrough(void *state)
 	return c->ktls;
 }
 
-/* Whether the kernel may take the receiving over now (see ktls.c): a
- * server with the kernel sending, the peer's first secret still in use,
- * everything fed read by OpenSSL, nothing decrypted left unread. */
+/* Whether the kernel may take the receiving over now (see ktls.c): the
+ * kernel sending, the peer's first secret still in use, everything fed
+ * read by OpenSSL, nothing decrypted left unread. */
 static int receive_refusal(const struct mr_tls_conn *c)
 {
-	if (!c->ktls || c->tls->role != MUXRING_SERVER || !c->hs_counted ||
-	    !c->secrets.client_len)
+	if (!c->ktls || !c->hs_counted || !c->secrets.client_len)
 		return -EOPNOTSUPP;
 	if (c->peer_key_updated || c->error[0] ||
 	    SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
@@ -502,8 +501,27 @@ const struct muxring_filter_ops mr_tls_filter_ops = {
 
 /* The same with the question of the hand-over to the kernel: only where
  * the kernel has TLS, since asking delays the first frames until the
- * handshake's last bytes have been sent. */
+ * handshake's last bytes have been sent. A client's stops there. */
 const struct muxring_filter_ops mr_tls_filter_ops_ktls = {
+	.open = conn_open,
+	.feed = conn_feed,
+	.feed_end = conn_feed_end,
+	.read = conn_read,
+	.write = conn_write,
+	.set_output = conn_set_output,
+	.output_done = conn_output_done,
+	.pending = conn_pending,
+	.drain = conn_drain,
+	.established = conn_established,
+	.passthrough = conn_passthrough,
+	.shutdown = conn_shutdown,
+	.error = conn_error,
+	.close = conn_close,
+};
+
+/* A server's hands the receiving over too (ktls.c says why a server's
+ * only). */
+const struct muxring_filter_ops mr_tls_filter_ops_ktls_server = {
 	.open = conn_open,
 	.feed = conn_feed,
 	.feed_end = conn_feed_end,
@@ -522,14 +540,17 @@ const struct muxring_filter_ops mr_tls_filter_ops_ktls = {
 	.close = conn_close,
 };
 
+static bool is_tls_filter(const struct muxring_filter *f)
+{
+	return f && (f->ops == &mr_tls_filter_ops ||
+		     f->ops == &mr_tls_filter_ops_ktls ||
+		     f->ops == &mr_tls_filter_ops_ktls_server);
+}
+
 /* The state of a TLS session of this library, or NULL. */
 static struct mr_tls_conn *conn_of(const struct muxring_session *sess)
 {
-	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
-					      : NULL;
-
-	if (!f || (f->ops != &mr_tls_filter_ops &&
-		   f->ops != &mr_tls_filter_ops_ktls))
+	if (!sess || !is_tls_filter(muxring_session_filter(sess)))
 		return NULL;
 	return muxring_session_filter_state(sess);
 }
@@ -557,12 +578,9 @@ bool muxring_tls_ktls_receiving(const struct muxring_session *sess)
 
 bool muxring_tls_handshake_failed(const struct muxring_session *sess)
 {
-	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
-					      : NULL;
 	struct mr_tls_conn *c = conn_of(sess);
 
-	if (!f || (f->ops != &mr_tls_filter_ops &&
-		   f->ops != &mr_tls_filter_ops_ktls))
+	if (!sess || !is_tls_filter(muxring_session_filter(sess)))
 		return false;
 	return !c || !c->data_seen;
 }

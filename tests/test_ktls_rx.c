@@ -19,6 +19,7 @@
  * close_notify. When the install fails (the real kernel's answer here),
  * the peer goes on encrypting and nothing is lost. A session closed, or
  * its loop destroyed, while it waits for the rest of a record frees all.
+ * Only a server's filter offers the receive hand-over.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -279,8 +279,9 @@ int mr_ktls_crypto_info(SSL *ssl, const unsigned char *secret, size_t len,
 	if (!md || !len || expand_label(md, secret, len, "key", key, key_len) ||
 	    expand_label(md, secret, len, "iv", iv, sizeof(iv)))
 		return -EINVAL;
+	/* Big-endian, as in the record nonce (RFC 8446, 5.3). */
 	for (int i = 7; i >= 0; i--, rec_seq >>= 8)
-		seq[i] = (unsigned char)rec_seq; /* big-endian, as on the wire */
+		seq[i] = (unsigned char)rec_seq;
 	switch (ki->base.cipher_type) {
 	case TLS_CIPHER_AES_GCM_128:
 		memcpy(ki->gcm128.key, key, 16);

@@ -810,7 +810,24 @@ MUXRING_API int muxring_session_fd(const struct muxring_session *sess);
  *   write(). True means the kernel now encrypts what the session sends
  *   (kernel TLS): the engine's frames then leave as they are, zero-copy,
  *   write() is not called again, and shutdown() sends its closing message
- *   itself. Received bytes still go through feed() and read().
+ *   itself. Received bytes still go through feed() and read(), unless:
+ * - receive_handover(), when the filter has it, is asked after passthrough()
+ *   said true, to let the kernel take the receiving over too. The loop first
+ *   stops its multishot receive and feeds every byte it had taken; then it
+ *   asks: a positive n means "n more bytes first" (the rest of a record):
+ *   the loop reads exactly n bytes with a plain receive, feeds them, and
+ *   asks again; 0 means the kernel now decrypts: from then on the received
+ *   bytes are the protocol's own and go to the engine as zero-copy views
+ *   of the receive ring, feed() and read() see no more bytes (feed() still
+ *   gets the end-of-file); a negative value leaves receiving with the
+ *   filter, as before (nothing is lost).
+ * - receive_failed(), after that hand-over, is told when the kernel's
+ *   receive fails with err (kernel TLS: a record that is not data, such as
+ *   an alert or a post-handshake message). It returns 0 when it dealt with
+ *   the cause (the loop receives again), 1 when the peer ended cleanly (an
+ *   end-of-file), err itself when the error is the transport's (handled as
+ *   on an unfiltered session), or another negative error: the filter's
+ *   failure, named by error(), which ends the session.
  * All callbacks run in the loop's thread, inside muxring_submit_and_wait().
  * Errors are negative errno values; error() names the cause in words.
  */
@@ -845,6 +862,12 @@ struct muxring_filter_ops {
 	bool (*established)(void *state);
 	/* Optional: whether the kernel took the sending over (see above). */
 	bool (*passthrough)(void *state);
+	/* Optional: whether the kernel takes the receiving over; bytes to
+	 * read first, 0 (taken over) or a negative error (see above). */
+	long (*receive_handover)(void *state);
+	/* Optional, with receive_handover: what the kernel's receive error
+	 * err means (see above). */
+	int (*receive_failed)(void *state, int err);
 	/* Optional: queues the clean end of the transport (TLS:
 	 * close_notify). */
 	void (*shutdown)(void *state);

@@ -136,8 +136,13 @@ MUXRING_API const char *muxring_tls_cipher(const struct muxring_session *sess);
  */
 MUXRING_API bool muxring_tls_handshake_failed(const struct muxring_session *sess);
 
-/* True when the kernel carries this session's records (kTLS). */
+/* True when the kernel encrypts what this session sends (kTLS). */
 MUXRING_API bool muxring_tls_ktls_active(const struct muxring_session *sess);
+
+/* True when the kernel also decrypts what this session receives: a server
+ * session switches its receiving to the kernel after the handshake, at a
+ * record boundary (README, "Kernel TLS"); a client's stays in user space. */
+MUXRING_API bool muxring_tls_ktls_receiving(const struct muxring_session *sess);
 
 /*
  * Whether this kernel offers TCP_ULP "tls": 1 yes, 0 no. Probed once per

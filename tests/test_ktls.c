@@ -5,10 +5,12 @@
  * CONFIG_TLS, but everything muxring computes for it can be checked: for
  * each TLS 1.3 cipher the kernel takes, a handshake between two SSLs in
  * memory reports its traffic secrets through mr_ktls_keylog, the client's
- * sending keys are derived with mr_ktls_tx_info exactly as they would be
- * given to setsockopt(TLS_TX), and a record sealed here with those keys
+ * sending keys are derived with mr_ktls_crypto_info exactly as they would
+ * be given to setsockopt(TLS_TX), and a record sealed here with those keys
  * and record number 0 (what the kernel would send first) is read by the
- * server's OpenSSL as the right bytes. Then the hand-over refuses TLS 1.2
+ * server's OpenSSL as the right bytes; so is one sealed with the number
+ * the receive hand-over would give TLS_RX after three records went
+ * through OpenSSL (the kernel's next record there). Then the hand-over refuses TLS 1.2
  * and, on a kernel without TCP_ULP "tls", fails cleanly with ENOENT, which
  * leaves the session in user space.
  */
@@ -110,12 +112,12 @@ static void pair_free(struct pair *p)
 }
 
 /* Seals one TLS 1.3 application-data record as the kernel would with the
- * keys in ki and record number 0. Returns its length. */
+ * keys and record number in ki. Returns its length. */
 static size_t seal_record(const union mr_ktls_info *ki, const char *text,
 			  uint8_t *out)
 {
 	const EVP_CIPHER *cipher;
-	const unsigned char *key;
+	const unsigned char *key, *seq;
 	unsigned char nonce[12];
 	size_t inner = strlen(text) + 1, body = inner + 16;
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -128,14 +130,14 @@ static size_t seal_record(const union mr_ktls_info *ki, const char *text,
 		key = ki->gcm128.key;
 		memcpy(nonce, ki->gcm128.salt, 4);
 		memcpy(nonce + 4, ki->gcm128.iv, 8);
-		assert_memory_equal(ki->gcm128.rec_seq, "\0\0\0\0\0\0\0\0", 8);
+		seq = ki->gcm128.rec_seq;
 		break;
 	case TLS_CIPHER_AES_GCM_256:
 		cipher = EVP_aes_256_gcm();
 		key = ki->gcm256.key;
 		memcpy(nonce, ki->gcm256.salt, 4);
 		memcpy(nonce + 4, ki->gcm256.iv, 8);
-		assert_memory_equal(ki->gcm256.rec_seq, "\0\0\0\0\0\0\0\0", 8);
+		seq = ki->gcm256.rec_seq;
 		break;
 	default:
 		assert_int_equal(ki->base.cipher_type,
@@ -143,11 +145,13 @@ static size_t seal_record(const union mr_ktls_info *ki, const char *text,
 		cipher = EVP_chacha20_poly1305();
 		key = ki->chacha.key;
 		memcpy(nonce, ki->chacha.iv, 12);
-		assert_memory_equal(ki->chacha.rec_seq, "\0\0\0\0\0\0\0\0", 8);
+		seq = ki->chacha.rec_seq;
 		break;
 	}
 	assert_int_equal(ki->base.version, TLS_1_3_VERSION);
-	/* Record number 0: the nonce is the IV itself (RFC 8446, 5.3). */
+	/* The nonce is the IV xor the record number (RFC 8446, 5.3). */
+	for (int i = 0; i < 8; i++)
+		nonce[4 + i] ^= seq[i];
 	memcpy(plain, text, inner - 1);
 	plain[inner - 1] = 0x17; /* the inner content type */
 	out[0] = 0x17;
@@ -182,7 +186,8 @@ static void check_suite(const char *suite)
 	/* Both ends saw the same client secret. */
 	assert_int_equal(p.ssec.client_len, p.csec.client_len);
 	assert_memory_equal(p.ssec.client, p.csec.client, p.csec.client_len);
-	size = mr_ktls_tx_info(p.client, p.csec.client, p.csec.client_len, &ki);
+	size = mr_ktls_crypto_info(p.client, p.csec.client, p.csec.client_len,
+				   0, &ki);
 	assert_true(size > (int)sizeof(struct tls_crypto_info));
 	len = seal_record(&ki, text, record);
 	assert_int_equal(BIO_write(SSL_get_rbio(p.server), record, (int)len),
@@ -191,6 +196,45 @@ static void check_suite(const char *suite)
 	assert_int_equal(n, strlen(text));
 	assert_memory_equal(got, text, n);
 	pair_free(&p);
+}
+
+/* What the receive hand-over gives TLS_RX after `records` records came
+ * through OpenSSL: the kernel opens the next one with it. Checked the
+ * other way round: a record sealed with those keys and that number is
+ * the server's next record for its OpenSSL. */
+static void check_receive_keys(const char *suite, unsigned records)
+{
+	static const char text[] = "the record after the switch";
+	union mr_ktls_info ki;
+	struct pair p;
+	uint8_t record[512];
+	char got[128];
+	size_t len, n = 0;
+	unsigned i;
+
+	pair_up(&p, suite, false);
+	for (i = 0; i < records; i++) {
+		assert_int_equal(SSL_write_ex(p.client, "x", 1, &n), 1);
+		shuttle(p.client, p.server);
+		assert_int_equal(SSL_read_ex(p.server, got, sizeof(got), &n), 1);
+	}
+	assert_true(mr_ktls_crypto_info(p.server, p.ssec.client,
+					p.ssec.client_len, records, &ki) > 0);
+	len = seal_record(&ki, text, record);
+	assert_int_equal(BIO_write(SSL_get_rbio(p.server), record, (int)len),
+			 (int)len);
+	assert_int_equal(SSL_read_ex(p.server, got, sizeof(got), &n), 1);
+	assert_int_equal(n, strlen(text));
+	assert_memory_equal(got, text, n);
+	pair_free(&p);
+}
+
+static void test_receive_keys_continue_the_record_count(void **state)
+{
+	(void)state;
+	check_receive_keys("TLS_AES_128_GCM_SHA256", 3);
+	check_receive_keys("TLS_AES_256_GCM_SHA384", 300); /* two bytes */
+	check_receive_keys("TLS_CHACHA20_POLY1305_SHA256", 1);
 }
 
 static void test_keys_for_the_kernel_open_a_record(void **state)
@@ -269,6 +313,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keys_for_the_kernel_open_a_record),
+		cmocka_unit_test(test_receive_keys_continue_the_record_count),
 		cmocka_unit_test(test_hand_over_refused_or_falls_back),
 	};
 

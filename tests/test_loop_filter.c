@@ -10,9 +10,16 @@
  * and key 0 it stands for kernel TLS: the loop must then send the engine's
  * frames itself and never call write() again.
  *
+ * With receive_handover() it stands for kernel TLS taking the receiving
+ * over too: the loop must stop its multishot receive, read exactly the
+ * bytes the filter asks for first, then hand received bytes to the engine
+ * itself, or go on with the filter when the filter says no.
+ *
  * Covers: 100 streams x 100 KB echoed through the XOR filter with every
  * byte checked (and the wire really XORed: the peer of a raw socket sees
- * the key); the passthrough hand-over; shutdown() called once per side at
+ * the key); the passthrough hand-over; the receive hand-over in the middle
+ * of a transfer, and its refusal; each answer of receive_failed() to a
+ * receive that fails after the hand-over; shutdown() called once per side at
  * the clean end; READY waiting for the handshake; a loop destroyed in the
  * middle of a transfer closing every filter state.
  */
@@ -25,6 +32,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,12 +45,20 @@ struct toy_conf {
 	uint8_t key;
 	bool pass;               /* passthrough() says yes */
 	unsigned opened, closed, shutdowns, writes_after_pass, passes;
+	long rx_first;           /* receive_handover()'s first answer */
+	unsigned rx_asks, rx_taken; /* its calls; sessions it said 0 to */
+	size_t fed_between;      /* bytes fed after the first ask, before 0 */
+	unsigned feeds_after_rx; /* bytes fed after it said 0 */
+	enum { NOT_MINE, AGAIN, CLEAN_END, FILTER_FAILS } rx_failed_answer;
+	int rx_failed_err;       /* the err receive_failed() was told */
+	unsigned rx_failures;
 };
 
 struct toy {
 	struct toy_conf *conf;
 	bool up;
 	bool passed;
+	bool rx_asked, rx_taken;
 	uint8_t *in, *out;       /* received, not read; to send */
 	size_t in_len, out_len, in_cap, out_cap;
 };
@@ -81,6 +97,10 @@ static int toy_feed(void *state, const uint8_t *data, size_t len)
 {
 	struct toy *t = state;
 
+	if (len && t->rx_taken)
+		t->conf->feeds_after_rx++;
+	else if (len && t->rx_asked)
+		t->conf->fed_between += len;
 	if (len)
 		append(&t->in, &t->in_len, &t->in_cap, data, len, 0);
 	return 0;
@@ -148,6 +168,48 @@ static bool toy_passthrough(void *state)
 	return t->passed;
 }
 
+/* First answer conf->rx_first (bytes to read first, or a refusal), then
+ * 0: the "kernel" (key 0: nothing to undo) receives from there on. */
+static long toy_receive_handover(void *state)
+{
+	struct toy *t = state;
+	bool first = !t->rx_asked;
+
+	assert_int_equal(t->in_len, 0); /* everything fed was read */
+	t->conf->rx_asks++;
+	t->rx_asked = true;
+	if (first && t->conf->rx_first)
+		return t->conf->rx_first;
+	t->rx_taken = true;
+	t->conf->rx_taken++;
+	return 0;
+}
+
+/* The kernel's receive failed: the conf's answer. */
+static int toy_receive_failed(void *state, int err)
+{
+	struct toy *t = state;
+
+	t->conf->rx_failures++;
+	t->conf->rx_failed_err = err;
+	switch (t->conf->rx_failed_answer) {
+	case AGAIN:
+		return 0;
+	case CLEAN_END:
+		return 1;
+	case FILTER_FAILS:
+		return -EPROTO;
+	default:
+		return err;
+	}
+}
+
+static const char *toy_error(void *state)
+{
+	(void)state;
+	return "toy: the record the kernel stopped at is not wanted";
+}
+
 static void toy_shutdown(void *state)
 {
 	((struct toy *)state)->conf->shutdowns++;
@@ -176,9 +238,27 @@ static const struct muxring_filter_ops toy_ops = {
 	.close = toy_close,
 };
 
-static void run_echo(struct toy_conf *conf, unsigned streams, uint64_t size)
+/* The same with the receive hand-over. */
+static const struct muxring_filter_ops toy_rx_ops = {
+	.open = toy_open,
+	.feed = toy_feed,
+	.read = toy_read,
+	.write = toy_write,
+	.pending = toy_pending,
+	.drain = toy_drain,
+	.established = toy_established,
+	.passthrough = toy_passthrough,
+	.receive_handover = toy_receive_handover,
+	.receive_failed = toy_receive_failed,
+	.shutdown = toy_shutdown,
+	.error = toy_error,
+	.close = toy_close,
+};
+
+static void run_echo_ops(const struct muxring_filter_ops *ops,
+			 struct toy_conf *conf, unsigned streams, uint64_t size)
 {
-	struct muxring_filter f = {.ops = &toy_ops, .arg = conf};
+	struct muxring_filter f = {.ops = ops, .arg = conf};
 	struct muxring_session_opts so = {.filter = &f};
 	struct lh *h = lh_new(NULL);
 	struct lh_peer *c, *s;
@@ -203,6 +283,11 @@ static void run_echo(struct toy_conf *conf, unsigned streams, uint64_t size)
 	assert_int_equal(conf->passes, 2);
 }
 
+static void run_echo(struct toy_conf *conf, unsigned streams, uint64_t size)
+{
+	run_echo_ops(&toy_ops, conf, streams, size);
+}
+
 static void test_xor_filter_echo(void **state)
 {
 	struct toy_conf conf = {.key = 0x5A};
@@ -218,6 +303,104 @@ static void test_passthrough_sends_plain_frames(void **state)
 	(void)state;
 	run_echo(&conf, 20, 300000);
 	assert_int_equal(conf.writes_after_pass, 0);
+}
+
+/* Both sides hand their receiving over while 20 streams are echoed: each
+ * reads exactly 5 bytes first (most likely in the middle of a frame),
+ * then feeds the filter nothing more; every byte still arrives. */
+static void test_receive_handover_mid_transfer(void **state)
+{
+	struct toy_conf conf = {.key = 0, .pass = true, .rx_first = 5};
+
+	(void)state;
+	run_echo_ops(&toy_rx_ops, &conf, 20, 300000);
+	assert_int_equal(conf.rx_taken, 2);
+	assert_int_equal(conf.rx_asks, 4);
+	assert_int_equal(conf.fed_between, 2 * 5);
+	assert_int_equal(conf.feeds_after_rx, 0);
+	assert_int_equal(conf.writes_after_pass, 0);
+}
+
+/* A filter that refuses keeps receiving through read(), and is not asked
+ * again. */
+static void test_receive_handover_refused(void **state)
+{
+	struct toy_conf conf = {.key = 0, .pass = true, .rx_first = -EOPNOTSUPP};
+
+	(void)state;
+	run_echo_ops(&toy_rx_ops, &conf, 20, 300000);
+	assert_int_equal(conf.rx_taken, 0);
+	assert_int_equal(conf.rx_asks, 2);
+	assert_true(conf.fed_between > 20 * 300000);
+}
+
+static struct toy_conf *rx_conf;
+
+static bool rx_taken(struct lh *h)
+{
+	(void)h;
+	return rx_conf->rx_taken == 1;
+}
+
+/* A server session whose receiving the toy "kernel" took over, against a
+ * raw peer that resets the connection: its receive fails with ECONNRESET
+ * (then sees the end-of-file) and receive_failed() answers as conf says.
+ * f is the session's filter (kept by the caller until lh_free). Returns
+ * the session's peer record. */
+static struct lh_peer *reset_after_handover(struct lh *h, struct toy_conf *conf,
+					    struct muxring_filter *f)
+{
+	static const struct linger hard = { .l_onoff = 1, .l_linger = 0 };
+	static const uint8_t hello = HELLO;
+	struct muxring_session_opts so = {.filter = f};
+	struct lh_peer *s = lh_peer_new(h, true, LH_ECHO, 0);
+	int fds[2];
+
+	*f = (struct muxring_filter){.ops = &toy_rx_ops, .arg = conf};
+	rx_conf = conf;
+	lh_tcp_fds(fds);
+	assert_int_equal(muxring_session_create(h->loop, fds[1], MUXRING_SERVER,
+						&so, (uintptr_t)s, &s->sess), 0);
+	assert_int_equal(write(fds[0], &hello, 1), 1);
+	lh_run(h, rx_taken, 20);
+	assert_int_equal(setsockopt(fds[0], SOL_SOCKET, SO_LINGER, &hard,
+				    sizeof(hard)), 0);
+	close(fds[0]);
+	lh_run(h, lh_all_sessions_ended, 20);
+	assert_int_equal(conf->rx_failures, 1);
+	assert_int_equal(conf->rx_failed_err, -ECONNRESET);
+	return s;
+}
+
+/* What the session does with each answer of receive_failed(). */
+static void test_receive_failed_answers(void **state)
+{
+	struct toy_conf conf[4] = {
+		{.pass = true, .rx_failed_answer = NOT_MINE},
+		{.pass = true, .rx_failed_answer = AGAIN},
+		{.pass = true, .rx_failed_answer = CLEAN_END},
+		{.pass = true, .rx_failed_answer = FILTER_FAILS},
+	};
+	struct muxring_filter f[4];
+	struct lh *h = lh_new(NULL);
+	struct lh_peer *s[4];
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		s[i] = reset_after_handover(h, &conf[i], &f[i]);
+	/* The transport's error, as without a filter. */
+	assert_int_equal(s[0]->end_res, -ECONNRESET);
+	assert_string_equal(s[0]->end_debug, "");
+	/* Receiving again finds the end-of-file after the reset: one more
+	 * receive armed than for the clean end at once. */
+	assert_int_equal(s[1]->end_res, MUXRING_ERR(MUXRING_PEER_EOF));
+	assert_int_equal(s[2]->end_res, MUXRING_ERR(MUXRING_PEER_EOF));
+	assert_int_equal(s[1]->final_stats.recv_rearms,
+			 s[2]->final_stats.recv_rearms + 1);
+	/* The filter's failure, in its words. */
+	assert_int_equal(s[3]->end_res, -EPROTO);
+	assert_non_null(strstr(s[3]->end_debug, "toy: the record the kernel"));
+	lh_free(h);
 }
 
 /* The bytes on the wire are the filter's: a raw peer reads the hello,
@@ -291,6 +474,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_xor_filter_echo),
 		cmocka_unit_test(test_passthrough_sends_plain_frames),
+		cmocka_unit_test(test_receive_handover_mid_transfer),
+		cmocka_unit_test(test_receive_handover_refused),
+		cmocka_unit_test(test_receive_failed_answers),
 		cmocka_unit_test(test_wire_carries_filtered_bytes),
 		cmocka_unit_test(test_destroy_with_live_filters),
 	};

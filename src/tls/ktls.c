@@ -7,14 +7,38 @@
  * connection (the ULP cannot be set on any other socket), so the probe
  * makes a loopback connection of its own, once per process.
  *
- * The hand-over covers the sending direction of TLS 1.3 sessions (AES-GCM
- * or ChaCha20-Poly1305): the traffic secret comes from OpenSSL's keylog
- * callback, the key and IV are derived from it as RFC 8446 says, and the
- * kernel starts at record 0, which holds because the loop asks only after
- * the handshake's last bytes left and before any frame was encrypted.
- * Receiving stays in user space: bytes already taken from the socket by
- * the multishot receive (ring buffers not yet processed) could not be
- * given back to the kernel, so no receive key is installed.
+ * The hand-over covers TLS 1.3 sessions (AES-GCM or ChaCha20-Poly1305):
+ * the traffic secrets come from OpenSSL's keylog callback, and the key and
+ * IV are derived from them as RFC 8446 says.
+ *
+ * Sending: the kernel starts at record 0, which holds because the loop
+ * asks only after the handshake's last bytes left and before any frame
+ * was encrypted.
+ *
+ * Receiving (a server only): the kernel must start exactly at a record
+ * boundary, with the number of records the peer already sent under its
+ * application secret as its sequence number. The loop stops its multishot
+ * receive and feeds OpenSSL every byte it took; the BIO follows the
+ * record headers of what OpenSSL read (tls_bio.c), so the filter knows
+ * whether it stands mid-record (the loop then reads exactly the rest) and
+ * how many records followed the handshake; then TLS_RX gets the keys and
+ * that count, and the ring carries plaintext.
+ *
+ * Why a server only: after TLS_RX the kernel hands over application data
+ * only; a record of another type makes a plain recv (the loop's multishot
+ * has no control buffer) fail with EIO, and it must then be read with
+ * recvmsg and a TLS_GET_RECORD_TYPE control message (kernel
+ * Documentation/networking/tls.rst). A TLS 1.3 server sends its clients
+ * NewSessionTickets after the handshake, at times the client cannot know,
+ * and a client learns that its certificate was refused only from the
+ * server's next records, so a client keeps receiving in user space. A
+ * client sends its server no post-handshake message unless asked (this
+ * library never asks): after the switch the only records that are not
+ * data are alerts and a KeyUpdate. When the receive fails, the filter
+ * reads the record the kernel stopped at: close_notify is a clean end,
+ * another alert or a KeyUpdate (the kernel has no new keys to follow it
+ * with) ends the session with a sentence naming it. A KeyUpdate that came
+ * before the switch changed the keys in OpenSSL only: no switch then.
  */
 #include "tls/tls.h"
 
@@ -39,6 +63,41 @@
 #ifndef SOL_TLS
 #define SOL_TLS 282
 #endif
+
+static int real_setsockopt(int fd, int level, int name, const void *val,
+			   socklen_t len)
+{
+	return setsockopt(fd, level, name, val, len) ? -errno : 0;
+}
+
+static long real_recv_record(int fd, uint8_t *buf, size_t cap, uint8_t *type)
+{
+	char control[CMSG_SPACE(sizeof(unsigned char))];
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control,
+		.msg_controllen = sizeof(control),
+	};
+	struct cmsghdr *cmsg;
+	ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+
+	if (n < 0)
+		return -errno;
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (!cmsg || cmsg->cmsg_level != SOL_TLS ||
+	    cmsg->cmsg_type != TLS_GET_RECORD_TYPE)
+		return -EBADMSG;
+	*type = *CMSG_DATA(cmsg);
+	return (long)n;
+}
+
+const struct mr_ktls_kernel mr_ktls_real_kernel = {
+	.setsockopt = real_setsockopt,
+	.recv_record = real_recv_record,
+};
+const struct mr_ktls_kernel *mr_ktls_kernel = &mr_ktls_real_kernel;
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int probe_result;
@@ -97,12 +156,17 @@ int mr_ktls_probe(const char **why)
 {
 	const char *env = getenv("MUXRING_TLS_NO_KTLS");
 
-	pthread_once(&probe_once, probe);
 	if (env && *env && strcmp(env, "0")) {
 		if (why)
 			*why = "kernel TLS disabled by MUXRING_TLS_NO_KTLS";
 		return 0;
 	}
+	if (mr_ktls_kernel != &mr_ktls_real_kernel) {
+		if (why)
+			*why = NULL;
+		return 1;
+	}
+	pthread_once(&probe_once, probe);
 	if (why)
 		*why = probe_result ? NULL : probe_why;
 	return probe_result;
@@ -113,7 +177,7 @@ int muxring_tls_ktls_available(const char **why)
 	return mr_ktls_probe(why);
 }
 
-/* ---- handing the sending keys over ------------------------------------ */
+/* ---- handing the keys over -------------------------------------------- */
 
 void mr_ktls_keylog(const SSL *ssl, const char *line)
 {
@@ -183,9 +247,10 @@ static int expand_label(const EVP_MD *md, const unsigned char *secret,
 	return ok ? 0 : -EINVAL;
 }
 
-int mr_ktls_tx_info(SSL *ssl, const unsigned char *secret, size_t len,
-		    union mr_ktls_info *ki)
+int mr_ktls_crypto_info(SSL *ssl, const unsigned char *secret, size_t len,
+			uint64_t rec_seq, union mr_ktls_info *ki)
 {
+	unsigned char seq[8];
 	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
 	const EVP_MD *md = cipher ? SSL_CIPHER_get_handshake_digest(cipher)
 				  : NULL;
@@ -214,21 +279,26 @@ int mr_ktls_tx_info(SSL *ssl, const unsigned char *secret, size_t len,
 	if (!md || !len || expand_label(md, secret, len, "key", key, key_len) ||
 	    expand_label(md, secret, len, "iv", iv, sizeof(iv)))
 		return -EINVAL;
-	/* rec_seq stays 0: no record was sent under these keys yet. */
+	/* Big-endian, as in the record nonce (RFC 8446, 5.3). */
+	for (int i = 7; i >= 0; i--, rec_seq >>= 8)
+		seq[i] = (unsigned char)rec_seq;
 	switch (ki->base.cipher_type) {
 	case TLS_CIPHER_AES_GCM_128:
 		memcpy(ki->gcm128.key, key, 16);
 		memcpy(ki->gcm128.salt, iv, 4);
 		memcpy(ki->gcm128.iv, iv + 4, 8);
+		memcpy(ki->gcm128.rec_seq, seq, 8);
 		break;
 	case TLS_CIPHER_AES_GCM_256:
 		memcpy(ki->gcm256.key, key, 32);
 		memcpy(ki->gcm256.salt, iv, 4);
 		memcpy(ki->gcm256.iv, iv + 4, 8);
+		memcpy(ki->gcm256.rec_seq, seq, 8);
 		break;
 	default:
 		memcpy(ki->chacha.key, key, 32);
 		memcpy(ki->chacha.iv, iv, 12);
+		memcpy(ki->chacha.rec_seq, seq, 8);
 		break;
 	}
 	OPENSSL_cleanse(key, sizeof(key));
@@ -244,15 +314,44 @@ int mr_ktls_install_tx(SSL *ssl, int fd, bool server,
 
 	if (SSL_version(ssl) != TLS1_3_VERSION)
 		return -EOPNOTSUPP; /* TLS 1.2 would need its key block */
-	size = mr_ktls_tx_info(ssl, server ? sec->server : sec->client,
-			       server ? sec->server_len : sec->client_len, &ki);
+	/* rec_seq 0: no record was sent under these keys yet. */
+	size = mr_ktls_crypto_info(ssl, server ? sec->server : sec->client,
+				   server ? sec->server_len : sec->client_len,
+				   0, &ki);
 	if (size < 0)
 		return size;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||
-	    setsockopt(fd, SOL_TLS, TLS_TX, &ki, (socklen_t)size))
-		err = -errno;
+	err = mr_ktls_kernel->setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls",
+					 sizeof("tls"));
+	if (!err)
+		err = mr_ktls_kernel->setsockopt(fd, SOL_TLS, TLS_TX, &ki,
+						 (socklen_t)size);
 	OPENSSL_cleanse(&ki, sizeof(ki));
 	return err;
+}
+
+int mr_ktls_install_rx(SSL *ssl, int fd, bool server,
+		       const struct mr_ktls_secrets *sec, uint64_t rec_seq)
+{
+	union mr_ktls_info ki;
+	int size, err;
+
+	if (SSL_version(ssl) != TLS1_3_VERSION)
+		return -EOPNOTSUPP;
+	/* What this side receives, the peer sent with its own secret. */
+	size = mr_ktls_crypto_info(ssl, server ? sec->client : sec->server,
+				   server ? sec->client_len : sec->server_len,
+				   rec_seq, &ki);
+	if (size < 0)
+		return size;
+	err = mr_ktls_kernel->setsockopt(fd, SOL_TLS, TLS_RX, &ki,
+					 (socklen_t)size);
+	OPENSSL_cleanse(&ki, sizeof(ki));
+	return err;
+}
+
+long mr_ktls_recv_record(int fd, uint8_t *buf, size_t cap, uint8_t *type)
+{
+	return mr_ktls_kernel->recv_record(fd, buf, cap, type);
 }
 
 int mr_ktls_send_close_notify(int fd)

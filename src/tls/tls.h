@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <linux/tls.h>
+#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 
@@ -47,6 +48,12 @@ struct mr_tls_io {
 	uint8_t *out;                /* window for records, or NULL */
 	size_t out_cap, out_len;
 	BIO *out_spill;              /* output outside the window */
+	/* The record stream read so far: the header of the current record
+	 * (rec_head_have bytes of it), the rest of its body, and how many
+	 * records were read whole. */
+	uint8_t rec_head[5];
+	size_t rec_head_have, rec_body_left;
+	uint64_t records;
 };
 
 /* A BIO over io (creates its spills); NULL on ENOMEM. The BIO does not
@@ -55,11 +62,16 @@ BIO *mr_tls_io_bio(struct mr_tls_io *io);
 void mr_tls_io_free(struct mr_tls_io *io);
 /* The fed bytes are going away: copies what is unread into the spill. */
 void mr_tls_io_keep_input(struct mr_tls_io *io);
+/* Bytes of the current record OpenSSL has not read yet (0: it stands on
+ * a record boundary). */
+size_t mr_tls_io_record_rest(const struct mr_tls_io *io);
 
-/* The transport filter of TLS sessions (tls_conn.c): without and with
- * the hand-over of the sending keys to the kernel. */
+/* The transport filter of TLS sessions (tls_conn.c): without the kernel,
+ * with the hand-over of the sending keys to it (clients), and of both
+ * directions' (servers). */
 extern const struct muxring_filter_ops mr_tls_filter_ops;
 extern const struct muxring_filter_ops mr_tls_filter_ops_ktls;
+extern const struct muxring_filter_ops mr_tls_filter_ops_ktls_server;
 
 void mr_tls_ref(struct muxring_tls *tls);
 void mr_tls_unref(struct muxring_tls *tls);
@@ -89,11 +101,11 @@ union mr_ktls_info {
 };
 
 /* Fills *ki for the TLS 1.3 session ssl from a traffic secret: key and IV
- * derived as RFC 8446 (7.1, 7.3) says, record sequence 0. Returns the
- * size of the cipher's structure, or -EOPNOTSUPP (a cipher the kernel
- * does not take) or -EINVAL. */
-int mr_ktls_tx_info(SSL *ssl, const unsigned char *secret, size_t len,
-		    union mr_ktls_info *ki);
+ * derived as RFC 8446 (7.1, 7.3) says, the next record's sequence number
+ * rec_seq. Returns the size of the cipher's structure, or -EOPNOTSUPP (a
+ * cipher the kernel does not take) or -EINVAL. */
+int mr_ktls_crypto_info(SSL *ssl, const unsigned char *secret, size_t len,
+			uint64_t rec_seq, union mr_ktls_info *ki);
 
 /* SSL_CTX_set_keylog_callback's callback: keeps the two secrets. */
 void mr_ktls_keylog(const SSL *ssl, const char *line);
@@ -104,8 +116,37 @@ void mr_ktls_keylog(const SSL *ssl, const char *line);
 int mr_ktls_install_tx(SSL *ssl, int fd, bool server,
 		       const struct mr_ktls_secrets *sec);
 
+/* Hands the peer's sending keys (this side's receiving) to the kernel on
+ * fd, whose TLS ULP is set (mr_ktls_install_tx); rec_seq is the number of
+ * records the peer sent with them so far. Returns 0 or a negative errno
+ * (receiving then stays in user space). */
+int mr_ktls_install_rx(SSL *ssl, int fd, bool server,
+		       const struct mr_ktls_secrets *sec, uint64_t rec_seq);
+
 /* Sends close_notify through the kernel's TLS (an alert record). Returns
  * 0 or a negative errno. */
 int mr_ktls_send_close_notify(int fd);
+
+/* Reads the record the kernel's receive stopped at (one that is not
+ * application data) into buf, its type into *type. Does not block.
+ * Returns its length or a negative errno (-EAGAIN: no such record). */
+long mr_ktls_recv_record(int fd, uint8_t *buf, size_t cap, uint8_t *type);
+
+/*
+ * The kernel as kTLS sees it: the real one, or a test's stand-in. With a
+ * stand-in (the kernel here lacks CONFIG_TLS), kernel TLS counts as
+ * available without a probe, every install goes to its setsockopt, and
+ * its record_rest hears where the receive hand-over waits for the rest of
+ * a record, so that a test peer can play what the kernel would deliver.
+ */
+struct mr_ktls_kernel {
+	int (*setsockopt)(int fd, int level, int name, const void *val,
+			  socklen_t len);
+	long (*recv_record)(int fd, uint8_t *buf, size_t cap, uint8_t *type);
+	void (*record_rest)(int fd, size_t n); /* NULL for the real one */
+};
+extern const struct mr_ktls_kernel mr_ktls_real_kernel;
+/* Set it before muxring_tls_new() and put it back after the test. */
+extern const struct mr_ktls_kernel *mr_ktls_kernel;
 
 #endif

@@ -9,6 +9,10 @@
  * output written when no window is set (handshake, alerts, close_notify)
  * or beyond its room. With plain memory BIOs each direction would cost two
  * more copies of every byte.
+ *
+ * The read side also follows the record stream OpenSSL takes (5-byte
+ * headers, their lengths): the kernel can take the receiving over only at
+ * a record boundary, knowing how many records came before (ktls.c).
  */
 #include "tls/tls.h"
 
@@ -17,6 +21,41 @@
 
 static pthread_once_t method_once = PTHREAD_ONCE_INIT;
 static BIO_METHOD *method;
+
+/* Follows the record headers in n more bytes of the stream. */
+static void track_records(struct mr_tls_io *io, const uint8_t *p, size_t n)
+{
+	while (n) {
+		size_t k;
+
+		if (io->rec_head_have < sizeof(io->rec_head)) {
+			io->rec_head[io->rec_head_have++] = *p++;
+			n--;
+			if (io->rec_head_have < sizeof(io->rec_head))
+				continue;
+			io->rec_body_left = (size_t)io->rec_head[3] << 8 |
+					    io->rec_head[4];
+		} else {
+			k = n < io->rec_body_left ? n : io->rec_body_left;
+			io->rec_body_left -= k;
+			p += k;
+			n -= k;
+		}
+		if (!io->rec_body_left) {
+			io->records++;
+			io->rec_head_have = 0;
+		}
+	}
+}
+
+size_t mr_tls_io_record_rest(const struct mr_tls_io *io)
+{
+	if (!io->rec_head_have)
+		return 0;
+	if (io->rec_head_have < sizeof(io->rec_head))
+		return sizeof(io->rec_head) - io->rec_head_have;
+	return io->rec_body_left;
+}
 
 static int io_read(BIO *b, char *out, size_t len, size_t *done)
 {
@@ -39,6 +78,7 @@ static int io_read(BIO *b, char *out, size_t len, size_t *done)
 		n += k;
 	}
 	*done = n;
+	track_records(io, (const uint8_t *)out, n);
 	if (!n) {
 		BIO_set_retry_read(b);
 		return 0;

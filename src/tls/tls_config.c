@@ -189,8 +189,12 @@ int muxring_tls_new(struct muxring_tls **out, enum muxring_role role,
 		mr_tls_unref(tls);
 		return err;
 	}
-	tls->filter.ops = tls->try_ktls ? &mr_tls_filter_ops_ktls
-					: &mr_tls_filter_ops;
+	if (!tls->try_ktls)
+		tls->filter.ops = &mr_tls_filter_ops;
+	else if (role == MUXRING_SERVER)
+		tls->filter.ops = &mr_tls_filter_ops_ktls_server;
+	else
+		tls->filter.ops = &mr_tls_filter_ops_ktls;
 	tls->filter.arg = tls;
 	tls->filter.handshake_timeout_ns =
 		(uint64_t)(o->handshake_timeout_ms ? o->handshake_timeout_ms

@@ -29,6 +29,12 @@ struct mr_tls_conn {
 	SSL *ssl;
 	struct mr_tls_io io;         /* the memory it reads and writes */
 	bool ktls;                   /* the kernel encrypts what is sent */
+	bool ktls_rx;                /* ... and decrypts what arrives */
+	bool peer_key_updated;       /* a KeyUpdate came: the peer's secret
+					is no longer the keylog's */
+	bool hs_counted;             /* hs_records is known */
+	uint64_t hs_records;         /* records the handshake took, of
+					those the BIO read */
 	struct mr_ktls_secrets secrets; /* traffic secrets (kTLS only) */
 	int setup_error;             /* a client without a name to check:
 					reported by the first read */
@@ -84,6 +90,19 @@ static void conn_free(struct mr_tls_conn *c)
 	free(c);
 }
 
+/* OpenSSL's message callback (kTLS only): notes a peer's KeyUpdate. */
+static void on_message(int write_p, int version, int content_type,
+		       const void *buf, size_t len, SSL *ssl, void *arg)
+{
+	struct mr_tls_conn *c = arg;
+
+	(void)version;
+	(void)ssl;
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len &&
+	    *(const uint8_t *)buf == SSL3_MT_KEY_UPDATE)
+		c->peer_key_updated = true;
+}
+
 static int conn_open(void *arg, struct muxring_session *sess,
 		     enum muxring_role role, const char *host, void **state)
 {
@@ -102,8 +121,11 @@ static int conn_open(void *arg, struct muxring_session *sess,
 	c->sess = sess;
 	c->ssl = SSL_new(tls->ctx);
 	bio = c->ssl ? mr_tls_io_bio(&c->io) : NULL;
-	if (c->ssl && tls->try_ktls)
+	if (c->ssl && tls->try_ktls) {
 		SSL_set_app_data(c->ssl, &c->secrets);
+		SSL_set_msg_callback(c->ssl, on_message);
+		SSL_set_msg_callback_arg(c->ssl, c);
+	}
 	if (!bio) {
 		conn_free(c);
 		ERR_clear_error();
@@ -245,6 +267,9 @@ static long conn_read(void *state, uint8_t *out, size_t cap)
 		r = SSL_do_handshake(c->ssl);
 		if (r != 1)
 			return ssl_result(c, r);
+		/* What follows is under the application secrets. */
+		c->hs_records = c->io.records;
+		c->hs_counted = true;
 	}
 	if (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
 		return 0;
@@ -339,8 +364,94 @@ static bool conn_passthrough(void *state)
 
 	c->ktls = mr_ktls_install_tx(c->ssl, muxring_session_fd(c->sess),
 				     server, &c->secrets) == 0;
-	OPENSSL_cleanse(&c->secrets, sizeof(c->secrets));
+	/* A server keeps its peer's secret for the receive hand-over. */
+	if (server && c->ktls)
+		OPENSSL_cleanse(c->secrets.server, sizeof(c->secrets.server));
+	else
+		OPENSSL_cleanse(&c->secrets, sizeof(c->secrets));
 	return c->ktls;
+}
+
+/* Whether the kernel may take the receiving over now (see ktls.c): the
+ * kernel sending, the peer's first secret still in use, everything fed
+ * read by OpenSSL, nothing decrypted left unread. */
+static int receive_refusal(const struct mr_tls_conn *c)
+{
+	if (!c->ktls || !c->hs_counted || !c->secrets.client_len)
+		return -EOPNOTSUPP;
+	if (c->peer_key_updated || c->error[0] ||
+	    SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
+		return -EPROTO;
+	if (c->io.in_left || BIO_ctrl_pending(c->io.in_spill))
+		return -EBUSY;
+	return 0;
+}
+
+static long conn_receive_handover(void *state)
+{
+	struct mr_tls_conn *c = state;
+	int fd = muxring_session_fd(c->sess);
+	size_t rest;
+	int err = receive_refusal(c);
+
+	if (!err) {
+		rest = mr_tls_io_record_rest(&c->io);
+		if (rest) {
+			if (mr_ktls_kernel->record_rest)
+				mr_ktls_kernel->record_rest(fd, rest);
+			return (long)rest;
+		}
+		if (SSL_has_pending(c->ssl))
+			err = -EBUSY;
+	}
+	if (!err)
+		err = mr_ktls_install_rx(c->ssl, fd, true, &c->secrets,
+					 c->io.records - c->hs_records);
+	OPENSSL_cleanse(&c->secrets, sizeof(c->secrets));
+	c->ktls_rx = err == 0;
+	/* The handshake, verification of the client included, is over. */
+	if (c->ktls_rx)
+		c->data_seen = true;
+	return err;
+}
+
+/* The kernel's receive stopped with err at a record that is not data:
+ * close_notify is a clean end, anything else ends the session (a client
+ * sends no ticket, and a KeyUpdate's new keys could not be given to the
+ * kernel without losing the records that follow it). */
+static int conn_receive_failed(void *state, int err)
+{
+	struct mr_tls_conn *c = state;
+	uint8_t record[SSL3_RT_MAX_PLAIN_LENGTH];
+	uint8_t type = 0;
+	long n;
+
+	if (!c->ktls_rx)
+		return err;
+	n = mr_ktls_recv_record(muxring_session_fd(c->sess), record,
+				sizeof(record), &type);
+	if (n < 0)
+		return err; /* no such record: the transport's own error */
+	if (type == SSL3_RT_ALERT && n == 2 && record[1] == SSL_AD_CLOSE_NOTIFY) {
+		SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) |
+					 SSL_RECEIVED_SHUTDOWN);
+		return 1;
+	}
+	if (type == SSL3_RT_ALERT && n == 2) {
+		snprintf(c->error, sizeof(c->error),
+			 "TLS failed: the peer sent the TLS alert: %s",
+			 SSL_alert_desc_string_long(record[1]));
+		return -EPROTO;
+	}
+	snprintf(c->error, sizeof(c->error),
+		 "TLS failed: the peer sent a TLS record the kernel cannot "
+		 "hand over (%s)",
+		 type == SSL3_RT_HANDSHAKE && n && record[0] == SSL3_MT_KEY_UPDATE
+			 ? "KeyUpdate"
+			 : type == SSL3_RT_HANDSHAKE ? "a handshake message"
+			 : type == SSL3_RT_ALERT     ? "a malformed alert"
+						     : "an unknown record type");
+	return -EPROTO;
 }
 
 static void conn_shutdown(void *state)
@@ -390,7 +501,7 @@ const struct muxring_filter_ops mr_tls_filter_ops = {
 
 /* The same with the question of the hand-over to the kernel: only where
  * the kernel has TLS, since asking delays the first frames until the
- * handshake's last bytes have been sent. */
+ * handshake's last bytes have been sent. A client's stops there. */
 const struct muxring_filter_ops mr_tls_filter_ops_ktls = {
 	.open = conn_open,
 	.feed = conn_feed,
@@ -408,14 +519,38 @@ const struct muxring_filter_ops mr_tls_filter_ops_ktls = {
 	.close = conn_close,
 };
 
+/* A server's hands the receiving over too (ktls.c says why a server's
+ * only). */
+const struct muxring_filter_ops mr_tls_filter_ops_ktls_server = {
+	.open = conn_open,
+	.feed = conn_feed,
+	.feed_end = conn_feed_end,
+	.read = conn_read,
+	.write = conn_write,
+	.set_output = conn_set_output,
+	.output_done = conn_output_done,
+	.pending = conn_pending,
+	.drain = conn_drain,
+	.established = conn_established,
+	.passthrough = conn_passthrough,
+	.receive_handover = conn_receive_handover,
+	.receive_failed = conn_receive_failed,
+	.shutdown = conn_shutdown,
+	.error = conn_error,
+	.close = conn_close,
+};
+
+static bool is_tls_filter(const struct muxring_filter *f)
+{
+	return f && (f->ops == &mr_tls_filter_ops ||
+		     f->ops == &mr_tls_filter_ops_ktls ||
+		     f->ops == &mr_tls_filter_ops_ktls_server);
+}
+
 /* The state of a TLS session of this library, or NULL. */
 static struct mr_tls_conn *conn_of(const struct muxring_session *sess)
 {
-	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
-					      : NULL;
-
-	if (!f || (f->ops != &mr_tls_filter_ops &&
-		   f->ops != &mr_tls_filter_ops_ktls))
+	if (!sess || !is_tls_filter(muxring_session_filter(sess)))
 		return NULL;
 	return muxring_session_filter_state(sess);
 }
@@ -434,14 +569,18 @@ bool muxring_tls_ktls_active(const struct muxring_session *sess)
 	return c && c->ktls;
 }
 
-bool muxring_tls_handshake_failed(const struct muxring_session *sess)
+bool muxring_tls_ktls_receiving(const struct muxring_session *sess)
 {
-	const struct muxring_filter *f = sess ? muxring_session_filter(sess)
-					      : NULL;
 	struct mr_tls_conn *c = conn_of(sess);
 
-	if (!f || (f->ops != &mr_tls_filter_ops &&
-		   f->ops != &mr_tls_filter_ops_ktls))
+	return c && c->ktls_rx;
+}
+
+bool muxring_tls_handshake_failed(const struct muxring_session *sess)
+{
+	struct mr_tls_conn *c = conn_of(sess);
+
+	if (!sess || !is_tls_filter(muxring_session_filter(sess)))
 		return false;
 	return !c || !c->data_seen;
 }

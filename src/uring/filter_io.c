@@ -12,6 +12,13 @@
  * send. When the kernel takes the sending over (kTLS), the session sends
  * like an unfiltered one and only receiving goes through the filter.
  *
+ * The kernel may then take the receiving over as well, but only at a point
+ * of the byte stream the filter chooses (TLS: a record boundary): the
+ * multishot receive is cancelled and its last bytes fed, the rest of a
+ * record is read exactly (a plain recv into a block, never the ring), and
+ * once the filter says the kernel has it, the session receives like an
+ * unfiltered one: zero-copy views of the ring.
+ *
  * Failures (a negative value from the filter, the handshake timeout) end
  * the session through the engine like a transport error; the filter's text
  * is kept for the SESSION_ENDED entry. The filter may still have an alert
@@ -98,6 +105,11 @@ void mr_fio_start(struct muxring_session *s)
 bool mr_fio_active(const struct muxring_session *s)
 {
 	return s->filter != NULL;
+}
+
+bool mr_fio_decrypts(const struct muxring_session *s)
+{
+	return s->filter && !(s->flags & MR_SIO_RX_PASS);
 }
 
 bool mr_fio_sends(const struct muxring_session *s)
@@ -318,8 +330,107 @@ static void ask_passthrough(struct muxring_session *s)
 	if (s->cipher || fio_pending(s))
 		return;
 	s->flags |= MR_SIO_PASS_ASKED;
-	if (ops(s)->passthrough(s->fstate))
-		s->flags |= MR_SIO_FILTER_PASS;
+	if (!ops(s)->passthrough(s->fstate))
+		return;
+	s->flags |= MR_SIO_FILTER_PASS;
+	if (ops(s)->receive_handover)
+		s->flags |= MR_SIO_RX_SWITCH;
+}
+
+/* ---- handing the receiving over ---------------------------------------- */
+
+/* Cancels the multishot receive; its last completions feed the filter as
+ * usual. Waiting for the cancel's own completion too means it can never
+ * hit the exact read that may follow under the same user_data. */
+static void stop_multishot(struct muxring_session *s)
+{
+	struct io_uring_sqe *sqe = mr_loop_sqe(s->loop);
+
+	if (!sqe) {
+		mr_loop_mark_dirty(s); /* the ring is full: next turn */
+		return;
+	}
+	io_uring_prep_cancel64(sqe, mr_op_data(s, MR_OP_RECV), 0);
+	mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
+	s->flags |= MR_SIO_RX_STOPPING;
+}
+
+/* Reads exactly n bytes (the rest of a record) into a block of their own:
+ * they complete as a receive without a ring buffer (session_io.c). False
+ * when there is no memory for them (receiving stays with the filter). */
+static bool read_exact(struct muxring_session *s, size_t n)
+{
+	struct io_uring_sqe *sqe;
+
+	s->rx_exact = mr_copy_cache_get(s->loop->copies, n);
+	if (!s->rx_exact)
+		return false;
+	if (!(sqe = mr_loop_sqe(s->loop))) {
+		mr_buf_unref(s->rx_exact);
+		s->rx_exact = NULL;
+		mr_loop_mark_dirty(s);
+		return true;
+	}
+	io_uring_prep_recv(sqe, s->fd, s->rx_exact->data, n, MSG_WAITALL);
+	mr_sqe_use_file(sqe, s->file_slot);
+	mr_sio_submit(s, sqe, MR_OP_RECV);
+	s->flags |= MR_SIO_RECV_ARMED;
+	return true;
+}
+
+bool mr_fio_rx_hold(struct muxring_session *s)
+{
+	long n;
+
+	if (!(s->flags & MR_SIO_RX_SWITCH))
+		return false;
+	if (s->flags & MR_SIO_RX_STOPPING || s->rx_exact)
+		return true;
+	if (s->state != MR_SIO_OPEN || !s->fstate ||
+	    s->flags & (MR_SIO_RECV_DONE | MR_SIO_FILTER_FAILED) ||
+	    muxring_engine_ended(s->engine)) {
+		s->flags &= ~(uint32_t)MR_SIO_RX_SWITCH;
+		return false;
+	}
+	if (s->flags & MR_SIO_RECV_ARMED) {
+		stop_multishot(s);
+		return true;
+	}
+	n = ops(s)->receive_handover(s->fstate);
+	if (n > 0 && read_exact(s, (size_t)n))
+		return true;
+	s->flags &= ~(uint32_t)MR_SIO_RX_SWITCH;
+	if (n == 0)
+		s->flags |= MR_SIO_RX_PASS;
+	return false;
+}
+
+void mr_fio_rx_stopped(struct muxring_session *s)
+{
+	s->flags &= ~(uint32_t)MR_SIO_RX_STOPPING;
+}
+
+bool mr_fio_rx_failed(struct muxring_session *s, int err)
+{
+	int r;
+
+	/* Once the session is ending, whatever stops the receive just
+	 * ends the reading (a close_notify answering ours, typically). */
+	if (!(s->flags & MR_SIO_RX_PASS) || !s->fstate ||
+	    !ops(s)->receive_failed || s->state != MR_SIO_OPEN ||
+	    muxring_engine_ended(s->engine))
+		return false;
+	r = ops(s)->receive_failed(s->fstate, err);
+	if (r == err)
+		return false;
+	if (r == 0)
+		return true; /* the next step receives again */
+	s->flags |= MR_SIO_RECV_DONE;
+	if (r == 1)
+		mr_sio_transport_end(s, 0);
+	else
+		fio_fail(s, r, NULL);
+	return true;
 }
 
 bool mr_fio_start_send(struct muxring_session *s)
@@ -394,7 +505,9 @@ void mr_fio_free(struct muxring_session *s)
 		mr_buf_unref(s->plain);
 	if (s->cipher)
 		mr_buf_unref(s->cipher);
-	s->plain = s->cipher = NULL;
+	if (s->rx_exact)
+		mr_buf_unref(s->rx_exact);
+	s->plain = s->cipher = s->rx_exact = NULL;
 	mr_free(s->loop->mem, s->end_text);
 	s->end_text = NULL;
 }

@@ -35,8 +35,13 @@ int mr_fio_open(struct muxring_session *s, enum muxring_role role,
 /* The transport is connected: the handshake clock starts. */
 void mr_fio_start(struct muxring_session *s);
 
-/* True when received bytes go through the filter (a filtered session). */
+/* True for a filtered session: its end-of-file goes to the filter (and
+ * its received bytes too, until the kernel took them over). */
 bool mr_fio_active(const struct muxring_session *s);
+
+/* True while received bytes go through the filter: the kernel has not
+ * taken the decryption over. */
+bool mr_fio_decrypts(const struct muxring_session *s);
 
 /* True while what the session sends goes through the filter: the kernel
  * has not taken the encryption over (kTLS). */
@@ -61,6 +66,21 @@ void mr_fio_step(struct muxring_session *s);
  * count starts at the first frame). Returns true when a send was started;
  * false also when the kernel took over (mr_fio_sends() is false then). */
 bool mr_fio_start_send(struct muxring_session *s);
+
+/* The receive hand-over to the kernel (after the sending went to it):
+ * drives it one step and returns true while the multishot receive must
+ * not be armed (it is being stopped, or the rest of a record is being
+ * read exactly into s->rx_exact, which completes as a receive). */
+bool mr_fio_rx_hold(struct muxring_session *s);
+
+/* The cancel of the multishot receive completed. */
+void mr_fio_rx_stopped(struct muxring_session *s);
+
+/* After the hand-over, the kernel's receive failed with err: the filter
+ * says what it means. Returns true when that was dealt with here (the
+ * session goes on receiving, or ended, cleanly or with the filter's
+ * words); false: err is the transport's, handled as on any session. */
+bool mr_fio_rx_failed(struct muxring_session *s, int err);
 
 /* The send finished with res (bytes, or a negative error). */
 void mr_fio_send_done(struct muxring_session *s, int res);

@@ -182,6 +182,8 @@ static void sio_arm_recv(struct muxring_session *s)
 	struct muxring_loop *loop = s->loop;
 	struct io_uring_sqe *sqe;
 
+	if (s->filter && mr_fio_rx_hold(s))
+		return;
 	if (s->flags & (MR_SIO_RECV_ARMED | MR_SIO_RECV_DONE) || s->fd < 0)
 		return;
 	if (!mr_bufring_available(loop->bufring)) {
@@ -701,7 +703,11 @@ static void recv_complete(struct muxring_session *s,
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		s->flags &= ~MR_SIO_RECV_ARMED;
-	if (cqe->flags & IORING_CQE_F_BUFFER)
+	if (s->rx_exact) {
+		/* The exact read of a record's rest (filter_io.c). */
+		buf = s->rx_exact;
+		s->rx_exact = NULL;
+	} else if (cqe->flags & IORING_CQE_F_BUFFER)
 		buf = mr_bufring_take(loop->bufring,
 				      cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 	if (res > 0 && !buf)
@@ -711,7 +717,7 @@ static void recv_complete(struct muxring_session *s,
 		loop->stats.recv_completions++;
 		if (s->state == MR_SIO_OPEN && !loop->destroying &&
 		    !muxring_engine_ended(s->engine)) {
-			if (mr_fio_active(s))
+			if (mr_fio_decrypts(s))
 				mr_fio_input(s, buf->data, (size_t)res);
 			else
 				feed(s, buf, (size_t)res);
@@ -743,6 +749,8 @@ static void recv_complete(struct muxring_session *s,
 	case -EAGAIN:
 		return;
 	default:
+		if (s->filter && mr_fio_rx_failed(s, res))
+			return;
 		s->flags |= MR_SIO_RECV_DONE | MR_SIO_TX_DEAD;
 		mr_sio_transport_end(s, res);
 		return;
@@ -903,6 +911,12 @@ void mr_sio_complete(struct muxring_session *s, enum mr_op_tag tag,
 		s->flags &= ~MR_SIO_LINGER_ARMED;
 		if (cqe->res == -ETIME)
 			s->flags |= MR_SIO_LINGER_FIRED;
+		break;
+	case MR_OP_SESS_AUX:
+		/* While open, the only auxiliary operation is the cancel of
+		 * the receive hand-over (filter_io.c). */
+		if (s->state == MR_SIO_OPEN)
+			mr_fio_rx_stopped(s);
 		break;
 	default:
 		break;

@@ -64,6 +64,11 @@ enum mr_sio_flag {
 	MR_SIO_SEND_QUIET = 1u << 20,  /* ... submitted with CQE_SKIP_SUCCESS:
 					  done when its SQE was consumed and
 					  no failure came (on loop->quiet) */
+	MR_SIO_RX_SWITCH = 1u << 21,   /* receiving is being handed to the
+					  kernel (filter_io.c) */
+	MR_SIO_RX_STOPPING = 1u << 22, /* ... its multishot cancel is in
+					  flight */
+	MR_SIO_RX_PASS = 1u << 23,     /* the kernel decrypts what arrives */
 };
 
 /* The fields of struct muxring_session, the public handle. */
@@ -118,6 +123,8 @@ struct muxring_session {
 	size_t cipher_off, cipher_len; /* sent so far, total */
 	uint64_t handshake_deadline;  /* ns, 0: none */
 	char *end_text;               /* why the filter failed, or NULL */
+	struct mr_buf *rx_exact;      /* the exact read of a record's rest in
+					 flight (receive hand-over), or NULL */
 
 	/* Driver counters (the engine keeps frames and bytes). */
 	uint64_t sends, recv_completions, recv_enobufs, recv_copied;

@@ -503,6 +503,15 @@ static void feed(struct side *sd, const uint8_t *p, size_t n, size_t chunk)
 	}
 }
 
+/* Each side's queue outlives its input, so that an input that queues a
+ * megabyte does not map, fault in and unmap a fresh one (ASan maps every
+ * block above 128 KiB on its own). The engine never sees this memory:
+ * feed() hands it copies. */
+static struct {
+	uint8_t *p;
+	size_t cap;
+} kept_queue[2];
+
 /* Appends to the bytes waiting for the peer: delivered bytes are dropped
  * from the front only when room is needed, so a queue of a megabyte
  * delivered a few hundred bytes at a time is not moved each time. */
@@ -856,6 +865,8 @@ static void side_init(struct fz *fz, int k, enum mr_role role)
 	sd->fz = fz;
 	sd->k = k;
 	sd->role = role;
+	sd->queue = kept_queue[k].p;
+	sd->queue_cap = kept_queue[k].cap;
 	mr_config_default(&sd->cfg);
 	sd->cfg.typed = fz->cfg & FZ_CFG_TYPED;
 	if (fz->cfg & FZ_CFG_SMALL) {
@@ -936,7 +947,8 @@ static void finish(struct fz *fz)
 		free(sd->known);
 		free(sd->write_len);
 		free(sd->write_done);
-		free(sd->queue);
+		kept_queue[k].p = sd->queue;
+		kept_queue[k].cap = sd->queue_cap;
 	}
 	free(fz->ids);
 }

@@ -35,6 +35,7 @@
  * printed on stderr: run a crashing input that way to read what happened.
  */
 #include "fuzz_body.h"
+#include "fuzz_cut.h"
 #include "fuzz_input.h"
 #include "fuzz_pattern.h"
 
@@ -476,26 +477,28 @@ static void drain_all(struct fz *fz)
 /* ---- moving bytes -------------------------------------------------------------- */
 
 /* Feeds bytes to a side in chunks of `chunk` (0: all at once), each a
- * fresh heap buffer the caller lets go of at once. Once an input has spent
- * FZ_MAX_CUT_RECVS chunks, the rest of every delivery goes in one piece. */
+ * buffer of its own that the caller lets go of at once (fuzz_cut.h). Once
+ * an input has cut FZ_MAX_CUT_RECVS chunks off its deliveries, the rest of
+ * every delivery goes in one piece. */
 static void feed(struct side *sd, const uint8_t *p, size_t n, size_t chunk)
 {
 	struct fz *fz = sd->fz;
+	struct fz_cut *cut;
+	size_t count, cuts;
 
-	for (size_t off = 0, len; off < n; off += len) {
-		struct mr_buf *buf;
+	if (!n)
+		return;
+	cut = fz_cut_new(p, n, chunk, FZ_MAX_CUT_RECVS - fz->cut_recvs, &count,
+			 &cuts);
+	fz->cut_recvs += cuts;
+	for (size_t i = 0; i < count; i++) {
+		struct mr_buf *buf = fz_cut_chunk(cut, i);
+		size_t len = buf->cap;
 		int rc;
 
-		len = n - off;
-		if (chunk && chunk < len && fz->cut_recvs < FZ_MAX_CUT_RECVS) {
-			len = chunk;
-			fz->cut_recvs++;
-		}
-		buf = mr_buf_new_copy(p + off, len);
-		if (!buf)
-			abort();
-		fparse_feed(sd, &sd->in, false, p + off, len);
-		rc = mr_session_recv(sd->sess, buf, buf->data, len, fz->recv_flags);
+		fparse_feed(sd, &sd->in, false, buf->data, len);
+		rc = mr_session_recv(sd->sess, buf, buf->data, len,
+				     fz->recv_flags);
 		mr_buf_unref(buf);
 		if (rc > 0)
 			fz_fail("mr_session_recv returned %d", rc);

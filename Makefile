@@ -358,15 +358,16 @@ $(FUZZ)/seeds/.stamp: $(wildcard tests/vectors/*.hex) $(FUZZ_SEED_HEX)
 	done
 	@touch $@
 
-# Longest input per target: 4 KiB, but the codec body checks every 8-byte
-# window of its input, and frames are cut the same way in 512 bytes as in
-# 4 KiB at an eighth of the cost per execution.
 # libFuzzer 14's Entropic scheduler looks every hit of a feature seen at
 # most this many times up in a list of all such features (a linear search):
 # at its default of 255 that took 40% of fuzz_link's time and 17% of
-# fuzz_engine's; at 32, 6% and 2%, with the same coverage after 30,000
-# runs from the seeds (three seeds each, README "Fuzzing").
+# fuzz_engine's; at 32, 6% and 2%, with the same coverage after a fixed
+# number of runs from the seeds (README "Fuzzing").
 FUZZ_LIBFUZZER_ARGS ?= -entropic_feature_frequency_threshold=32
+
+# Longest input per target: 4 KiB, but the codec body checks every 8-byte
+# window of its input, and frames are cut the same way in 512 bytes as in
+# 4 KiB at an eighth of the cost per execution.
 FUZZ_MAX_LEN ?= 4096
 FUZZ_MAX_LEN_fuzz_frame ?= 512
 fuzz_max_len = $(or $(FUZZ_MAX_LEN_$(notdir $(1))),$(FUZZ_MAX_LEN))

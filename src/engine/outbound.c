@@ -28,12 +28,13 @@
 static const uint8_t goaway_sync_frame[MR_FRAME_HEADER_LEN] = {0, 0, 0, 0xF0};
 
 /* The segment ring is allocated when the session first has something to
- * send (a connection that never sends never pays for it), small. */
+ * send (a connection that never sends never pays for it), small. Rings are
+ * not zeroed: ring_push clears each slot as it is taken. */
 static bool ring_ready(struct mr_session *sess)
 {
 	if (!sess->ring) {
-		sess->ring = mr_calloc(sess->cfg.mem, MR_TX_RING_SMALL,
-				       sizeof(*sess->ring));
+		sess->ring = mr_malloc(sess->cfg.mem, MR_TX_RING_SMALL *
+						      sizeof(*sess->ring));
 		sess->ring_cap = sess->ring ? MR_TX_RING_SMALL : 0;
 		sess->ring_head = 0;
 	}
@@ -56,7 +57,7 @@ static bool ring_grow(struct mr_session *sess)
 
 	if (sess->ring_cap >= MR_TX_RING_SLOTS || sess->ring_offered)
 		return false;
-	full = mr_calloc(sess->cfg.mem, MR_TX_RING_SLOTS, sizeof(*full));
+	full = mr_malloc(sess->cfg.mem, MR_TX_RING_SLOTS * sizeof(*full));
 	if (!full)
 		return false;
 	for (uint32_t i = 0; i < sess->ring_count; i++) {

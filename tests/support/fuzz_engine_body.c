@@ -35,6 +35,7 @@
  * printed on stderr: run a crashing input that way to read what happened.
  */
 #include "fuzz_body.h"
+#include "fuzz_cut.h"
 #include "fuzz_input.h"
 #include "fuzz_pattern.h"
 
@@ -54,6 +55,10 @@
  * frame and chunk boundary while an input stays well under a millisecond. */
 #define FZ_MAX_WRITTEN (1u << 20)
 #define FZ_MAX_WRITTEN_SMALL (4u << 10)
+/* Chunks a delivery may be cut into, per input. Cutting a megabyte into
+ * bytes is 40 ms of the same few parser states; 4096 covers cutting a
+ * whole 4 KiB input byte by byte, as raw mode does. */
+#define FZ_MAX_CUT_RECVS 4096u
 #define FZ_HEAP_WRITE 4096u         /* larger writes point into the pattern */
 #define FZ_MAX_VIEWS 256u           /* views held before releasing at once */
 #define FZ_MAX_IDS 2048u            /* stream ids with checks */
@@ -115,7 +120,8 @@ struct side {
 
 	struct fparse out;     /* what this side emitted */
 	struct fparse in;      /* what this side was fed */
-	uint8_t *queue;        /* emitted, not yet delivered to the peer */
+	uint8_t *queue;        /* emitted; bytes from queue_head on are not */
+	size_t queue_head;     /* yet delivered to the peer */
 	size_t queue_len, queue_cap;
 	bool raised_id;
 };
@@ -125,6 +131,7 @@ struct fz {
 	bool peer;
 	bool tainted;          /* raw bytes went into a peer session */
 	unsigned recv_flags;
+	size_t cut_recvs;      /* chunks fed from deliveries cut short */
 	struct side side[2];
 	int nsides;
 	struct idrec *ids;
@@ -469,27 +476,66 @@ static void drain_all(struct fz *fz)
 
 /* ---- moving bytes -------------------------------------------------------------- */
 
-/* Feeds bytes to a side in chunks of `chunk` (0: one), each a fresh heap
- * buffer the caller lets go of at once. */
+/* Feeds bytes to a side in chunks of `chunk` (0: all at once), each a
+ * buffer of its own that the caller lets go of at once (fuzz_cut.h). Once
+ * an input has cut FZ_MAX_CUT_RECVS chunks off its deliveries, the rest of
+ * every delivery goes in one piece. */
 static void feed(struct side *sd, const uint8_t *p, size_t n, size_t chunk)
 {
-	if (!chunk)
-		chunk = n ? n : 1;
-	for (size_t off = 0; off < n; off += chunk) {
-		size_t len = n - off < chunk ? n - off : chunk;
-		struct mr_buf *buf = mr_buf_new_copy(p + off, len);
+	struct fz *fz = sd->fz;
+	struct fz_cut *cut;
+	size_t count, cuts;
+
+	if (!n)
+		return;
+	cut = fz_cut_new(p, n, chunk, FZ_MAX_CUT_RECVS - fz->cut_recvs, &count,
+			 &cuts);
+	fz->cut_recvs += cuts;
+	for (size_t i = 0; i < count; i++) {
+		struct mr_buf *buf = fz_cut_chunk(cut, i);
+		size_t len = buf->cap;
 		int rc;
 
-		if (!buf)
-			abort();
-		fparse_feed(sd, &sd->in, false, p + off, len);
+		fparse_feed(sd, &sd->in, false, buf->data, len);
 		rc = mr_session_recv(sd->sess, buf, buf->data, len,
-				     sd->fz->recv_flags);
+				     fz->recv_flags);
 		mr_buf_unref(buf);
 		if (rc > 0)
 			fz_fail("mr_session_recv returned %d", rc);
 		drain(sd);
 	}
+}
+
+/* Each side's queue outlives its input, so that an input that queues a
+ * megabyte does not map, fault in and unmap a fresh one (ASan maps every
+ * block above 128 KiB on its own). The engine never sees this memory:
+ * feed() hands it copies. */
+static struct {
+	uint8_t *p;
+	size_t cap;
+} kept_queue[2];
+
+/* Appends to the bytes waiting for the peer: delivered bytes are dropped
+ * from the front only when room is needed, so a queue of a megabyte
+ * delivered a few hundred bytes at a time is not moved each time. */
+static void queue_append(struct side *sd, const uint8_t *p, size_t n)
+{
+	if (sd->queue_cap - sd->queue_len < n && sd->queue_head) {
+		memmove(sd->queue, sd->queue + sd->queue_head,
+			sd->queue_len - sd->queue_head);
+		sd->queue_len -= sd->queue_head;
+		sd->queue_head = 0;
+	}
+	if (sd->queue_cap - sd->queue_len < n) {
+		size_t cap = sd->queue_cap ? sd->queue_cap : 4096;
+
+		while (cap - sd->queue_len < n)
+			cap *= 2;
+		sd->queue = fz_realloc(sd->queue, cap);
+		sd->queue_cap = cap;
+	}
+	memcpy(sd->queue + sd->queue_len, p, n);
+	sd->queue_len += n;
 }
 
 static void queue_out(struct side *sd, const struct iovec *iov, size_t n,
@@ -499,18 +545,8 @@ static void queue_out(struct side *sd, const struct iovec *iov, size_t n,
 		size_t k = iov[i].iov_len < take ? iov[i].iov_len : take;
 
 		fparse_feed(sd, &sd->out, true, iov[i].iov_base, k);
-		if (sd->fz->peer) {
-			if (sd->queue_cap - sd->queue_len < k) {
-				size_t cap = sd->queue_cap ? sd->queue_cap : 4096;
-
-				while (cap - sd->queue_len < k)
-					cap *= 2;
-				sd->queue = fz_realloc(sd->queue, cap);
-				sd->queue_cap = cap;
-			}
-			memcpy(sd->queue + sd->queue_len, iov[i].iov_base, k);
-			sd->queue_len += k;
-		}
+		if (sd->fz->peer)
+			queue_append(sd, iov[i].iov_base, k);
 		take -= k;
 	}
 }
@@ -563,13 +599,16 @@ static void pump_all(struct side *sd)
 static void deliver(struct fz *fz, int from, size_t max, size_t chunk)
 {
 	struct side *a = &fz->side[from], *b = &fz->side[!from];
-	size_t n = a->queue_len < max ? a->queue_len : max;
+	size_t n = a->queue_len - a->queue_head;
 
+	if (n > max)
+		n = max;
 	if (!n)
 		return;
-	feed(b, a->queue, n, chunk);
-	memmove(a->queue, a->queue + n, a->queue_len - n);
-	a->queue_len -= n;
+	feed(b, a->queue + a->queue_head, n, chunk);
+	a->queue_head += n;
+	if (a->queue_head == a->queue_len)
+		a->queue_head = a->queue_len = 0;
 }
 
 /* ---- application operations ---------------------------------------------------- */
@@ -829,6 +868,8 @@ static void side_init(struct fz *fz, int k, enum mr_role role)
 	sd->fz = fz;
 	sd->k = k;
 	sd->role = role;
+	sd->queue = kept_queue[k].p;
+	sd->queue_cap = kept_queue[k].cap;
 	mr_config_default(&sd->cfg);
 	sd->cfg.typed = fz->cfg & FZ_CFG_TYPED;
 	if (fz->cfg & FZ_CFG_SMALL) {
@@ -909,7 +950,8 @@ static void finish(struct fz *fz)
 		free(sd->known);
 		free(sd->write_len);
 		free(sd->write_done);
-		free(sd->queue);
+		kept_queue[k].p = sd->queue;
+		kept_queue[k].cap = sd->queue_cap;
 	}
 	free(fz->ids);
 }

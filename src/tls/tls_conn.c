@@ -483,61 +483,34 @@ static void conn_close(void *state)
 	conn_free(c);
 }
 
+/* What every TLS filter does; the tables below differ in what they ask of
+ * the kernel. */
+#define TLS_FILTER_OPS                                                        \
+	.open = conn_open, .feed = conn_feed, .feed_end = conn_feed_end,      \
+	.read = conn_read, .write = conn_write, .set_output = conn_set_output, \
+	.output_done = conn_output_done, .pending = conn_pending,             \
+	.drain = conn_drain, .established = conn_established,                 \
+	.shutdown = conn_shutdown, .error = conn_error, .close = conn_close
+
 const struct muxring_filter_ops mr_tls_filter_ops = {
-	.open = conn_open,
-	.feed = conn_feed,
-	.feed_end = conn_feed_end,
-	.read = conn_read,
-	.write = conn_write,
-	.set_output = conn_set_output,
-	.output_done = conn_output_done,
-	.pending = conn_pending,
-	.drain = conn_drain,
-	.established = conn_established,
-	.shutdown = conn_shutdown,
-	.error = conn_error,
-	.close = conn_close,
+	TLS_FILTER_OPS,
 };
 
 /* The same with the question of the hand-over to the kernel: only where
  * the kernel has TLS, since asking delays the first frames until the
  * handshake's last bytes have been sent. A client's stops there. */
 const struct muxring_filter_ops mr_tls_filter_ops_ktls = {
-	.open = conn_open,
-	.feed = conn_feed,
-	.feed_end = conn_feed_end,
-	.read = conn_read,
-	.write = conn_write,
-	.set_output = conn_set_output,
-	.output_done = conn_output_done,
-	.pending = conn_pending,
-	.drain = conn_drain,
-	.established = conn_established,
+	TLS_FILTER_OPS,
 	.passthrough = conn_passthrough,
-	.shutdown = conn_shutdown,
-	.error = conn_error,
-	.close = conn_close,
 };
 
 /* A server's hands the receiving over too (ktls.c says why a server's
  * only). */
 const struct muxring_filter_ops mr_tls_filter_ops_ktls_server = {
-	.open = conn_open,
-	.feed = conn_feed,
-	.feed_end = conn_feed_end,
-	.read = conn_read,
-	.write = conn_write,
-	.set_output = conn_set_output,
-	.output_done = conn_output_done,
-	.pending = conn_pending,
-	.drain = conn_drain,
-	.established = conn_established,
+	TLS_FILTER_OPS,
 	.passthrough = conn_passthrough,
 	.receive_handover = conn_receive_handover,
 	.receive_failed = conn_receive_failed,
-	.shutdown = conn_shutdown,
-	.error = conn_error,
-	.close = conn_close,
 };
 
 static bool is_tls_filter(const struct muxring_filter *f)

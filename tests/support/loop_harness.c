@@ -557,10 +557,13 @@ void lh_run(struct lh *h, bool (*done)(struct lh *h), double seconds)
 
 void lh_run_for(struct lh *h, double seconds)
 {
-	uint64_t until = muxring_now_ns() + (uint64_t)(seconds * 1e9);
+	uint64_t until = muxring_now_ns() + (uint64_t)(seconds * 1e9), now;
 
-	while (muxring_now_ns() < until)
-		turn(h, 10 * 1000 * 1000);
+	/* No wait past the end: a run of a millisecond must not sit out a
+	 * turn's full 10 ms when nothing comes. */
+	while ((now = muxring_now_ns()) < until)
+		turn(h, (int64_t)(until - now < 10000000u ? until - now
+							  : 10000000u));
 }
 
 bool lh_all_sessions_ended(struct lh *h)

@@ -37,7 +37,6 @@
 #define TCP_ULP 31
 #endif
 
-static struct tc_files certs;
 
 struct pair {
 	SSL_CTX *sctx, *cctx;
@@ -75,9 +74,11 @@ static void pair_up(struct pair *p, const char *suites, bool tls12)
 	p->cctx = SSL_CTX_new(TLS_client_method());
 	assert_non_null(p->sctx);
 	assert_non_null(p->cctx);
-	assert_int_equal(SSL_CTX_use_certificate_file(p->sctx, certs.server_cert,
+	assert_int_equal(SSL_CTX_use_certificate_file(p->sctx,
+						      tc_certs.server_cert,
 						      SSL_FILETYPE_PEM), 1);
-	assert_int_equal(SSL_CTX_use_PrivateKey_file(p->sctx, certs.server_key,
+	assert_int_equal(SSL_CTX_use_PrivateKey_file(p->sctx,
+						     tc_certs.server_key,
 						     SSL_FILETYPE_PEM), 1);
 	SSL_CTX_set_num_tickets(p->sctx, 0);
 	if (tls12) {
@@ -295,20 +296,6 @@ static void test_hand_over_refused_or_falls_back(void **state)
 	pair_free(&p);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	tc_make(&certs);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tc_free(&certs);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,5 +304,5 @@ int main(void)
 		cmocka_unit_test(test_hand_over_refused_or_falls_back),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }

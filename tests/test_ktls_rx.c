@@ -59,7 +59,6 @@
 #define EARLY_BYTES (STREAMS * FRAME_BYTES)
 #define RECORDS 4u
 
-static struct tc_files certs;
 
 /* ---- the stand-in kernel --------------------------------------------------- */
 
@@ -390,8 +389,8 @@ struct run {
 static void start_session(struct run *r, size_t cut)
 {
 	struct muxring_tls_opts o = {
-		.cert_file = certs.server_cert,
-		.key_file = certs.server_key,
+		.cert_file = tc_certs.server_cert,
+		.key_file = tc_certs.server_key,
 	};
 	struct muxring_session_opts so = {0};
 	struct muxring_tls *tls = NULL;
@@ -484,9 +483,9 @@ static void check_zero_copy(const struct run *r)
 static void test_only_servers_hand_receiving_over(void **state)
 {
 	struct muxring_tls_opts so = {
-		.cert_file = certs.server_cert,
-		.key_file = certs.server_key,
-	}, co = {.ca_file = certs.ca, .server_name = "localhost"};
+		.cert_file = tc_certs.server_cert,
+		.key_file = tc_certs.server_key,
+	}, co = {.ca_file = tc_certs.ca, .server_name = "localhost"};
 	struct muxring_session_opts sopts = {0}, copts = {0};
 	struct muxring_tls *server = NULL, *client = NULL;
 
@@ -655,20 +654,6 @@ static void test_install_fails_nothing_lost(void **state)
 	run_free(&r);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	tc_make(&certs);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tc_free(&certs);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -681,5 +666,5 @@ int main(void)
 	};
 
 	peer.fd = -1;
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }

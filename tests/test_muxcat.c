@@ -963,21 +963,6 @@ static void test_vv_traces_every_frame(void **state)
 /* TLS                                                                     */
 /* ---------------------------------------------------------------------- */
 
-static struct tc_files certs;
-
-static int make_certs(void **state)
-{
-	(void)state;
-	tc_make(&certs);
-	return 0;
-}
-
-static int free_certs(void **state)
-{
-	(void)state;
-	tc_free(&certs);
-	return 0;
-}
 
 /* stderr holds exactly one line, and it contains `what`. */
 static void expect_one_line(const char *name, const struct proc *p,
@@ -993,11 +978,11 @@ static void expect_one_line(const char *name, const struct proc *p,
 static void test_tls_load(void **state)
 {
 	const char *srv_args[] = { "-l", "-e", "-k", "--tls", "--cert",
-				   certs.server_cert, "--key", certs.server_key,
-				   "{port}", NULL };
-	const char *by_ip[] = { "--tls", "--ca", certs.ca, "--load", "50",
+				   tc_certs.server_cert, "--key",
+				   tc_certs.server_key, "{port}", NULL };
+	const char *by_ip[] = { "--tls", "--ca", tc_certs.ca, "--load", "50",
 				"--size", "20000", HOST, "{port}", NULL };
-	const char *by_name[] = { "--tls", "--ca", certs.ca, "--sni",
+	const char *by_name[] = { "--tls", "--ca", tc_certs.ca, "--sni",
 				  "localhost", "--load", "3", "--size",
 				  "300000", HOST, "{port}", NULL };
 	struct proc *srv, *cli;
@@ -1022,13 +1007,14 @@ static void test_tls_load(void **state)
 static void test_tls_mutual(void **state)
 {
 	const char *srv_args[] = { "-l", "-e", "--tls", "--cert",
-				   certs.server_cert, "--key", certs.server_key,
-				   "--ca", certs.ca, "{port}", NULL };
-	const char *with_cert[] = { "--tls", "--ca", certs.ca, "--cert",
-				    certs.client_cert, "--key",
-				    certs.client_key, "--load", "10", HOST,
+				   tc_certs.server_cert, "--key",
+				   tc_certs.server_key, "--ca", tc_certs.ca,
+				   "{port}", NULL };
+	const char *with_cert[] = { "--tls", "--ca", tc_certs.ca, "--cert",
+				    tc_certs.client_cert, "--key",
+				    tc_certs.client_key, "--load", "10", HOST,
 				    "{port}", NULL };
-	const char *without[] = { "--tls", "--ca", certs.ca, "--load", "10",
+	const char *without[] = { "--tls", "--ca", tc_certs.ca, "--load", "10",
 				  HOST, "{port}", NULL };
 	struct proc *srv, *cli;
 	int port;
@@ -1079,19 +1065,20 @@ static void tls_refused(const char *cert, const char *key, const char *ca,
 static void test_tls_verification_failures_exit_3(void **state)
 {
 	(void)state;
-	tls_refused(certs.server_cert, certs.server_key, certs.other_ca,
+	tls_refused(tc_certs.server_cert, tc_certs.server_key,
+		    tc_certs.other_ca,
 		    "localhost", "unable to get local issuer certificate");
-	tls_refused(certs.expired_cert, certs.expired_key, certs.ca,
+	tls_refused(tc_certs.expired_cert, tc_certs.expired_key, tc_certs.ca,
 		    "localhost", "certificate has expired");
-	tls_refused(certs.server_cert, certs.server_key, certs.ca,
+	tls_refused(tc_certs.server_cert, tc_certs.server_key, tc_certs.ca,
 		    "other.example", "hostname mismatch");
 }
 
 static void test_tls_insecure(void **state)
 {
 	const char *srv_args[] = { "-l", "-e", "--tls", "--cert",
-				   certs.expired_cert, "--key",
-				   certs.expired_key, "{port}", NULL };
+				   tc_certs.expired_cert, "--key",
+				   tc_certs.expired_key, "{port}", NULL };
 	const char *cli_args[] = { "--tls", "--insecure", "--load", "5", HOST,
 				   "{port}", NULL };
 	struct proc *srv, *cli;
@@ -1111,17 +1098,19 @@ static void test_tls_usage_errors(void **state)
 {
 	const char *bad[][10] = {
 		{ "-l", "--tls", "{port}", NULL },
-		{ "-l", "--tls", "--cert", certs.server_cert, "{port}", NULL },
-		{ "--cert", certs.client_cert, "--key", certs.client_key, HOST,
-		  "{port}", NULL },
+		{ "-l", "--tls", "--cert", tc_certs.server_cert, "{port}",
+		  NULL },
+		{ "--cert", tc_certs.client_cert, "--key", tc_certs.client_key,
+		  HOST, "{port}", NULL },
 		{ "--insecure", HOST, "{port}", NULL },
-		{ "-l", "--tls", "--insecure", "--cert", certs.server_cert,
-		  "--key", certs.server_key, "{port}", NULL },
-		{ "--tls", "--insecure", "--ca", certs.ca, HOST, "{port}",
+		{ "-l", "--tls", "--insecure", "--cert", tc_certs.server_cert,
+		  "--key", tc_certs.server_key, "{port}", NULL },
+		{ "--tls", "--insecure", "--ca", tc_certs.ca, HOST, "{port}",
 		  NULL },
 	};
 	const char *missing[] = { "-l", "--tls", "--cert", "/nonexistent.pem",
-				  "--key", certs.server_key, "{port}", NULL };
+				  "--key", tc_certs.server_key, "{port}",
+				  NULL };
 	struct proc *p;
 
 	(void)state;
@@ -1163,5 +1152,5 @@ int main(void)
 #undef T
 	};
 
-	return cmocka_run_group_tests(tests, make_certs, free_certs);
+	return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }

@@ -1362,34 +1362,19 @@ static void test_max_conns(void **state)
 /* TLS                                                                     */
 /* ---------------------------------------------------------------------- */
 
-static struct tc_files certs;
-
-static int make_certs(void **state)
-{
-	(void)state;
-	tc_make(&certs);
-	return 0;
-}
-
-static int free_certs(void **state)
-{
-	(void)state;
-	tc_free(&certs);
-	return 0;
-}
 
 static void test_tls_tunnel(void **state)
 {
-	const char *exit_tls[] = { "--tls", "--cert", certs.server_cert,
-				   "--key", certs.server_key, "--ca", certs.ca,
-				   NULL };
-	const char *entry_tls[] = { "--tls", "--ca", certs.ca, "--sni",
-				    "localhost", "--cert", certs.client_cert,
-				    "--key", certs.client_key, NULL };
+	const char *exit_tls[] = { "--tls", "--cert", tc_certs.server_cert,
+				   "--key", tc_certs.server_key,
+				   "--ca", tc_certs.ca, NULL };
+	const char *entry_tls[] = { "--tls", "--ca", tc_certs.ca, "--sni",
+				    "localhost", "--cert", tc_certs.client_cert,
+				    "--key", tc_certs.client_key, NULL };
 	const char *wrong_ca[] = { "-L", "0", "-c", HOST, "{port}", "--tls",
-				   "--ca", certs.other_ca, "--cert",
-				   certs.client_cert, "--key", certs.client_key,
-				   NULL };
+				   "--ca", tc_certs.other_ca, "--cert",
+				   tc_certs.client_cert, "--key",
+				   tc_certs.client_key, NULL };
 	enum { N = 10, SIZE = 64 * 1024 };
 	struct client cl[N];
 	uint8_t *data[N];
@@ -1452,5 +1437,5 @@ int main(void)
 #undef T
 	};
 
-	return cmocka_run_group_tests(tests, make_certs, free_certs);
+	return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }

@@ -41,21 +41,6 @@
 #define TCP_ULP 31
 #endif
 
-static struct tc_files certs;
-
-static int setup_certs(void **state)
-{
-	(void)state;
-	tc_make(&certs);
-	return 0;
-}
-
-static int teardown_certs(void **state)
-{
-	(void)state;
-	tc_free(&certs);
-	return 0;
-}
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -70,12 +55,12 @@ static struct muxring_tls *tls_new(enum muxring_role role,
 	return tls;
 }
 
-/* The server options most tests use: its certificate, no client certs. */
+/* The server options most tests use: its certificate, no client tc_certs. */
 static struct muxring_tls_opts server_opts(void)
 {
 	return (struct muxring_tls_opts){
-		.cert_file = certs.server_cert,
-		.key_file = certs.server_key,
+		.cert_file = tc_certs.server_cert,
+		.key_file = tc_certs.server_key,
 	};
 }
 
@@ -83,7 +68,7 @@ static struct muxring_tls_opts server_opts(void)
 static struct muxring_tls_opts client_opts(void)
 {
 	return (struct muxring_tls_opts){
-		.ca_file = certs.ca,
+		.ca_file = tc_certs.ca,
 		.server_name = "localhost",
 	};
 }
@@ -172,7 +157,7 @@ static void test_tls13_echo(void **state)
 static void test_tls12_own_ssl_ctx(void **state)
 {
 	struct muxring_tls_opts so = server_opts(), co = {0};
-	struct ssl_ctx_st *ctx = tc_client_ctx_tls12(certs.ca);
+	struct ssl_ctx_st *ctx = tc_client_ctx_tls12(tc_certs.ca);
 	struct lh *h = lh_new(NULL);
 	struct lh_peer *c, *s;
 	unsigned i;
@@ -199,7 +184,7 @@ static void test_tls12_own_ssl_ctx(void **state)
 static void test_connect_by_ip(void **state)
 {
 	struct muxring_tls_opts so = server_opts();
-	struct muxring_tls_opts co = {.ca_file = certs.ca};
+	struct muxring_tls_opts co = {.ca_file = tc_certs.ca};
 	struct muxring_tls *stls = tls_new(MUXRING_SERVER, &so);
 	struct muxring_tls *ctls = tls_new(MUXRING_CLIENT, &co);
 	struct muxring_session_opts sso = {0}, cso = {0};
@@ -240,7 +225,7 @@ static void test_ca_directory(void **state)
 	struct lh_peer *c, *s;
 
 	(void)state;
-	co.ca_dir = certs.ca_dir;
+	co.ca_dir = tc_certs.ca_dir;
 	co.server_name = "127.0.0.1";
 	tls_pair(h, &co, &so, &c, &s);
 	echo_and_close(h, c, s, 4, 10000);
@@ -254,9 +239,9 @@ static void test_mutual_tls(void **state)
 	struct lh_peer *c, *s;
 
 	(void)state;
-	so.ca_file = certs.ca;
-	co.cert_file = certs.client_cert;
-	co.key_file = certs.client_key;
+	so.ca_file = tc_certs.ca;
+	co.cert_file = tc_certs.client_cert;
+	co.key_file = tc_certs.client_key;
 	tls_pair(h, &co, &so, &c, &s);
 	echo_and_close(h, c, s, 8, 100000);
 	lh_free(h);
@@ -296,7 +281,7 @@ static void test_mutual_tls_without_client_cert(void **state)
 	struct muxring_tls_opts so = server_opts(), co = client_opts();
 
 	(void)state;
-	so.ca_file = certs.ca;
+	so.ca_file = tc_certs.ca;
 	expect_failure(&co, &so, -EPROTO, "alert: certificate required",
 		       -EKEYREJECTED, "sent no certificate");
 }
@@ -306,9 +291,9 @@ static void test_mutual_tls_client_cert_of_other_ca(void **state)
 	struct muxring_tls_opts so = server_opts(), co = client_opts();
 
 	(void)state;
-	so.ca_file = certs.other_ca;
-	co.cert_file = certs.client_cert;
-	co.key_file = certs.client_key;
+	so.ca_file = tc_certs.other_ca;
+	co.cert_file = tc_certs.client_cert;
+	co.key_file = tc_certs.client_key;
 	expect_failure(&co, &so, -EPROTO, "alert: unknown CA", -EKEYREJECTED,
 		       "certificate verification failed");
 }
@@ -318,7 +303,7 @@ static void test_wrong_ca(void **state)
 	struct muxring_tls_opts so = server_opts(), co = client_opts();
 
 	(void)state;
-	co.ca_file = certs.other_ca;
+	co.ca_file = tc_certs.other_ca;
 	expect_failure(&co, &so, -EKEYREJECTED,
 		       "certificate verification failed: unable to get local "
 		       "issuer certificate",
@@ -343,8 +328,8 @@ static void test_expired_certificate(void **state)
 	struct muxring_tls_opts so = server_opts(), co = client_opts();
 
 	(void)state;
-	so.cert_file = certs.expired_cert;
-	so.key_file = certs.expired_key;
+	so.cert_file = tc_certs.expired_cert;
+	so.key_file = tc_certs.expired_key;
 	expect_failure(&co, &so, -EKEYREJECTED, "certificate has expired",
 		       -EPROTO, "alert: certificate expired");
 }
@@ -365,7 +350,7 @@ static void test_name_mismatch(void **state)
 /* A client with nothing to verify the server's name against. */
 static void test_client_without_name(void **state)
 {
-	struct muxring_tls_opts co = {.ca_file = certs.ca};
+	struct muxring_tls_opts co = {.ca_file = tc_certs.ca};
 	struct lh *h = lh_new(NULL);
 	struct lh_peer *c;
 	int fds[2];
@@ -625,12 +610,12 @@ static void test_configuration_errors(void **state)
 	(void)state;
 	assert_int_equal(muxring_tls_new(&tls, MUXRING_SERVER, &o), -EINVAL);
 	assert_non_null(strstr(muxring_tls_new_error(), "needs a certificate"));
-	o.cert_file = certs.server_cert;
+	o.cert_file = tc_certs.server_cert;
 	assert_int_equal(muxring_tls_new(&tls, MUXRING_SERVER, &o), -EINVAL);
 	o.key_file = "/nonexistent/key.pem";
 	assert_int_equal(muxring_tls_new(&tls, MUXRING_SERVER, &o), -ENOENT);
 	assert_non_null(strstr(muxring_tls_new_error(), "/nonexistent/key.pem"));
-	o.key_file = certs.client_key;
+	o.key_file = tc_certs.client_key;
 	assert_int_equal(muxring_tls_new(&tls, MUXRING_SERVER, &o), -EINVAL);
 	assert_non_null(strstr(muxring_tls_new_error(), "does not match"));
 	o = (struct muxring_tls_opts){.ca_file = "/nonexistent/ca.pem"};
@@ -667,5 +652,5 @@ int main(void)
 		cmocka_unit_test(test_configuration_errors),
 	};
 
-	return cmocka_run_group_tests(tests, setup_certs, teardown_certs);
+	return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }

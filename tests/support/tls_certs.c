@@ -176,3 +176,19 @@ void tc_free(struct tc_files *f)
 	rmdir(f->ca_dir);
 	rmdir(f->dir);
 }
+
+struct tc_files tc_certs;
+
+int tc_group_setup(void **state)
+{
+	(void)state;
+	tc_make(&tc_certs);
+	return 0;
+}
+
+int tc_group_teardown(void **state)
+{
+	(void)state;
+	tc_free(&tc_certs);
+	return 0;
+}

@@ -35,4 +35,11 @@ void tc_ssl_ctx_free(struct ssl_ctx_st *ctx);
 /* Removes the files and the directory. */
 void tc_free(struct tc_files *f);
 
+/* One set of files for a whole cmocka group: pass tc_group_setup and
+ * tc_group_teardown to cmocka_run_group_tests, and the tests read
+ * tc_certs. */
+extern struct tc_files tc_certs;
+int tc_group_setup(void **state);
+int tc_group_teardown(void **state);
+
 #endif

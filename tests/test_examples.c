@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,12 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "local_port.h"
 
 #define TEST_ALARM_S 120 /* a whole test, at most */
 #define WAIT_MS 60000    /* one child, at most */
@@ -285,41 +285,6 @@ static int setup(void **state)
 
 /* ---- muxcat as the peer ------------------------------------------------------ */
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-/* Whether 127.0.0.1:port is in LISTEN state (/proc/net/tcp). */
-static bool port_listening(int port)
-{
-	FILE *f = fopen("/proc/net/tcp", "r");
-	char line[512];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		unsigned addr, lport, st;
-
-		if (sscanf(line, " %*d: %x:%x %*x:%*x %x", &addr, &lport,
-			   &st) == 3)
-			found = lport == (unsigned)port && st == 0x0A &&
-				addr == 0x0100007Fu;
-	}
-	fclose(f);
-	return found;
-}
-
 /*
  * Starts `muxcat -l -e -k` (echo_mode), or `muxcat -l` in its default mode
  * (one stream to stdout, its stdin held open: it never answers), on a port
@@ -333,13 +298,13 @@ static struct child *start_muxcat(bool echo_mode, char *port, size_t len)
 		const char *plain[] = { "-l", port, NULL };
 		uint64_t end = now_ms() + WAIT_MS;
 		struct child *c;
-		int p = free_port();
+		int p = lp_free_port();
 
 		snprintf(port, len, "%d", p);
 		c = start("muxcat", echo_mode ? echo : plain, !echo_mode);
-		while (!port_listening(p) && !reap(c) && now_ms() < end)
+		while (!lp_listening(p) && !reap(c) && now_ms() < end)
 			sleep_ms(5);
-		if (!c->exited && port_listening(p))
+		if (!c->exited && lp_listening(p))
 			return c;
 		wait_exit("muxcat", c);
 		if (!strstr(c->err, "in use")) {
@@ -404,7 +369,7 @@ static void test_engine_blocking_refused(void **state)
 	struct child *c;
 
 	(void)state;
-	snprintf(port, sizeof(port), "%d", free_port());
+	snprintf(port, sizeof(port), "%d", lp_free_port());
 	c = start("examples/engine_blocking", args, false);
 	expect_exit("engine_blocking", c, 3);
 	assert_non_null(strstr(c->err, "cannot connect"));

@@ -35,7 +35,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -46,13 +45,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "local_port.h"
 #include "tls_certs.h"
 
 #define HOST "127.0.0.1"
@@ -388,42 +387,6 @@ static struct proc *run_alone(const char *const *args, int port)
 /* Ports and servers                                                       */
 /* ---------------------------------------------------------------------- */
 
-/* A loopback TCP port that was free just now. */
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-/* Whether something listens on 127.0.0.1:port (from /proc/net/tcp). */
-static bool port_listening(int port)
-{
-	FILE *f = fopen("/proc/net/tcp", "r");
-	char line[512];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		unsigned addr, lport, st;
-
-		if (sscanf(line, " %*d: %x:%x %*x:%*x %x", &addr, &lport,
-			   &st) == 3)
-			found = lport == (unsigned)port && st == 0x0A &&
-				addr == 0x0100007Fu;
-	}
-	fclose(f);
-	return found;
-}
-
 struct listen_wait {
 	struct proc *p;
 	int port;
@@ -434,7 +397,7 @@ static bool listening_or_exited(void *arg)
 	struct listen_wait *w = arg;
 
 	proc_reap(w->p);
-	return w->p->exited || port_listening(w->port);
+	return w->p->exited || lp_listening(w->port);
 }
 
 /*
@@ -445,7 +408,7 @@ static struct proc *start_server(const char *const *args, const void *in,
 				 size_t in_len, bool hold_stdin, int *port)
 {
 	for (int attempt = 0; attempt < 10; attempt++) {
-		struct listen_wait w = { NULL, free_port() };
+		struct listen_wait w = { NULL, lp_free_port() };
 		struct proc *p = proc_start(args, w.port, in, in_len,
 					    hold_stdin);
 
@@ -609,7 +572,7 @@ static void test_connection_refused_exits_3(void **state)
 	struct proc *p;
 
 	(void)state;
-	p = run_alone(args, free_port());
+	p = run_alone(args, lp_free_port());
 	expect_exit("client", p, 3);
 	expect_in("client", p, p->err.p, "refused");
 	assert_int_equal(p->out.len, 0); /* no JSON without a session */
@@ -1122,7 +1085,7 @@ static void test_tls_usage_errors(void **state)
 		}
 		proc_cleanup(p);
 	}
-	p = run_alone(missing, free_port());
+	p = run_alone(missing, lp_free_port());
 	expect_exit("missing certificate", p, 2);
 	expect_one_line("missing certificate", p, "/nonexistent.pem");
 }

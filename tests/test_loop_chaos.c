@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "loop_harness.h"
+#include "valgrind_run.h"
 
 #define CHAOS_STREAMS 1200u          /* streams opened in all */
 #define CHAOS_SESSIONS_AT_ONCE 3u
@@ -370,8 +371,6 @@ static bool proxy_turn(struct proxy *px)
 	}
 	if (pfd[0].revents)
 		return false;
-	if (pfd[1].revents & POLLIN)
-		proxy_accept(px);
 	for (unsigned i = px->nconns; i-- > 0;) {
 		struct conn *c = px->conns[i];
 		bool ok = true;
@@ -388,6 +387,9 @@ static bool proxy_turn(struct proxy *px)
 		else if (c->dir[0].shut_out && c->dir[1].shut_out)
 			conn_drop(px, i, false);
 	}
+	/* Last: a connection accepted now has no entry in pfd yet. */
+	if (pfd[1].revents & POLLIN)
+		proxy_accept(px);
 	return true;
 }
 
@@ -494,7 +496,7 @@ static void *server_main(void *arg)
 	/* Until told to stop, then until every session it had has ended. */
 	while (!stopping || sv->sessions_ended < sv->sessions) {
 		unsigned n;
-		int rc = muxring_submit_and_wait(loop, 1, 100000000);
+		int rc = vg_submit_and_wait(loop, 1, 100000000);
 
 		if (rc < 0 && rc != -EINTR) {
 			snprintf(sv->error, sizeof(sv->error),
@@ -613,7 +615,8 @@ static void open_stream(struct chaos *ch, struct chaos_session *cs)
 {
 	struct chaos_stream *s = calloc(1, sizeof(*s));
 	uint64_t gen_seed = mix64(seed ^ ((uint64_t)ch->opened << 1));
-	uint64_t deadline = now_ns() + CHAOS_DEADLINE_S * 1000000000ull;
+	uint64_t deadline = now_ns() +
+			    (uint64_t)(vg_seconds(CHAOS_DEADLINE_S) * 1e9);
 	int err;
 
 	assert_non_null(s);
@@ -762,7 +765,7 @@ static bool client_step(struct chaos *ch)
 
 static void run_client(struct chaos *ch)
 {
-	uint64_t limit = now_ns() + (uint64_t)(CHAOS_LIMIT_S * 1e9);
+	uint64_t limit = now_ns() + (uint64_t)(vg_seconds(CHAOS_LIMIT_S) * 1e9);
 	struct muxring_cqe *cqes[128];
 
 	while (!client_step(ch)) {
@@ -771,9 +774,10 @@ static void run_client(struct chaos *ch)
 		if (now_ns() > limit)
 			fail_msg("chaos run not done after %.0f s: %u streams "
 				 "opened, %u closed, %u sessions active "
-				 "(MUXRING_SEED=%#" PRIx64 ")", CHAOS_LIMIT_S,
+				 "(MUXRING_SEED=%#" PRIx64 ")",
+				 vg_seconds(CHAOS_LIMIT_S),
 				 ch->opened, ch->closed, ch->active, seed);
-		int rc = muxring_submit_and_wait(ch->loop, 1, 100000000);
+		int rc = vg_submit_and_wait(ch->loop, 1, 100000000);
 
 		assert_true(rc >= 0 || rc == -EINTR);
 		n = muxring_peek_batch_cqe(ch->loop, cqes, 128);

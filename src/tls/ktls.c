@@ -357,7 +357,8 @@ long mr_ktls_recv_record(int fd, uint8_t *buf, size_t cap, uint8_t *type)
 int mr_ktls_send_close_notify(int fd)
 {
 	unsigned char alert[2] = { 1, 0 }; /* warning, close_notify */
-	char control[CMSG_SPACE(sizeof(unsigned char))];
+	/* Zeroed: the padding after the one data byte goes to the kernel too. */
+	char control[CMSG_SPACE(sizeof(unsigned char))] = { 0 };
 	struct iovec iov = { .iov_base = alert, .iov_len = sizeof(alert) };
 	struct msghdr msg = {
 		.msg_iov = &iov,

@@ -46,6 +46,7 @@
 
 #include "wire/frame.h"
 #include "uring/filter_io.h"
+#include "uring/kernel_wrote.h"
 #include "uring/listener.h"
 #include "uring/net.h"
 #include "uring/trace.h"
@@ -707,6 +708,8 @@ static void recv_complete(struct muxring_session *s,
 		/* The exact read of a record's rest (filter_io.c). */
 		buf = s->rx_exact;
 		s->rx_exact = NULL;
+		if (res > 0)
+			mr_kernel_wrote(buf->data, (size_t)res);
 	} else if (cqe->flags & IORING_CQE_F_BUFFER)
 		buf = mr_bufring_take(loop->bufring,
 				      cqe->flags >> IORING_CQE_BUFFER_SHIFT);

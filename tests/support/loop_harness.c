@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "loop_harness.h"
+#include "valgrind_run.h"
 
 /* ---- generator -------------------------------------------------------- */
 
@@ -546,7 +547,10 @@ static void turn(struct lh *h, int64_t timeout_ns)
 
 void lh_run(struct lh *h, bool (*done)(struct lh *h), double seconds)
 {
-	uint64_t until = muxring_now_ns() + (uint64_t)(seconds * 1e9);
+	uint64_t until;
+
+	seconds = vg_seconds(seconds);
+	until = muxring_now_ns() + (uint64_t)(seconds * 1e9);
 
 	while (!done(h)) {
 		if (muxring_now_ns() > until)

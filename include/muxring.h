@@ -304,9 +304,10 @@ struct muxring_loop_opts {
 	/* Completion entries allocated at first (default 1024); the queue
 	 * doubles when full, never shrinks. */
 	unsigned cq_entries;
-	/* How long a closing session waits for the peer's end-of-file after
-	 * shutting its sending direction down, in milliseconds (default 1000).
-	 */
+	/* How long an ended session waits, in all, for its last bytes to
+	 * leave and then for the peer's end-of-file after shutting its
+	 * sending direction down, in milliseconds (default 1000); then the
+	 * socket is closed, so a peer that stops reading cannot keep it. */
 	unsigned linger_ms;
 	/* MUXRING_FEAT_* bits not to use even if the kernel has them (tests
 	 * and benchmarks of the fallback paths). The environment variable
@@ -724,9 +725,10 @@ MUXRING_API int muxring_session_goaway(struct muxring_session *sess,
 /*
  * Closes the session as PROTOCOL.md says: GOAWAY(code, debug) (use
  * MUXRING_NO_ERROR and NULL for "no error"), every stream closes with
- * SessionClosed, then the transport's sending side is shut down, what the
- * peer still sends is read and dropped until its end-of-file (or the
- * linger time), and the socket is closed; SESSION_ENDED comes last.
+ * SessionClosed, then, once the GOAWAY left, the transport's sending side
+ * is shut down, what the peer still sends is read and dropped until its
+ * end-of-file, and the socket is closed (all within the loop's linger_ms,
+ * after which the socket is closed as it is); SESSION_ENDED comes last.
  * Calling it again, or after the session ended, does nothing and returns 0.
  * Errors: -EINVAL (debug text too long), -ENOMEM (the session still ends).
  */

@@ -7,7 +7,8 @@
  * application that holds every view (the views hold exactly the windows,
  * the copies those bytes plus a block per stream, no receive buffer stays
  * pinned, the views are few); the same against an echo application while
- * the peer never reads; a peer that reads but never credits the echo, so
+ * the peer never reads, and then half-closes (the session ends within the
+ * linger time all the same); a peer that reads but never credits the echo, so
  * the session's cap on buffered bytes stops its credit (and lifts it once
  * the peer reads again), and so does the loop's cap while another session
  * that buffers little goes on; peers stalled in the middle of a frame while 20
@@ -173,7 +174,8 @@ static bool everything_arrived(struct lh *h)
 }
 
 /* Closes the raw peers first (a session whose send waits on a peer that
- * never reads ends only when that peer goes), then every session. */
+ * never reads would wait out the loop's linger time), then every
+ * session. */
 static void end_all(struct lh *h, struct rp *one, struct rp *two)
 {
 	struct lh_peer *p;
@@ -281,6 +283,57 @@ static void test_one_byte_frames_against_an_echo_the_peer_never_reads(void **sta
 	assert_true(ss.recv_copy_bytes_max <=
 		    ss.recv_view_bytes_max + (uint64_t)STREAMS * MR_RX_BLOCK_MAX);
 	assert_true(ss.events_queued_max <= 8 * STREAMS);
+	end_all(h, &a.rp, NULL);
+	lh_free(h);
+}
+
+static bool attack_server_ended(struct lh *h)
+{
+	struct attack *a = h->ctx;
+
+	attack_pump(a);
+	return a->server->ended;
+}
+
+/* The echo's replies fill the socket of a peer that never reads; then the
+ * peer shuts its sending side and keeps the socket open. The session ends
+ * at the EOF, and its unsent echo cannot hold it (and the loop's memory)
+ * beyond the linger time. */
+static void test_a_peer_that_half_closes_without_reading_cannot_hold_its_session(void **state)
+{
+	struct muxring_loop_opts lo = {.linger_ms = 200};
+	struct attack a = {.streams = STREAMS, .per_stream = WINDOW,
+			   .frame = 4096};
+	struct lh *h = lh_new(&lo);
+	struct muxring_stats ss, ls;
+	int small = 4096;
+	uint64_t t0;
+
+	(void)state;
+	h->ctx = &a;
+	attack_start(h, &a, LH_ECHO, NULL);
+	setsockopt(a.rp.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	a.good_client = start_good_session(h);
+	lh_run(h, everything_arrived, 50);
+	lh_run_for(h, 0.1);
+	muxring_session_stats(a.server->sess, &ss);
+	/* More echo than the kernel takes: a send waits for a reader. */
+	assert_true(ss.send_queued_bytes > 0);
+	assert_false(a.server->ended);
+
+	a.stopped = true;
+	assert_int_equal(shutdown(a.rp.fd, SHUT_WR), 0);
+	t0 = muxring_now_ns();
+	lh_run(h, attack_server_ended, 10);
+	print_message("    ended %.0f ms after the peer's EOF, %llu KiB of "
+		      "echo unsent\n", (double)(muxring_now_ns() - t0) / 1e6,
+		      (unsigned long long)ss.send_queued_bytes >> 10);
+	assert_int_equal(a.server->end_res, MUXRING_ERR(MUXRING_PEER_EOF));
+	/* What the session held went with it. */
+	muxring_loop_stats(h->loop, &ls);
+	assert_int_equal(ls.recv_buffers_held, 0);
+	assert_int_equal(ls.buffered_bytes, 0);
+	lh_assert_peer_streams_ok(h, a.good_client);
 	end_all(h, &a.rp, NULL);
 	lh_free(h);
 }
@@ -528,6 +581,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_byte_frames_against_an_application_holding_every_view),
 		cmocka_unit_test(test_one_byte_frames_against_an_echo_the_peer_never_reads),
+		cmocka_unit_test(test_a_peer_that_half_closes_without_reading_cannot_hold_its_session),
 		cmocka_unit_test(test_the_session_cap_stops_credit_to_a_peer_that_never_credits_the_echo),
 		cmocka_unit_test(test_the_loop_cap_holds_back_the_session_that_buffers_most),
 		cmocka_unit_test(test_peers_stalled_mid_frame_while_20_sessions_run),

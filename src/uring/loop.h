@@ -31,7 +31,7 @@ enum mr_op_tag {
 	MR_OP_RECV = 0,      /* session: recv (multishot or single) */
 	MR_OP_SEND = 1,      /* session: the one sendmsg in flight */
 	MR_OP_CONNECT = 2,   /* session: connect */
-	MR_OP_LINGER = 3,    /* session: linger timeout while draining */
+	MR_OP_LINGER = 3,    /* session: linger timeout once ended */
 	MR_OP_SESS_AUX = 4,  /* session: shutdown, cancel, timeout removal */
 	MR_OP_ACCEPT = 5,    /* listener: accept (multishot or single) */
 	MR_OP_LISTEN_AUX = 6, /* listener: cancel; retry timer */

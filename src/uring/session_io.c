@@ -467,25 +467,18 @@ static void gather_events(struct muxring_session *s)
 
 /* ---- the end of the transport ----------------------------------------- */
 
-/* The engine is done: shut the sending side, then read until the peer's
- * EOF (or the linger time), so that a GOAWAY just sent is not lost to a
- * reset caused by closing with unread data (PROTOCOL.md). */
-static void begin_drain(struct muxring_session *s)
+/* Arms the linger timer, once per session, when the engine has ended and
+ * a send is still out or the drain begins: the session's last bytes must
+ * leave and the peer's EOF come within it, or the socket is closed all the
+ * same, so a peer that stops reading cannot hold an ended session (and
+ * its buffers) open. */
+static void arm_linger(struct muxring_session *s)
 {
 	struct muxring_loop *loop = s->loop;
 	struct io_uring_sqe *sqe;
 
-	s->state = MR_SIO_DRAINING;
-	if (s->fd < 0)
-		return;
-	/* Without an SQE the close is abortive: no shutdown (close() then
-	 * does it), no lingering. */
-	if (!(s->flags & MR_SIO_TX_DEAD) && (sqe = mr_loop_sqe(loop))) {
-		io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
-		sio_submit_io(s, sqe, MR_OP_SESS_AUX);
-		s->flags |= MR_SIO_SHUT_WR;
-	}
-	if (s->flags & MR_SIO_RECV_DONE)
+	if (s->flags & (MR_SIO_LINGER_ARMED | MR_SIO_LINGER_FIRED) ||
+	    s->fd < 0)
 		return;
 	s->linger_ts.tv_sec = loop->linger_ms / 1000;
 	s->linger_ts.tv_nsec = (long long)(loop->linger_ms % 1000) * 1000000;
@@ -499,34 +492,59 @@ static void begin_drain(struct muxring_session *s)
 	s->flags |= MR_SIO_LINGER_ARMED;
 }
 
-/* Cancels what is still in flight (once each); a cancel the ring refused
- * is tried again at the next step. The socket is closed when all is back. */
-static void cancel_inflight(struct muxring_session *s)
+/* The engine is done and its bytes left: shut the sending side, then read
+ * until the peer's EOF (or the linger time), so that a GOAWAY just sent is
+ * not lost to a reset caused by closing with unread data (PROTOCOL.md). */
+static void begin_drain(struct muxring_session *s)
 {
 	struct io_uring_sqe *sqe;
 
-	if ((s->flags & (MR_SIO_LINGER_ARMED | MR_SIO_LINGER_CANCELLED)) ==
-	    MR_SIO_LINGER_ARMED) {
-		sqe = mr_loop_sqe(s->loop);
-		if (!sqe) {
-			mr_loop_mark_dirty(s);
-			return;
-		}
-		io_uring_prep_timeout_remove(sqe, mr_op_data(s, MR_OP_LINGER), 0);
-		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
-		s->flags |= MR_SIO_LINGER_CANCELLED;
+	s->state = MR_SIO_DRAINING;
+	if (s->fd < 0)
+		return;
+	/* Without an SQE the close is abortive: no shutdown (close() then
+	 * does it), no lingering. */
+	if (!(s->flags & MR_SIO_TX_DEAD) && (sqe = mr_loop_sqe(s->loop))) {
+		io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
+		sio_submit_io(s, sqe, MR_OP_SESS_AUX);
+		s->flags |= MR_SIO_SHUT_WR;
 	}
-	if ((s->flags & (MR_SIO_RECV_ARMED | MR_SIO_RECV_CANCELLED)) ==
-	    MR_SIO_RECV_ARMED) {
-		sqe = mr_loop_sqe(s->loop);
-		if (!sqe) {
-			mr_loop_mark_dirty(s);
-			return;
-		}
-		io_uring_prep_cancel64(sqe, mr_op_data(s, MR_OP_RECV), 0);
-		mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
-		s->flags |= MR_SIO_RECV_CANCELLED;
+	if (!(s->flags & MR_SIO_RECV_DONE))
+		arm_linger(s);
+}
+
+/* Submits the cancel of the operation `op` when `armed` is set in the
+ * flags and `cancelled` is not; false when no SQE was free (the session
+ * is marked dirty and comes back). */
+static bool cancel_op(struct muxring_session *s, uint32_t armed,
+		      uint32_t cancelled, enum mr_op_tag op)
+{
+	struct io_uring_sqe *sqe;
+
+	if ((s->flags & (armed | cancelled)) != armed)
+		return true;
+	sqe = mr_loop_sqe(s->loop);
+	if (!sqe) {
+		mr_loop_mark_dirty(s);
+		return false;
 	}
+	if (op == MR_OP_LINGER)
+		io_uring_prep_timeout_remove(sqe, mr_op_data(s, op), 0);
+	else
+		io_uring_prep_cancel64(sqe, mr_op_data(s, op), 0);
+	mr_sio_submit(s, sqe, MR_OP_SESS_AUX);
+	s->flags |= cancelled;
+	return true;
+}
+
+static void cancel_inflight(struct muxring_session *s)
+{
+	if (cancel_op(s, MR_SIO_LINGER_ARMED, MR_SIO_LINGER_CANCELLED,
+		      MR_OP_LINGER) &&
+	    cancel_op(s, MR_SIO_RECV_ARMED, MR_SIO_RECV_CANCELLED,
+		      MR_OP_RECV))
+		cancel_op(s, MR_SIO_SEND_ARMED, MR_SIO_SEND_CANCELLED,
+			  MR_OP_SEND);
 }
 
 static void finish(struct muxring_session *s)
@@ -569,6 +587,22 @@ static bool sio_tx_finished(struct muxring_session *s)
 	return mr_fio_finish(s);
 }
 
+/* The engine ended: its last bytes go out, then the drain begins; all of
+ * it within the linger time from here, after which the session closes
+ * with whatever is still unsent (its streams have all ended). */
+static void sio_tx_after_end(struct muxring_session *s)
+{
+	if (s->flags & MR_SIO_SEND_ARMED) {
+		arm_linger(s);
+		if (s->flags & MR_SIO_LINGER_FIRED)
+			s->state = MR_SIO_CLOSING;
+	} else if (sio_tx_finished(s)) {
+		begin_drain(s);
+	} else {
+		sio_start_send(s);
+	}
+}
+
 void mr_sio_step(struct muxring_session *s)
 {
 	if (s->state == MR_SIO_CONNECTING || s->state == MR_SIO_CLOSED)
@@ -595,13 +629,8 @@ void mr_sio_step(struct muxring_session *s)
 		if (s->flags & MR_SIO_SEND_OWNED)
 			gather_events(s);
 		sio_arm_recv(s);
-		if ((s->flags & MR_SIO_ENDED_SEEN) &&
-		    !(s->flags & MR_SIO_SEND_ARMED)) {
-			if (sio_tx_finished(s))
-				begin_drain(s);
-			else
-				sio_start_send(s);
-		}
+		if (s->flags & MR_SIO_ENDED_SEEN)
+			sio_tx_after_end(s);
 	}
 	if (s->state == MR_SIO_DRAINING) {
 		if (s->flags & (MR_SIO_RECV_DONE | MR_SIO_LINGER_FIRED) ||
@@ -778,7 +807,7 @@ static void owned_send_complete(struct muxring_session *s, int res)
 	if (res > 0)
 		slot->owned_off += (size_t)res;
 	if (slot->owned_off < slot->owned_len && s->fd >= 0 &&
-	    !s->loop->destroying &&
+	    !s->loop->destroying && !(s->flags & MR_SIO_SEND_CANCELLED) &&
 	    (res > 0 || res == -EAGAIN || res == -EINTR) &&
 	    (sqe = mr_loop_sqe(s->loop))) {
 		io_uring_prep_send(sqe, s->fd, slot->bounce + slot->owned_off,

@@ -69,6 +69,7 @@ enum mr_sio_flag {
 	MR_SIO_RX_STOPPING = 1u << 22, /* ... its multishot cancel is in
 					  flight */
 	MR_SIO_RX_PASS = 1u << 23,     /* the kernel decrypts what arrives */
+	MR_SIO_SEND_CANCELLED = 1u << 24, /* closing: send cancel submitted */
 };
 
 /* The fields of struct muxring_session, the public handle. */

@@ -248,21 +248,29 @@ static void test_one_byte_frames_against_an_application_holding_every_view(void 
 	lh_free(h);
 }
 
+/* Runs `a` against an echo application while its peer never reads (its
+ * receive buffer stays full), a well-behaved session beside it, until
+ * every byte of both arrived. */
+static void echo_to_a_peer_that_never_reads(struct lh *h, struct attack *a)
+{
+	int small = 4096;
+
+	h->ctx = a;
+	attack_start(h, a, LH_ECHO, NULL);
+	setsockopt(a->rp.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	a->good_client = start_good_session(h);
+	lh_run(h, everything_arrived, 50);
+	lh_run_for(h, 0.1);
+}
+
 static void test_one_byte_frames_against_an_echo_the_peer_never_reads(void **state)
 {
 	struct attack a = {.streams = STREAMS, .per_stream = WINDOW, .frame = 1};
 	struct lh *h = lh_new(NULL);
 	struct muxring_stats ss;
-	int small = 4096;
 
 	(void)state;
-	h->ctx = &a;
-	attack_start(h, &a, LH_ECHO, NULL);
-	/* The peer never reads: its receive buffer stays full. */
-	setsockopt(a.rp.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-	a.good_client = start_good_session(h);
-	lh_run(h, everything_arrived, 50);
-	lh_run_for(h, 0.1);
+	echo_to_a_peer_that_never_reads(h, &a);
 	lh_assert_peer_streams_ok(h, a.good_client);
 	muxring_session_stats(a.server->sess, &ss);
 	print_message("    echo of %u x %u 1-byte frames, never read: %llu KiB "
@@ -306,16 +314,10 @@ static void test_a_peer_that_half_closes_without_reading_cannot_hold_its_session
 			   .frame = 4096};
 	struct lh *h = lh_new(&lo);
 	struct muxring_stats ss, ls;
-	int small = 4096;
 	uint64_t t0;
 
 	(void)state;
-	h->ctx = &a;
-	attack_start(h, &a, LH_ECHO, NULL);
-	setsockopt(a.rp.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-	a.good_client = start_good_session(h);
-	lh_run(h, everything_arrived, 50);
-	lh_run_for(h, 0.1);
+	echo_to_a_peer_that_never_reads(h, &a);
 	muxring_session_stats(a.server->sess, &ss);
 	/* More echo than the kernel takes: a send waits for a reader. */
 	assert_true(ss.send_queued_bytes > 0);

@@ -537,6 +537,10 @@ static bool cancel_op(struct muxring_session *s, uint32_t armed,
 	return true;
 }
 
+/* Cancels what is still in flight (once each); a cancel the ring refused
+ * is tried again at the next step. The socket is closed when all is back.
+ * A send is cancelled too: past the linger time it waits on a peer that
+ * does not read. */
 static void cancel_inflight(struct muxring_session *s)
 {
 	if (cancel_op(s, MR_SIO_LINGER_ARMED, MR_SIO_LINGER_CANCELLED,

@@ -123,7 +123,7 @@ static void print_stats(const char *who, struct muxring_loop *loop)
 		return;
 	muxring_loop_stats(loop, &st);
 	fprintf(stderr,
-		"\n  %s: frames in %llu out %llu, bytes in %llu out %llu, enters %llu (%.2f per frame out), sends %llu (quiet %llu), recv completions %llu (enobufs %llu, copied %llu, rearms %llu), buffers held max %llu, features 0x%x\n",
+		"\n  %s: frames in %llu out %llu, bytes in %llu out %llu, enters %llu (%.2f per frame out), sends %llu (quiet %llu), recv completions %llu (buffers %llu, enobufs %llu, copied %llu, rearms %llu), buffers held max %llu, features 0x%x\n",
 		who, (unsigned long long)st.frames_in,
 		(unsigned long long)st.frames_out,
 		(unsigned long long)st.bytes_in,
@@ -133,6 +133,7 @@ static void print_stats(const char *who, struct muxring_loop *loop)
 		(unsigned long long)st.sends,
 		(unsigned long long)st.quiet_sends,
 		(unsigned long long)st.recv_completions,
+		(unsigned long long)st.recv_buffers_filled,
 		(unsigned long long)st.recv_enobufs,
 		(unsigned long long)st.recv_copied,
 		(unsigned long long)st.recv_rearms,

@@ -185,6 +185,13 @@ struct muxring_filter;
 						  submissions (only when
 						  asked for with
 						  MUXRING_LOOP_SQPOLL) */
+#define MUXRING_FEAT_RECV_BUNDLE     (1u << 11) /* a receive fills as many
+						  ring buffers as the socket
+						  has bytes for, in one
+						  completion
+						  (IORING_RECVSEND_BUNDLE,
+						  Linux 6.10); sessions
+						  without a filter only */
 
 /* muxring_loop_opts.flags */
 #define MUXRING_LOOP_SEND_ZC 0x1u /* send large batches with kernel
@@ -1150,6 +1157,10 @@ struct muxring_stats {
 	uint64_t busy_polls;              /* io_uring_enter calls that only
 					     looked for completions while busy
 					     polling (busy_poll_us; loop) */
+	uint64_t recv_buffers_filled;     /* buffers receives filled: above
+					     recv_completions when bundles
+					     took several at once
+					     (MUXRING_FEAT_RECV_BUNDLE) */
 };
 
 /* Reads the loop's counters into *out. Returns 0. */

@@ -18,7 +18,19 @@ static void bufring_free(struct mr_bufring *br)
 	if (br->arena)
 		munmap(br->arena, br->arena_bytes);
 	mr_free(br->mem, br->bufs);
+	mr_free(br->mem, br->slot_of);
 	mr_free(br->mem, br);
+}
+
+/* Writes buf into the ring slot `offset` past the published tail (the
+ * ring's tail counter is 16 bits, so slots are named modulo 65536). */
+static void put_in_slot(struct mr_bufring *br, struct mr_buf *buf,
+			uint32_t offset)
+{
+	br->slot_of[buf->index] = (uint16_t)(br->br->tail + offset);
+	io_uring_buf_ring_add(br->br, buf->data, br->buf_size,
+			      (unsigned short)buf->index,
+			      io_uring_buf_ring_mask(br->nbufs), (int)offset);
 }
 
 /* Release callback of every ring buffer: its last reference went. */
@@ -32,9 +44,7 @@ static void bufring_release(struct mr_buf *buf)
 			bufring_free(br);
 		return;
 	}
-	io_uring_buf_ring_add(br->br, buf->data, br->buf_size,
-			      (unsigned short)buf->index,
-			      io_uring_buf_ring_mask(br->nbufs), (int)br->pending);
+	put_in_slot(br, buf, br->pending);
 	br->pending++;
 }
 
@@ -79,7 +89,8 @@ int mr_bufring_create(struct io_uring *ring, const struct muxring_mem *mem,
 	br->br = map_anon(br->br_bytes, false);
 	br->arena = map_anon(br->arena_bytes, true);
 	br->bufs = mr_calloc(mem, nbufs, sizeof(*br->bufs));
-	if (!br->br || !br->arena || !br->bufs) {
+	br->slot_of = mr_calloc(mem, nbufs, sizeof(*br->slot_of));
+	if (!br->br || !br->arena || !br->bufs || !br->slot_of) {
 		bufring_free(br);
 		return -ENOMEM;
 	}
@@ -92,9 +103,7 @@ int mr_bufring_create(struct io_uring *ring, const struct muxring_mem *mem,
 			.owner = br,
 			.index = i,
 		};
-		io_uring_buf_ring_add(br->br, br->bufs[i].data, buf_size,
-				      (unsigned short)i,
-				      io_uring_buf_ring_mask(nbufs), (int)i);
+		put_in_slot(br, &br->bufs[i], i);
 	}
 	io_uring_buf_ring_advance(br->br, (int)nbufs);
 

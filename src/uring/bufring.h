@@ -34,6 +34,7 @@ struct mr_bufring {
 	uint8_t *arena;               /* nbufs * buf_size bytes (mmap'd) */
 	size_t arena_bytes;
 	struct mr_buf *bufs;          /* one header per buffer, index = bid */
+	uint16_t *slot_of;            /* ring slot each bid was last put in */
 	uint32_t nbufs;               /* power of two, <= 32768 */
 	uint32_t buf_size;            /* bytes per buffer */
 	uint32_t low_water;           /* copy payloads below this many free */
@@ -66,6 +67,19 @@ void mr_bufring_detach(struct mr_bufring *br);
  * not in the ring (a kernel or driver bug, never trusted blindly).
  */
 struct mr_buf *mr_bufring_take(struct mr_bufring *br, uint32_t bid);
+
+/*
+ * A receive bundle fills buffers of consecutive ring slots and names only
+ * the first: the buffer in the slot after `bid`'s. Valid while `bid` is
+ * taken (a buffer put back moves to another slot).
+ */
+static inline uint32_t mr_bufring_next_bid(const struct mr_bufring *br,
+					   uint32_t bid)
+{
+	uint16_t slot = (uint16_t)(br->slot_of[bid] + 1);
+
+	return br->br->bufs[slot & io_uring_buf_ring_mask(br->nbufs)].bid;
+}
 
 /* True when the ring holds fewer than low_water buffers: payloads should be
  * copied so that the buffer just taken returns at once. */

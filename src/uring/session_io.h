@@ -129,6 +129,7 @@ struct muxring_session {
 
 	/* Driver counters (the engine keeps frames and bytes). */
 	uint64_t sends, recv_completions, recv_enobufs, recv_copied;
+	uint64_t recv_buffers_filled;
 	uint64_t recv_rearms;
 
 	/* The loop's memory budget (mr_sio_account). */

@@ -136,10 +136,25 @@ static const struct {
 	{0, 0},
 };
 
+/* What the kernel says of itself in the ring's parameters, whatever the
+ * setup flags. */
+static unsigned ring_features(const struct io_uring_params *p,
+			      unsigned disable)
+{
+	unsigned features = 0;
+
+	if (p->features & IORING_FEAT_EXT_ARG)
+		features |= MUXRING_FEAT_EXT_ARG;
+	if (p->features & IORING_FEAT_RECVSEND_BUNDLE &&
+	    !(disable & MUXRING_FEAT_RECV_BUNDLE))
+		features |= MUXRING_FEAT_RECV_BUNDLE;
+	return features;
+}
+
 /* An SQ polling ring: the thread is the only submitter, so SINGLE_ISSUER
  * holds; DEFER_TASKRUN cannot go with it. */
 static int setup_sqpoll(struct io_uring *ring, unsigned entries,
-			unsigned *features)
+			unsigned disable, unsigned *features)
 {
 	struct io_uring_params p;
 	int err;
@@ -149,11 +164,9 @@ static int setup_sqpoll(struct io_uring *ring, unsigned entries,
 	p.cq_entries = entries * 4;
 	p.sq_thread_idle = MUXRING_SQPOLL_IDLE_MS;
 	err = io_uring_queue_init_params(entries, ring, &p);
-	if (err == 0) {
-		*features = MUXRING_FEAT_SQPOLL;
-		if (p.features & IORING_FEAT_EXT_ARG)
-			*features |= MUXRING_FEAT_EXT_ARG;
-	}
+	if (err == 0)
+		*features = MUXRING_FEAT_SQPOLL |
+			    ring_features(&p, disable);
 	return err;
 }
 
@@ -165,7 +178,7 @@ static int setup_ring(struct io_uring *ring, unsigned entries,
 	int err = -EINVAL;
 
 	if (sqpoll && !(disable & MUXRING_FEAT_SQPOLL) &&
-	    setup_sqpoll(ring, entries, features) == 0)
+	    setup_sqpoll(ring, entries, disable, features) == 0)
 		return 0;
 	for (i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
 		if (attempts[i].feature & disable)
@@ -175,9 +188,8 @@ static int setup_ring(struct io_uring *ring, unsigned entries,
 		p.cq_entries = entries * 4;
 		err = io_uring_queue_init_params(entries, ring, &p);
 		if (err == 0) {
-			*features = attempts[i].feature;
-			if (p.features & IORING_FEAT_EXT_ARG)
-				*features |= MUXRING_FEAT_EXT_ARG;
+			*features = attempts[i].feature |
+				    ring_features(&p, disable);
 			/* CQE_SKIP_SUCCESS (5.17) is a feature flag, not an
 			 * opcode: the ring says whether it honours it. (Not
 			 * with SQPOLL: a send is then issued by the kernel's

@@ -20,8 +20,6 @@
 
 #include <cmocka.h>
 
-#include <string.h>
-
 #include "loop_harness.h"
 #include "raw_peer.h"
 

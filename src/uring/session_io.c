@@ -783,43 +783,48 @@ static bool take_from_ring(struct muxring_session *s, uint32_t bid,
 	return true;
 }
 
+/* The exact read of a record's rest (filter_io.c) completed: its bytes
+ * go to the filter. True when there were any. */
+static bool take_exact(struct muxring_session *s, int res)
+{
+	struct mr_buf *buf = s->rx_exact;
+
+	s->rx_exact = NULL;
+	if (res > 0) {
+		mr_kernel_wrote(buf->data, (size_t)res);
+		count_completion(s);
+		take_in(s, buf, (size_t)res);
+	}
+	mr_buf_unref(buf);
+	return res > 0;
+}
+
 static void recv_complete(struct muxring_session *s,
 			  const struct io_uring_cqe *cqe)
 {
 	struct muxring_loop *loop = s->loop;
-	struct mr_buf *buf = NULL;
 	int res = cqe->res;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		s->flags &= ~MR_SIO_RECV_ARMED;
 	if (s->rx_exact) {
-		/* The exact read of a record's rest (filter_io.c). */
-		buf = s->rx_exact;
-		s->rx_exact = NULL;
-		if (res > 0)
-			mr_kernel_wrote(buf->data, (size_t)res);
+		if (take_exact(s, res))
+			return;
 	} else if (cqe->flags & IORING_CQE_F_BUFFER) {
 		uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		struct mr_buf *buf;
 
-		if (res <= 0) {
-			buf = mr_bufring_take(loop->bufring, bid);
-		} else {
+		if (res > 0) {
 			count_completion(s);
 			if (take_from_ring(s, bid, (size_t)res))
 				return;
 			res = -EIO;
+		} else if ((buf = mr_bufring_take(loop->bufring, bid))) {
+			mr_buf_unref(buf); /* no bytes: straight back */
 		}
-	}
-	if (res > 0 && !buf)
+	} else if (res > 0) {
 		res = -EIO; /* bytes without a buffer: cannot happen */
-	if (res > 0) {
-		count_completion(s);
-		take_in(s, buf, (size_t)res);
-		mr_buf_unref(buf);
-		return;
 	}
-	if (buf)
-		mr_buf_unref(buf);
 	switch (res) {
 	case 0:
 		s->flags |= MR_SIO_RECV_DONE;

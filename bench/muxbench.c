@@ -4,7 +4,7 @@
  *
  *   muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat|sessions]
  *            [--streams N] [--size BYTES] [--duration SECONDS]
- *            [--loops N] [--sqpoll] [--impl LIST] [--tls] [--json]
+ *            [--loops N] [--sqpoll] [--send-zc] [--impl LIST] [--tls] [--json]
  *
  * Main idea: a run is a list of cells (workload, N, size, seconds), taken
  * from the quick matrix (default: the cells the targets are about) or the
@@ -115,6 +115,7 @@ struct options {
 	double seconds;		/* 0: the matrix's */
 	unsigned loops;		/* 0: the matrix's */
 	bool sqpoll;		/* muxring's loops with MUXRING_LOOP_SQPOLL */
+	bool send_zc;		/* muxring's loops with MUXRING_LOOP_SEND_ZC */
 	unsigned busy_poll_us;	/* --busy-poll: every cell; 0: the matrix's */
 	const char *impl_list;	/* NULL: all that apply */
 };
@@ -124,8 +125,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: muxbench [--full] [--workload rpc|open|bulk|idle|heartbeat|sessions]\n"
 		"                [--streams N] [--size BYTES] [--duration SECONDS]\n"
-		"                [--loops N] [--sqpoll] [--busy-poll US] [--impl LIST]\n"
-		"                [--tls] [--json]\n"
+		"                [--loops N] [--sqpoll] [--send-zc] [--busy-poll US]\n"
+		"                [--impl LIST] [--tls] [--json]\n"
 		"\n"
 		"Benchmarks muxring against TCP connection pools over loopback TCP\n"
 		"(client and server in separate threads, one event loop each).\n"
@@ -141,6 +142,8 @@ static void usage(FILE *f)
 		"  --duration S measured window per cell (quick %.0f s, full %.0f s)\n"
 		"  --sqpoll     muxring's loops poll their submission queues with a\n"
 		"               kernel thread each (MUXRING_LOOP_SQPOLL)\n"
+		"  --send-zc    muxring's loops send large batches with kernel\n"
+		"               zero-copy (MUXRING_LOOP_SEND_ZC)\n"
 		"  --busy-poll US  every wait of muxring's loops (busy_poll_us) and\n"
 		"               of tcp-epoll polls US microseconds before it sleeps;\n"
 		"               only those two run (the quick run has one such\n"
@@ -310,6 +313,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "loops", required_argument, NULL, 'l' },
 		{ "sqpoll", no_argument, NULL, 'q' },
+		{ "send-zc", no_argument, NULL, 'z' },
 		{ "busy-poll", required_argument, NULL, 'b' },
 		{ "impl", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
@@ -330,6 +334,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'd': o->seconds = parse_seconds(optarg); break;
 		case 'l': o->loops = parse_loops(optarg); break;
 		case 'q': o->sqpoll = true; break;
+		case 'z': o->send_zc = true; break;
 		case 'b': o->busy_poll_us = parse_busy_poll(optarg); break;
 		case 'i': o->impl_list = optarg; break;
 		case 'j': o->json = true; break;
@@ -371,7 +376,9 @@ static size_t make_cells(const struct options *o, struct bench_cell *cells)
 			.tls = base[i].tls || o->tls,
 			.loops = o->loops ? o->loops :
 				 base[i].loops ? base[i].loops : 1,
-			.muxring_flags = o->sqpoll ? MUXRING_LOOP_SQPOLL : 0,
+			.muxring_flags =
+				(o->sqpoll ? MUXRING_LOOP_SQPOLL : 0) |
+				(o->send_zc ? MUXRING_LOOP_SEND_ZC : 0),
 			.busy_poll_us = o->busy_poll_us ? o->busy_poll_us :
 					base[i].busy_poll_us,
 		};
@@ -533,7 +540,7 @@ int main(int argc, char **argv)
 	report_meta_init(&s.meta, repo[0] ? repo : NULL);
 	s.meta.mode = o.full ? "full" : "quick";
 	if (o.workload >= 0 || o.streams || o.size || o.seconds || o.tls ||
-	    o.loops || o.sqpoll || o.busy_poll_us)
+	    o.loops || o.sqpoll || o.send_zc || o.busy_poll_us)
 		s.meta.mode = "custom";
 	record_args(&s.meta, argc, argv);
 	results_dir(repo, dir, sizeof(dir));

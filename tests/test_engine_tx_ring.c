@@ -2,8 +2,11 @@
  * test_engine_tx_ring.c - the transmit segment ring: small at first, grown
  * only where no iovec handed to the transport points into it.
  *
- * Covers: a session that sends a request holds the small ring (what makes
- * ten thousand one-stream sessions light); a burst of frames larger than
+ * Covers: a session holds no ring until it has something to send, the
+ * small ring while a request is on the way and none again once the
+ * transport took it (what makes ten thousand one-stream sessions light); a
+ * burst grows the full ring, which stays (a busy session copies and
+ * regrows nothing per turn); a burst of frames larger than
  * the small ring leaves in one mr_session_tx_iov all the same (the ring
  * grows between frames, and inside a frame of many writes); while iovecs
  * from a tx_iov are still held (no tx_advance yet) the ring does not move,
@@ -51,14 +54,47 @@ static size_t gather(const struct iovec *iov, size_t n, uint8_t *out,
 	return len;
 }
 
-static void test_a_request_keeps_the_small_ring(void **state)
+static void test_a_request_holds_the_small_ring_until_sent(void **state)
 {
 	struct eh *h = eh_new(MR_ROLE_CLIENT, NULL);
+	struct iovec iov[8];
 
 	(void)state;
+	assert_int_equal(mr_session_tx_iov(h->sess, iov, 8, SIZE_MAX), 0);
+	assert_null(h->sess->ring);
 	open_and_write(h, 1, 1);
-	eh_flush(h);
+	assert_int_equal(mr_session_tx_iov(h->sess, iov, 8, SIZE_MAX), 2);
 	assert_int_equal(h->sess->ring_cap, MR_TX_RING_SMALL);
+	mr_session_tx_advance(h->sess, iov[0].iov_len + iov[1].iov_len);
+	assert_null(h->sess->ring);
+	assert_int_equal(h->sess->ring_cap, 0);
+	eh_poll(h);
+	assert_int_equal(eh_write_result(h, 1), sizeof(msg));
+	eh_free(h);
+}
+
+/* A burst grows the full ring, which stays: a busy session neither copies
+ * nor regrows per turn. */
+static void test_the_full_ring_stays(void **state)
+{
+	struct eh *h = eh_new(MR_ROLE_CLIENT, NULL);
+	struct mr_tx_seg *full;
+	struct eh_frames f;
+
+	(void)state;
+	open_and_write(h, 40, 1);
+	eh_flush(h);
+	assert_int_equal(h->sess->ring_cap, MR_TX_RING_SLOTS);
+	full = h->sess->ring;
+	open_and_write(h, 1, 41);
+	eh_flush(h);
+	open_and_write(h, 40, 42);
+	eh_tx_frames(h, &f);
+	assert_ptr_equal(h->sess->ring, full);
+	assert_int_equal(f.n, 81);
+	eh_frames_free(&f);
+	for (uint64_t ud = 1; ud <= 81; ud++)
+		assert_int_equal(eh_write_result(h, ud), sizeof(msg));
 	eh_free(h);
 }
 
@@ -169,7 +205,8 @@ static void test_held_iovecs_pin_the_ring(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_a_request_keeps_the_small_ring),
+		cmocka_unit_test(test_a_request_holds_the_small_ring_until_sent),
+		cmocka_unit_test(test_the_full_ring_stays),
 		cmocka_unit_test(test_a_burst_leaves_in_one_call),
 		cmocka_unit_test(test_a_frame_of_many_writes_is_not_cut),
 		cmocka_unit_test(test_held_iovecs_pin_the_ring),

@@ -27,9 +27,11 @@
  * GOAWAY's end, and skipping this frame keeps it in sync (PROTOCOL.md). */
 static const uint8_t goaway_sync_frame[MR_FRAME_HEADER_LEN] = {0, 0, 0, 0xF0};
 
-/* The segment ring is allocated when the session first has something to
- * send (a connection that never sends never pays for it), small. Rings are
- * not zeroed: ring_push clears each slot as it is taken. */
+/* The segment ring is allocated when the session has something to send,
+ * small, and the small one is freed once the transport has taken all of
+ * it: a quiet session holds one only while its frames are on the way, so
+ * ten thousand of them hold none. Rings are not zeroed: ring_push clears
+ * each slot as it is taken. */
 static bool ring_ready(struct mr_session *sess)
 {
 	if (!sess->ring) {
@@ -72,6 +74,14 @@ static bool ring_grow(struct mr_session *sess)
 	sess->ring_cap = MR_TX_RING_SLOTS;
 	sess->ring_head = 0;
 	return true;
+}
+
+static void ring_release(struct mr_session *sess)
+{
+	mr_free(sess->cfg.mem, sess->ring);
+	sess->ring = NULL;
+	sess->ring_cap = 0;
+	sess->ring_head = 0;
 }
 
 static void release_segment(struct mr_session *sess, struct mr_tx_seg *seg)
@@ -120,9 +130,7 @@ void mr_outbound_free(struct mr_session *sess)
 		sess->ring_head = (sess->ring_head + 1) & (sess->ring_cap - 1);
 		sess->ring_count--;
 	}
-	mr_free(sess->cfg.mem, sess->ring);
-	sess->ring = NULL;
-	sess->ring_cap = 0;
+	ring_release(sess);
 	mr_free(sess->cfg.mem, sess->ctrl);
 	sess->ctrl = NULL;
 	sess->ctrl_len = sess->ctrl_cap = 0;
@@ -422,6 +430,8 @@ size_t mr_session_tx_iov(struct mr_session *sess, struct iovec *iov,
 	size_t n = 0, bytes = 0, skip = sess->ring_head_sent;
 	uint32_t i;
 
+	if (!sess->ring && !mr_session_tx_pending(sess))
+		return 0;
 	if (!ring_ready(sess)) {
 		/* Nothing could ever be sent: the session ends, silently. */
 		mr_session_end(sess, -ENOMEM, MUXRING_INTERNAL_ERROR);
@@ -465,6 +475,10 @@ void mr_session_tx_advance(struct mr_session *sess, size_t sent)
 		sess->ring_count--;
 		complete_segment(sess, &done);
 	}
+	/* Nothing points into the ring any more. The full ring stays, for
+	 * the same reason as the event queue's grown storage. */
+	if (!sess->ring_count && sess->ring_cap == MR_TX_RING_SMALL)
+		ring_release(sess);
 }
 
 bool mr_session_tx_pending(struct mr_session *sess)

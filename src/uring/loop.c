@@ -152,6 +152,7 @@ static struct mr_send_slot *small_slot_get(struct muxring_loop *loop)
 
 	if (slot) {
 		loop->free_small_slots = slot->next_free;
+		loop->free_small_count--;
 		return slot;
 	}
 	return slot_new(loop, MR_SEND_SMALL_IOV, MR_SEND_SMALL_SLOT);
@@ -184,18 +185,19 @@ struct mr_send_slot *mr_loop_slot_shrink(struct muxring_loop *loop,
 
 void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
 {
-	if (slot->iov_cap == MR_SEND_SMALL_IOV) {
-		slot->next_free = loop->free_small_slots;
-		loop->free_small_slots = slot;
-		return;
-	}
-	if (loop->free_full_count >= MR_SEND_FULL_SPARE) {
+	bool small = slot->iov_cap == MR_SEND_SMALL_IOV;
+	unsigned *count = small ? &loop->free_small_count :
+				  &loop->free_full_count;
+	struct mr_send_slot **stack = small ? &loop->free_small_slots :
+					      &loop->free_full_slots;
+
+	if (*count >= (small ? MR_SEND_SMALL_SPARE : MR_SEND_FULL_SPARE)) {
 		mr_free(loop->mem, slot);
 		return;
 	}
-	slot->next_free = loop->free_full_slots;
-	loop->free_full_slots = slot;
-	loop->free_full_count++;
+	slot->next_free = *stack;
+	*stack = slot;
+	(*count)++;
 }
 
 /* ---- the file table ---------------------------------------------------------- */

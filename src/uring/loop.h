@@ -86,8 +86,12 @@ static inline enum mr_op_tag mr_op_tag_of(uint64_t user_data)
  * a full slot's 20. */
 #define MR_SEND_SMALL_IOV 8u
 #define MR_SEND_SMALL_SLOT 512u
-/* Full slots kept for reuse beyond those in flight; the rest are freed. */
+/* Slots kept for reuse beyond those in flight; the rest are freed. Small
+ * ones are kept by the hundred, for loops whose sessions answer by the
+ * hundred in a turn; ten thousand answering at once leave no more than
+ * that behind. */
 #define MR_SEND_FULL_SPARE 16u
+#define MR_SEND_SMALL_SPARE 256u
 
 /* What one in-flight sendmsg needs to stay put until it completes, in one
  * allocation: the struct, then iov_cap iovecs, then bounce_cap bytes.
@@ -133,7 +137,7 @@ struct muxring_loop {
 					  done; linked by quiet_next */
 	struct muxring_listener *listeners; /* every listener not yet freed */
 	struct mr_send_slot *free_full_slots, *free_small_slots;
-	unsigned free_full_count;
+	unsigned free_full_count, free_small_count;
 	/* The ring's registered file table (MUXRING_FEAT_FIXED_FILES): a
 	 * stack of its free slots, files_free_count of them. */
 	unsigned files_free_count;

@@ -218,6 +218,13 @@ bool bench_cell_supported(const struct bench_impl *impl,
 /* See "Every workload but idle" above; returns at once with one loop. */
 void bench_clock_start(void);
 
+/* ---- isolate.c: one cell per process ----------------------------------- */
+
+/* bench_run_cell in a child process, so that no cell runs on the heap
+ * another left behind.  0 or -1. */
+int bench_run_isolated(const struct bench_impl *impl,
+		       const struct bench_cell *cell, struct bench_result *out);
+
 /* ---- clock ------------------------------------------------------------- */
 
 /* CLOCK_MONOTONIC in nanoseconds. */

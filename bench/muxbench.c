@@ -556,7 +556,7 @@ int main(int argc, char **argv)
 
 		progress_prefix(i, s.nruns, r);
 		bench_result_init(&r->result);
-		r->failed = bench_run_cell(r->impl, &r->cell, &r->result) != 0;
+		r->failed = bench_run_isolated(r->impl, &r->cell, &r->result) != 0;
 		failed += r->failed;
 		report_format_run(r, line, sizeof(line));
 		fprintf(stderr, "%s  (%.1f s)\n", line,

@@ -19,54 +19,11 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "counting_mem.h"
 #include "engine/session_internal.h"
-
-struct counting_mem {
-	unsigned mallocs;
-	unsigned live;
-	bool refuse;
-};
-
-static void *count_malloc(size_t size, void *user)
-{
-	struct counting_mem *c = user;
-
-	if (c->refuse)
-		return NULL;
-	c->mallocs++;
-	c->live++;
-	return malloc(size);
-}
-
-static void count_free(void *ptr, void *user)
-{
-	struct counting_mem *c = user;
-
-	if (ptr)
-		c->live--;
-	free(ptr);
-}
-
-static void *count_calloc(size_t nmemb, size_t size, void *user)
-{
-	struct counting_mem *c = user;
-
-	if (c->refuse)
-		return NULL;
-	c->mallocs++;
-	c->live++;
-	return calloc(nmemb, size);
-}
-
-static void *count_realloc(void *ptr, size_t size, void *user)
-{
-	(void)user;
-	return realloc(ptr, size);
-}
 
 struct fixture {
 	struct counting_mem counts;
-	struct muxring_mem mem;
 	struct mr_event_queue q;
 };
 
@@ -74,12 +31,8 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
-	f->mem = (struct muxring_mem){.user = &f->counts,
-				      .malloc = count_malloc,
-				      .free = count_free,
-				      .calloc = count_calloc,
-				      .realloc = count_realloc};
-	mr_evq_init(&f->q, &f->mem);
+	counting_mem_init(&f->counts);
+	mr_evq_init(&f->q, &f->counts.mem);
 	*state = f;
 	return 0;
 }
@@ -167,7 +120,7 @@ static void test_a_grown_queue_keeps_its_storage(void **state)
 {
 	struct fixture *f = *state;
 	struct mr_event *storage;
-	unsigned mallocs;
+	unsigned long mallocs;
 
 	for (uint64_t i = 0; i < 20; i++)
 		assert_int_equal(push(&f->q, i), 0);

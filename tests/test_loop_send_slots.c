@@ -16,73 +16,24 @@
 
 #include <cmocka.h>
 
-#include <stdlib.h>
 
+#include "counting_mem.h"
 #include "uring/loop.h"
 
 #define IN_FLIGHT 1000u
 #define SHRUNK 600u
 
-struct counting_mem {
-	long live;
-	unsigned long mallocs;
-};
-
-static void *count_malloc(size_t size, void *user)
-{
-	struct counting_mem *c = user;
-
-	c->live++;
-	c->mallocs++;
-	return malloc(size);
-}
-
-static void count_free(void *ptr, void *user)
-{
-	struct counting_mem *c = user;
-
-	if (ptr)
-		c->live--;
-	free(ptr);
-}
-
-static void *count_calloc(size_t nmemb, size_t size, void *user)
-{
-	struct counting_mem *c = user;
-
-	c->live++;
-	c->mallocs++;
-	return calloc(nmemb, size);
-}
-
-static void *count_realloc(void *ptr, size_t size, void *user)
-{
-	struct counting_mem *c = user;
-
-	if (!ptr) {
-		c->live++;
-		c->mallocs++;
-	} else if (!size) {
-		c->live--;
-	}
-	return realloc(ptr, size);
-}
-
 static void test_spare_slots_are_bounded(void **state)
 {
 	static struct mr_send_slot *slots[IN_FLIGHT];
-	struct counting_mem counts = {0};
-	struct muxring_mem mem = {.user = &counts,
-				  .malloc = count_malloc,
-				  .free = count_free,
-				  .calloc = count_calloc,
-				  .realloc = count_realloc};
-	struct muxring_loop_opts opts = {.mem = &mem};
+	struct counting_mem counts;
+	struct muxring_loop_opts opts = {.mem = &counts.mem};
 	struct muxring_loop *loop;
 	unsigned long mallocs;
 	long base;
 
 	(void)state;
+	counting_mem_init(&counts);
 	assert_int_equal(muxring_loop_create(&loop, &opts), 0);
 	base = counts.live;
 	for (unsigned i = 0; i < IN_FLIGHT; i++) {

@@ -29,73 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counting_mem.h"
 #include "muxring.h"
 #include "uring/loop.h"
-
-/* ---- the allocator ----------------------------------------------------- */
-
-struct fault_mem {
-	uint64_t calls;   /* allocations asked for (malloc, calloc, realloc) */
-	uint64_t fail_at; /* the call that fails (1-based); 0: none */
-	bool failed;      /* it did */
-	int64_t live;     /* blocks handed out and not freed */
-};
-
-static bool should_fail(struct fault_mem *m)
-{
-	if (++m->calls != m->fail_at)
-		return false;
-	m->failed = true;
-	return true;
-}
-
-static void *fm_malloc(size_t size, void *user)
-{
-	struct fault_mem *m = user;
-	void *p;
-
-	if (should_fail(m))
-		return NULL;
-	p = malloc(size);
-	if (p)
-		m->live++;
-	return p;
-}
-
-static void fm_free(void *ptr, void *user)
-{
-	struct fault_mem *m = user;
-
-	if (ptr)
-		m->live--;
-	free(ptr);
-}
-
-static void *fm_calloc(size_t nmemb, size_t size, void *user)
-{
-	struct fault_mem *m = user;
-	void *p;
-
-	if (should_fail(m))
-		return NULL;
-	p = calloc(nmemb, size);
-	if (p)
-		m->live++;
-	return p;
-}
-
-static void *fm_realloc(void *ptr, size_t size, void *user)
-{
-	struct fault_mem *m = user;
-	void *p;
-
-	if (should_fail(m))
-		return NULL;
-	p = realloc(ptr, size);
-	if (p && !ptr)
-		m->live++;
-	return p;
-}
 
 /* ---- the workload ------------------------------------------------------ */
 
@@ -137,7 +73,7 @@ struct server_stream {
 
 struct work {
 	struct muxring_loop *loop;
-	struct fault_mem *mem;
+	struct counting_mem *mem;
 	const struct fault_plan *plan;
 	uint8_t large[LARGE];
 	struct muxring_listener *listener;   /* NULL once LISTENER_CLOSED */
@@ -587,20 +523,7 @@ struct outcome {
 	struct muxring_stats stats;
 };
 
-static const struct muxring_mem *as_mem(struct fault_mem *m,
-					struct muxring_mem *out)
-{
-	*out = (struct muxring_mem){
-		.user = m,
-		.malloc = fm_malloc,
-		.free = fm_free,
-		.calloc = fm_calloc,
-		.realloc = fm_realloc,
-	};
-	return out;
-}
-
-static struct outcome run_once(struct fault_mem *m, const struct fault_plan *plan,
+static struct outcome run_once(struct counting_mem *m, const struct fault_plan *plan,
 			       unsigned sq_entries)
 {
 	struct muxring_mem mem;
@@ -612,7 +535,7 @@ static struct outcome run_once(struct fault_mem *m, const struct fault_plan *pla
 		.send_buffer_size = 16u << 10,
 		.cq_entries = 16,
 		.linger_ms = 50,
-		.mem = as_mem(m, &mem),
+		.mem = counting_mem_as_mem(m, &mem),
 	};
 	struct outcome out = {0};
 	struct work *w = calloc(1, sizeof(*w));
@@ -648,7 +571,7 @@ static struct outcome run_once(struct fault_mem *m, const struct fault_plan *pla
 
 static void test_every_allocation_fails_once_in_turn(void **state)
 {
-	struct fault_mem m = {0};
+	struct counting_mem m = {0};
 	struct outcome o;
 	uint64_t total, k, enomem = 0, absorbed = 0;
 
@@ -661,7 +584,7 @@ static void test_every_allocation_fails_once_in_turn(void **state)
 		      (unsigned long long)total);
 	assert_true(total > 50);
 	for (k = 1; k <= total; k++) {
-		m = (struct fault_mem){.fail_at = k};
+		m = (struct counting_mem){.fail_at = k};
 		o = run_once(&m, NULL, 0);
 		if (!m.failed)
 			continue; /* this run took another path, with fewer */
@@ -681,7 +604,7 @@ static void test_every_allocation_fails_once_in_turn(void **state)
 
 static void test_refused_sqe_at_every_turn(void **state)
 {
-	struct fault_mem m = {0};
+	struct counting_mem m = {0};
 	struct fault_plan plan = {.kind = FAULT_SQ_REFUSAL, .count = 1};
 	struct outcome o;
 	uint64_t refused = 0;
@@ -691,7 +614,7 @@ static void test_refused_sqe_at_every_turn(void **state)
 	for (t = 0; t < 40; t++) {
 		plan.at = t;
 		plan.count = 1 + t % 3;
-		m = (struct fault_mem){0};
+		m = (struct counting_mem){0};
 		o = run_once(&m, &plan, 0);
 		assert_true(o.created);
 		assert_true(o.complete || o.saw_error);
@@ -702,7 +625,7 @@ static void test_refused_sqe_at_every_turn(void **state)
 
 static void test_tiny_submission_queue(void **state)
 {
-	struct fault_mem m = {0};
+	struct counting_mem m = {0};
 	struct outcome o;
 
 	(void)state;
@@ -715,7 +638,7 @@ static void test_tiny_submission_queue(void **state)
 static void test_kernel_enomem_ends_one_session(void **state)
 {
 	const enum mr_op_tag tags[] = {MR_OP_RECV, MR_OP_SEND};
-	struct fault_mem m = {0};
+	struct counting_mem m = {0};
 	struct fault_plan plan = {.kind = FAULT_CQE_ERROR, .res = -ENOMEM};
 	struct outcome o;
 	unsigned t, i;
@@ -725,7 +648,7 @@ static void test_kernel_enomem_ends_one_session(void **state)
 		for (t = 2; t < 12; t++) {
 			plan.tag = tags[i];
 			plan.at = t;
-			m = (struct fault_mem){0};
+			m = (struct counting_mem){0};
 			o = run_once(&m, &plan, 0);
 			assert_true(o.complete || o.saw_enomem);
 		}

@@ -26,14 +26,15 @@
 static void test_spare_slots_are_bounded(void **state)
 {
 	static struct mr_send_slot *slots[IN_FLIGHT];
-	struct counting_mem counts;
-	struct muxring_loop_opts opts = {.mem = &counts.mem};
+	struct counting_mem counts = {0};
+	struct muxring_mem mem;
+	struct muxring_loop_opts opts = {
+		.mem = counting_mem_as_mem(&counts, &mem)};
 	struct muxring_loop *loop;
-	unsigned long mallocs;
-	long base;
+	uint64_t calls;
+	int64_t base;
 
 	(void)state;
-	counting_mem_init(&counts);
 	assert_int_equal(muxring_loop_create(&loop, &opts), 0);
 	base = counts.live;
 	for (unsigned i = 0; i < IN_FLIGHT; i++) {
@@ -47,21 +48,21 @@ static void test_spare_slots_are_bounded(void **state)
 	}
 	for (unsigned i = 0; i < IN_FLIGHT; i++)
 		mr_loop_slot_put(loop, slots[i]);
-	assert_int_equal(loop->free_full_count, MR_SEND_FULL_SPARE);
-	assert_int_equal(loop->free_small_count, MR_SEND_SMALL_SPARE);
+	assert_int_equal(loop->full_slots.count, MR_SEND_FULL_SPARE);
+	assert_int_equal(loop->small_slots.count, MR_SEND_SMALL_SPARE);
 	assert_int_equal(counts.live,
 			 base + MR_SEND_FULL_SPARE + MR_SEND_SMALL_SPARE);
 
-	mallocs = counts.mallocs;
+	calls = counts.calls;
 	for (unsigned i = 0; i < MR_SEND_FULL_SPARE; i++)
 		slots[i] = mr_loop_slot_get(loop);
-	assert_int_equal(counts.mallocs, mallocs);
+	assert_int_equal(counts.calls, calls);
 	for (unsigned i = 0; i < MR_SEND_FULL_SPARE; i++) {
 		slots[i] = mr_loop_slot_shrink(loop, slots[i], 1, 0);
 		assert_int_equal(slots[i]->iov_cap, MR_SEND_SMALL_IOV);
 	}
-	assert_int_equal(counts.mallocs, mallocs);
-	assert_int_equal(loop->free_small_count,
+	assert_int_equal(counts.calls, calls);
+	assert_int_equal(loop->small_slots.count,
 			 MR_SEND_SMALL_SPARE - MR_SEND_FULL_SPARE);
 	for (unsigned i = 0; i < MR_SEND_FULL_SPARE; i++)
 		mr_loop_slot_put(loop, slots[i]);

@@ -7,7 +7,7 @@
  * only those with events waiting hold any. A queue that has grown keeps
  * its storage: a busy session's turns vary in size, and giving grown
  * storage back after a small turn (tried, with the transmit ring doing
- * the same) cost open/64 about 9% in regrowing. Events have sequence
+ * the same) made open/64 slower by regrowing (README, "Memory"). Events have sequence
  * numbers, so that the engine can find one it queued earlier and still
  * unpolled (a stream's DATA event, to append payload to it).
  */
@@ -38,19 +38,9 @@ void mr_evq_free(struct mr_event_queue *q)
 	*q = (struct mr_event_queue){.mem = q->mem};
 }
 
-static int allocate(struct mr_event_queue *q)
-{
-	q->items = mr_malloc(q->mem, EVQ_MIN_CAPACITY * sizeof(*q->items));
-	if (!q->items)
-		return -ENOMEM;
-	q->head = 0;
-	q->cap = EVQ_MIN_CAPACITY;
-	return 0;
-}
-
 static int grow(struct mr_event_queue *q)
 {
-	uint32_t cap = q->cap * 2;
+	uint32_t cap = q->cap ? q->cap * 2 : EVQ_MIN_CAPACITY;
 	struct mr_event *items;
 	uint32_t i;
 
@@ -68,26 +58,24 @@ static int grow(struct mr_event_queue *q)
 	return 0;
 }
 
+/* Empty again: the smallest storage goes, and grow() makes the next. */
 static void drained(struct mr_event_queue *q)
 {
-	if (q->cap > EVQ_MIN_CAPACITY) {
-		q->head = 0;
+	if (q->cap != EVQ_MIN_CAPACITY)
 		return;
-	}
 	mr_free(q->mem, q->items);
 	q->items = NULL;
+	q->cap = 0;
 }
 
 int mr_evq_push(struct mr_event_queue *q, const struct mr_event *ev)
 {
-	int err = 0;
+	if (q->count == q->cap) {
+		int err = grow(q);
 
-	if (!q->items)
-		err = allocate(q);
-	else if (q->count == q->cap)
-		err = grow(q);
-	if (err)
-		return err;
+		if (err)
+			return err;
+	}
 	q->items[(q->head + q->count) & (q->cap - 1)] = *ev;
 	q->count++;
 	if (q->count > q->count_max)

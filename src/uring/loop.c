@@ -132,30 +132,42 @@ static struct mr_send_slot *slot_new(struct muxring_loop *loop,
 	return slot;
 }
 
-struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop)
+static struct mr_send_slot *stack_pop(struct mr_slot_stack *stack)
 {
-	struct mr_send_slot *slot = loop->free_full_slots;
+	struct mr_send_slot *slot = stack->top;
 
 	if (slot) {
-		loop->free_full_slots = slot->next_free;
-		loop->free_full_count--;
-		return slot;
+		stack->top = slot->next_free;
+		stack->count--;
 	}
-	return slot_new(loop, MR_SEND_IOV,
-			sizeof(*slot) + MR_SEND_IOV * sizeof(struct iovec) +
-				MR_SEND_BOUNCE);
+	return slot;
+}
+
+static void stack_free(struct muxring_loop *loop, struct mr_slot_stack *stack)
+{
+	struct mr_send_slot *slot;
+
+	while ((slot = stack_pop(stack)))
+		mr_free(loop->mem, slot);
+}
+
+struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop)
+{
+	struct mr_send_slot *slot = stack_pop(&loop->full_slots);
+
+	return slot ? slot
+		    : slot_new(loop, MR_SEND_IOV,
+			       sizeof(*slot) +
+				       MR_SEND_IOV * sizeof(struct iovec) +
+				       MR_SEND_BOUNCE);
 }
 
 static struct mr_send_slot *small_slot_get(struct muxring_loop *loop)
 {
-	struct mr_send_slot *slot = loop->free_small_slots;
+	struct mr_send_slot *slot = stack_pop(&loop->small_slots);
 
-	if (slot) {
-		loop->free_small_slots = slot->next_free;
-		loop->free_small_count--;
-		return slot;
-	}
-	return slot_new(loop, MR_SEND_SMALL_IOV, MR_SEND_SMALL_SLOT);
+	return slot ? slot
+		    : slot_new(loop, MR_SEND_SMALL_IOV, MR_SEND_SMALL_SLOT);
 }
 
 struct mr_send_slot *mr_loop_slot_shrink(struct muxring_loop *loop,
@@ -186,18 +198,16 @@ struct mr_send_slot *mr_loop_slot_shrink(struct muxring_loop *loop,
 void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
 {
 	bool small = slot->iov_cap == MR_SEND_SMALL_IOV;
-	unsigned *count = small ? &loop->free_small_count :
-				  &loop->free_full_count;
-	struct mr_send_slot **stack = small ? &loop->free_small_slots :
-					      &loop->free_full_slots;
+	struct mr_slot_stack *stack = small ? &loop->small_slots
+					    : &loop->full_slots;
 
-	if (*count >= (small ? MR_SEND_SMALL_SPARE : MR_SEND_FULL_SPARE)) {
+	if (stack->count >= (small ? MR_SEND_SMALL_SPARE : MR_SEND_FULL_SPARE)) {
 		mr_free(loop->mem, slot);
 		return;
 	}
-	slot->next_free = *stack;
-	*stack = slot;
-	(*count)++;
+	slot->next_free = stack->top;
+	stack->top = slot;
+	stack->count++;
 }
 
 /* ---- the file table ---------------------------------------------------------- */
@@ -801,21 +811,13 @@ static int fill_opts(const struct muxring_loop_opts *in,
 
 static void loop_free(struct muxring_loop *loop)
 {
-	struct mr_send_slot *slot;
-
 	mr_bufring_detach(loop->bufring);
 	mr_send_arena_detach(loop->arena);
 	mr_cq_free(&loop->cq);
 	mr_timers_free(&loop->timers);
 	mr_tracer_free(loop->tracer);
-	while ((slot = loop->free_full_slots)) {
-		loop->free_full_slots = slot->next_free;
-		mr_free(loop->mem, slot);
-	}
-	while ((slot = loop->free_small_slots)) {
-		loop->free_small_slots = slot->next_free;
-		mr_free(loop->mem, slot);
-	}
+	stack_free(loop, &loop->full_slots);
+	stack_free(loop, &loop->small_slots);
 	mr_free(loop->mem, loop->files_free);
 	mr_free(loop->mem, loop);
 }

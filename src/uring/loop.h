@@ -109,6 +109,12 @@ struct mr_send_slot {
 	size_t owned_off, owned_len;
 };
 
+/* Spare send slots of one size, linked through next_free. */
+struct mr_slot_stack {
+	struct mr_send_slot *top;
+	unsigned count;
+};
+
 /* An intrusive doubly linked list of sessions (dirty, starved, all). */
 struct mr_slist {
 	struct muxring_session *head, *tail;
@@ -136,8 +142,7 @@ struct muxring_loop {
 					  success) is not yet known to be
 					  done; linked by quiet_next */
 	struct muxring_listener *listeners; /* every listener not yet freed */
-	struct mr_send_slot *free_full_slots, *free_small_slots;
-	unsigned free_full_count, free_small_count;
+	struct mr_slot_stack full_slots, small_slots; /* spare send slots */
 	/* The ring's registered file table (MUXRING_FEAT_FIXED_FILES): a
 	 * stack of its free slots, files_free_count of them. */
 	unsigned files_free_count;

@@ -1,19 +1,27 @@
 /*
- * counting_mem.c - the counting allocator of counting_mem.h, over libc.
+ * counting_mem.c - the allocator of counting_mem.h, over libc.
  */
 #include "counting_mem.h"
 
 #include <stdlib.h>
+
+static bool should_fail(struct counting_mem *c)
+{
+	if (++c->calls == c->fail_at)
+		c->failed = true;
+	return c->refuse || c->calls == c->fail_at;
+}
 
 static void *cm_malloc(size_t size, void *user)
 {
 	struct counting_mem *c = user;
 	void *p;
 
-	if (c->refuse || !(p = malloc(size)))
+	if (should_fail(c))
 		return NULL;
-	c->live++;
-	c->mallocs++;
+	p = malloc(size);
+	if (p)
+		c->live++;
 	return p;
 }
 
@@ -31,33 +39,36 @@ static void *cm_calloc(size_t nmemb, size_t size, void *user)
 	struct counting_mem *c = user;
 	void *p;
 
-	if (c->refuse || !(p = calloc(nmemb, size)))
+	if (should_fail(c))
 		return NULL;
-	c->live++;
-	c->mallocs++;
+	p = calloc(nmemb, size);
+	if (p)
+		c->live++;
 	return p;
 }
 
 static void *cm_realloc(void *ptr, size_t size, void *user)
 {
 	struct counting_mem *c = user;
+	void *p;
 
-	if (!ptr)
-		return cm_malloc(size, user);
-	if (!size) {
-		cm_free(ptr, user);
+	if (should_fail(c))
 		return NULL;
-	}
-	return c->refuse ? NULL : realloc(ptr, size);
+	p = realloc(ptr, size);
+	if (p && !ptr)
+		c->live++;
+	return p;
 }
 
-void counting_mem_init(struct counting_mem *c)
+const struct muxring_mem *counting_mem_as_mem(struct counting_mem *c,
+					      struct muxring_mem *out)
 {
-	*c = (struct counting_mem){
-		.mem = {.user = c,
-			.malloc = cm_malloc,
-			.free = cm_free,
-			.calloc = cm_calloc,
-			.realloc = cm_realloc},
+	*out = (struct muxring_mem){
+		.user = c,
+		.malloc = cm_malloc,
+		.free = cm_free,
+		.calloc = cm_calloc,
+		.realloc = cm_realloc,
 	};
+	return out;
 }

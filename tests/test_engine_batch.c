@@ -57,10 +57,13 @@ static void test_waiting_writes_leave_in_one_frame_each_reported(void **state)
 				 0);
 	}
 	assert_int_equal(stats_of(h).write_bytes_queued, 30);
-	/* The header, then the 30 bytes as one iovec. */
+	/* The header, then the 30 bytes as two iovecs: the smallest block
+	 * (MR_BATCH_MIN) takes the first writes and their records, the next
+	 * one, twice its size, the rest. */
 	n = mr_session_tx_iov(h->sess, iov, 8, SIZE_MAX);
-	assert_int_equal(n, 2);
-	assert_int_equal(iov[1].iov_len, 30);
+	assert_int_equal(n, 3);
+	assert_true(iov[1].iov_len > 0 && iov[2].iov_len > 0);
+	assert_int_equal(iov[1].iov_len + iov[2].iov_len, 30);
 	eh_tx_frames(h, &f);
 	assert_int_equal(eh_frames_count(&f, MR_FRAME_DATA, EH_ANY), 1);
 	assert_int_equal(f.v[0].hdr.length, 30);
@@ -168,7 +171,7 @@ static void test_equal_writes_share_a_record_and_are_reported_one_by_one(void **
 		assert_int_equal(mr_stream_write_copy(s, "e", 1, 7, false), 0);
 	st = stats_of(h);
 	assert_int_equal(st.write_bytes_queued, 50000);
-	/* Blocks of 256 B to 32 KiB holding the bytes, one record each:
+	/* Blocks of 128 B to 32 KiB holding the bytes, one record each:
 	 * about 66 KB, where a record per write would be 850 KB. */
 	print_message("50,000 equal 1-byte writes hold %llu bytes\n",
 		      (unsigned long long)st.write_memory);

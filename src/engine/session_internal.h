@@ -61,8 +61,10 @@ struct mr_write {
 /* Batch blocks (whole allocations, struct mr_buf included) grow by
  * doubling from MR_BATCH_MIN to MR_BATCH_MAX as a stream's small writes
  * pile up, so one write costs a small block and a backlog large ones;
- * mr_stream_write_copy packs writes up to MR_BATCH_WRITE_MAX bytes. */
-#define MR_BATCH_MIN 256u
+ * mr_stream_write_copy packs writes up to MR_BATCH_WRITE_MAX bytes. The
+ * smallest holds a 64-byte message: with ten thousand sessions each
+ * sending one, a larger one would be memory none of them uses. */
+#define MR_BATCH_MIN 128u
 #define MR_BATCH_MAX (64u << 10)
 
 /* One iovec's worth of committed output. Slots live in a fixed ring so the

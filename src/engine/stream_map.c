@@ -12,7 +12,9 @@
 
 #include "engine/session_internal.h"
 
-#define MAP_MIN_CAPACITY 16u
+/* Room for one stream (and a heartbeat): most sessions of a server with
+ * many of them carry one stream, and the table doubles from there. */
+#define MAP_MIN_CAPACITY 4u
 
 static uint32_t slot_of(uint32_t id, uint32_t mask)
 {

@@ -4,8 +4,9 @@
  * Every inbound DATA, WNDINC and RST frame looks its stream up, so the map
  * is an open-addressing table of stream pointers, the key being each
  * stream's own id: 8 bytes per slot, at most half the slots used, so an
- * idle stream costs 16 to 32 bytes here. A probe reads the stream's id,
- * and the stream found is what the caller touches next anyway.
+ * idle stream costs 16 to 32 bytes here (a session's first four slots
+ * hold two). A probe reads the stream's id, and the stream found is what
+ * the caller touches next anyway.
  */
 #ifndef MUXRING_STREAM_MAP_H
 #define MUXRING_STREAM_MAP_H

@@ -117,18 +117,51 @@ void mr_stats_keep_max(struct muxring_stats *into,
 
 /* ---- send slots ---------------------------------------------------------- */
 
-static struct mr_send_slot *slot_new(struct muxring_loop *loop,
-				      unsigned iov_cap, size_t size)
+/* Each class's iovecs, whole size, and spares kept (a class is known by
+ * its iovec count). */
+static const struct {
+	unsigned iov_cap;
+	size_t size;
+	unsigned spare;
+} slot_classes[MR_SLOT_CLASSES] = {
+	[MR_SLOT_TINY] = {MR_SEND_TINY_IOV, MR_SEND_TINY_SLOT,
+			  MR_SEND_SMALL_SPARE},
+	[MR_SLOT_SMALL] = {MR_SEND_SMALL_IOV, MR_SEND_SMALL_SLOT,
+			   MR_SEND_SMALL_SPARE},
+	[MR_SLOT_FULL] = {MR_SEND_IOV,
+			  sizeof(struct mr_send_slot) +
+				  MR_SEND_IOV * sizeof(struct iovec) +
+				  MR_SEND_BOUNCE,
+			  MR_SEND_FULL_SPARE},
+};
+
+static size_t class_bounce_cap(enum mr_slot_class cls)
 {
-	struct mr_send_slot *slot = mr_malloc(loop->mem, size);
+	return slot_classes[cls].size - sizeof(struct mr_send_slot) -
+	       slot_classes[cls].iov_cap * sizeof(struct iovec);
+}
+
+static enum mr_slot_class slot_class(const struct mr_send_slot *slot)
+{
+	enum mr_slot_class cls = MR_SLOT_TINY;
+
+	while (slot_classes[cls].iov_cap != slot->iov_cap)
+		cls++;
+	return cls;
+}
+
+static struct mr_send_slot *slot_new(struct muxring_loop *loop,
+				      enum mr_slot_class cls)
+{
+	struct mr_send_slot *slot = mr_malloc(loop->mem,
+					      slot_classes[cls].size);
 
 	if (!slot)
 		return NULL;
 	slot->iov = (struct iovec *)(slot + 1);
-	slot->iov_cap = iov_cap;
-	slot->bounce = (uint8_t *)(slot->iov + iov_cap);
-	slot->bounce_cap = (unsigned)(size - sizeof(*slot) -
-				      iov_cap * sizeof(struct iovec));
+	slot->iov_cap = slot_classes[cls].iov_cap;
+	slot->bounce = (uint8_t *)(slot->iov + slot->iov_cap);
+	slot->bounce_cap = (unsigned)class_bounce_cap(cls);
 	return slot;
 }
 
@@ -151,35 +184,30 @@ static void stack_free(struct muxring_loop *loop, struct mr_slot_stack *stack)
 		mr_free(loop->mem, slot);
 }
 
-struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop)
+static struct mr_send_slot *slot_take(struct muxring_loop *loop,
+				       enum mr_slot_class cls)
 {
-	struct mr_send_slot *slot = stack_pop(&loop->full_slots);
+	struct mr_send_slot *slot = stack_pop(&loop->spare_slots[cls]);
 
-	return slot ? slot
-		    : slot_new(loop, MR_SEND_IOV,
-			       sizeof(*slot) +
-				       MR_SEND_IOV * sizeof(struct iovec) +
-				       MR_SEND_BOUNCE);
+	return slot ? slot : slot_new(loop, cls);
 }
 
-static struct mr_send_slot *small_slot_get(struct muxring_loop *loop)
+struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop)
 {
-	struct mr_send_slot *slot = stack_pop(&loop->small_slots);
-
-	return slot ? slot
-		    : slot_new(loop, MR_SEND_SMALL_IOV, MR_SEND_SMALL_SLOT);
+	return slot_take(loop, MR_SLOT_FULL);
 }
 
 struct mr_send_slot *mr_loop_slot_shrink(struct muxring_loop *loop,
 					 struct mr_send_slot *full, size_t n,
 					 size_t bounce_used)
 {
+	enum mr_slot_class cls = MR_SLOT_TINY;
 	struct mr_send_slot *small;
 
-	if (n > MR_SEND_SMALL_IOV ||
-	    bounce_used > MR_SEND_SMALL_SLOT - sizeof(*small) -
-				  MR_SEND_SMALL_IOV * sizeof(struct iovec) ||
-	    !(small = small_slot_get(loop)))
+	while (cls < MR_SLOT_FULL && (n > slot_classes[cls].iov_cap ||
+				      bounce_used > class_bounce_cap(cls)))
+		cls++;
+	if (cls == MR_SLOT_FULL || !(small = slot_take(loop, cls)))
 		return full;
 	memcpy(small->bounce, full->bounce, bounce_used);
 	for (size_t i = 0; i < n; i++) {
@@ -197,11 +225,10 @@ struct mr_send_slot *mr_loop_slot_shrink(struct muxring_loop *loop,
 
 void mr_loop_slot_put(struct muxring_loop *loop, struct mr_send_slot *slot)
 {
-	bool small = slot->iov_cap == MR_SEND_SMALL_IOV;
-	struct mr_slot_stack *stack = small ? &loop->small_slots
-					    : &loop->full_slots;
+	enum mr_slot_class cls = slot_class(slot);
+	struct mr_slot_stack *stack = &loop->spare_slots[cls];
 
-	if (stack->count >= (small ? MR_SEND_SMALL_SPARE : MR_SEND_FULL_SPARE)) {
+	if (stack->count >= slot_classes[cls].spare) {
 		mr_free(loop->mem, slot);
 		return;
 	}
@@ -816,8 +843,8 @@ static void loop_free(struct muxring_loop *loop)
 	mr_cq_free(&loop->cq);
 	mr_timers_free(&loop->timers);
 	mr_tracer_free(loop->tracer);
-	stack_free(loop, &loop->full_slots);
-	stack_free(loop, &loop->small_slots);
+	for (enum mr_slot_class cls = 0; cls < MR_SLOT_CLASSES; cls++)
+		stack_free(loop, &loop->spare_slots[cls]);
 	mr_free(loop->mem, loop->files_free);
 	mr_free(loop->mem, loop);
 }

@@ -79,19 +79,34 @@ static inline enum mr_op_tag mr_op_tag_of(uint64_t user_data)
 #define MR_SEND_SMALL 512u
 #define MR_SEND_BOUNCE (16u << 10)
 
-/* A small slot: what a request, an answer or a window update needs (272
- * bytes of bounce buffer on 64-bit Linux). A send is built in a full slot
- * and moved into a small one when it fits, so that a loop with many
- * sessions sending at once holds half a kilobyte per send in flight, not
- * a full slot's 20. */
+/*
+ * Send slots come in three sizes (enum mr_slot_class). A send is built in
+ * a full slot (MR_SEND_IOV iovecs, MR_SEND_BOUNCE bytes) and moved into the
+ * smallest that holds it, so that a loop with many sessions sending at
+ * once holds, per send in flight, a quarter or half a kilobyte, not a full
+ * slot's 20:
+ * - a tiny slot holds one buffer of up to 128 bytes (on 64-bit Linux): a
+ *   short request or answer, copied whole, as most are;
+ * - a small slot, 8 iovecs and 272 bytes: a few frames, or one whose
+ *   payload stays in place.
+ */
+#define MR_SEND_TINY_IOV 1u
+#define MR_SEND_TINY_SLOT 256u
 #define MR_SEND_SMALL_IOV 8u
 #define MR_SEND_SMALL_SLOT 512u
-/* Slots kept for reuse beyond those in flight; the rest are freed. Small
- * ones are kept by the hundred, for loops whose sessions answer by the
- * hundred in a turn; ten thousand answering at once leave no more than
- * that behind. */
+/* Slots kept for reuse beyond those in flight; the rest are freed. Tiny
+ * and small ones are kept by the hundred, for loops whose sessions answer
+ * by the hundred in a turn; ten thousand answering at once leave no more
+ * than that behind. */
 #define MR_SEND_FULL_SPARE 16u
 #define MR_SEND_SMALL_SPARE 256u
+
+enum mr_slot_class {
+	MR_SLOT_TINY,
+	MR_SLOT_SMALL,
+	MR_SLOT_FULL,
+	MR_SLOT_CLASSES,
+};
 
 /* What one in-flight sendmsg needs to stay put until it completes, in one
  * allocation: the struct, then iov_cap iovecs, then bounce_cap bytes.
@@ -142,7 +157,7 @@ struct muxring_loop {
 					  success) is not yet known to be
 					  done; linked by quiet_next */
 	struct muxring_listener *listeners; /* every listener not yet freed */
-	struct mr_slot_stack full_slots, small_slots; /* spare send slots */
+	struct mr_slot_stack spare_slots[MR_SLOT_CLASSES]; /* by class */
 	/* The ring's registered file table (MUXRING_FEAT_FIXED_FILES): a
 	 * stack of its free slots, files_free_count of them. */
 	unsigned files_free_count;
@@ -236,8 +251,8 @@ static inline void mr_sqe_use_file(struct io_uring_sqe *sqe, int slot)
 /* A send slot from the pool (NULL on ENOMEM) and its return. */
 /* A full slot (MR_SEND_IOV iovecs, MR_SEND_BOUNCE bytes), or NULL. */
 struct mr_send_slot *mr_loop_slot_get(struct muxring_loop *loop);
-/* The same send in a small slot when its n iovecs and the first
- * bounce_used bytes of its bounce buffer fit one (then `full` goes back to
+/* The same send in the smallest slot that holds its n iovecs and the
+ * first bounce_used bytes of its bounce buffer (then `full` goes back to
  * the pool); else, or without memory, `full` itself. */
 struct mr_send_slot *mr_loop_slot_shrink(struct muxring_loop *loop,
 					 struct mr_send_slot *full, size_t n,

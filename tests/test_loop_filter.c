@@ -22,7 +22,9 @@
  * of a transfer, and its refusal; each answer of receive_failed() to a
  * receive that fails after the hand-over; shutdown() called once per side at
  * the clean end; READY waiting for the handshake; a loop destroyed in the
- * middle of a transfer closing every filter state.
+ * middle of a transfer closing every filter state; each allocation of a
+ * filtered session's creation failing in turn (its filter state is an
+ * allocation of its own).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,12 +34,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "counting_mem.h"
 #include "loop_harness.h"
 
 #define HELLO 0x48
@@ -475,6 +479,50 @@ static void test_destroy_with_live_filters(void **state)
 	assert_int_equal(conf.closed, 2);
 }
 
+/* Creating a filtered session with allocation number k failing, for every
+ * k until none does: each either fails with -ENOMEM, its descriptor closed
+ * and its filter never opened, or gives a session; once the loop is gone
+ * every filter opened is closed and every block is back. */
+static void test_filtered_create_survives_each_failed_allocation(void **state)
+{
+	struct toy_conf conf = {.key = 0x33};
+	struct muxring_filter f = {.ops = &toy_ops, .arg = &conf};
+	struct muxring_session_opts so = {.filter = &f};
+	unsigned refused = 0;
+
+	(void)state;
+	for (uint64_t k = 1;; k++) {
+		struct counting_mem counts = {0};
+		struct muxring_mem mem;
+		struct muxring_loop_opts lo = {
+			.mem = counting_mem_as_mem(&counts, &mem)};
+		struct muxring_loop *loop;
+		struct muxring_session *s;
+		unsigned opened = conf.opened;
+		int fds[2], err;
+
+		assert_int_equal(muxring_loop_create(&loop, &lo), 0);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+		counts.fail_at = counts.calls + k;
+		err = muxring_session_create(loop, fds[0], MUXRING_CLIENT, &so,
+					     0, &s);
+		if (err) {
+			assert_int_equal(err, -ENOMEM);
+			assert_true(counts.failed);
+			assert_int_equal(fcntl(fds[0], F_GETFD), -1);
+			assert_int_equal(conf.opened, opened);
+			refused++;
+		}
+		muxring_loop_destroy(loop);
+		close(fds[1]);
+		assert_int_equal(counts.live, 0);
+		assert_int_equal(conf.closed, conf.opened);
+		if (!counts.failed)
+			break;
+	}
+	assert_true(refused >= 3); /* the session, its filter state, the engine */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -485,6 +533,8 @@ int main(void)
 		cmocka_unit_test(test_receive_failed_answers),
 		cmocka_unit_test(test_wire_carries_filtered_bytes),
 		cmocka_unit_test(test_destroy_with_live_filters),
+		cmocka_unit_test(
+			test_filtered_create_survives_each_failed_allocation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

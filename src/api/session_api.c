@@ -11,6 +11,7 @@
 
 #include "wire/frame.h"
 #include "uring/net.h"
+#include "uring/filter_io.h"
 #include "uring/session_io.h"
 
 int muxring_session_create(struct muxring_loop *loop, int fd,
@@ -156,10 +157,10 @@ int muxring_session_fd(const struct muxring_session *sess)
 const struct muxring_filter *
 muxring_session_filter(const struct muxring_session *sess)
 {
-	return sess->filter;
+	return sess->fio ? sess->fio->filter : NULL;
 }
 
 void *muxring_session_filter_state(const struct muxring_session *sess)
 {
-	return sess->fstate;
+	return sess->fio ? sess->fio->state : NULL;
 }

@@ -194,12 +194,12 @@ struct mr_event {
 struct mr_session_result {
 	int local_error;          /* negative: why this side ended (muxado code
 				     via MUXRING_ERR, or -errno of the transport) */
+	uint32_t remote_code;     /* the peer's GOAWAY: its code */
+	uint32_t remote_last_id;  /* its last stream id */
+	bool remote_goaway;       /* a GOAWAY came from the peer */
 	const char *local_reason; /* the debug text of the GOAWAY this side sent
 				     when it failed the session (a protocol
 				     fault, a flood), else NULL; static */
-	bool remote_goaway;       /* a GOAWAY came from the peer */
-	uint32_t remote_code;     /* its code */
-	uint32_t remote_last_id;  /* its last stream id */
 	const uint8_t *remote_debug; /* its debug text, up to the cap; owned by
 					the session */
 	size_t remote_debug_len;

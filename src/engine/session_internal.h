@@ -224,12 +224,12 @@ struct mr_session {
 	uint32_t next_local_id;    /* id the next open takes */
 	uint32_t last_remote_id;   /* highest id the peer opened */
 	uint32_t accept_pending;   /* accepted, not yet taken by the app */
+	uint32_t closes_owed;      /* streams with MR_STREAM_CLOSE_OWED */
 	bool goaway_sent;          /* we refuse new peer streams */
 	uint8_t goaways_sent;      /* GOAWAYs mr_session_goaway queued */
 	bool ended;                /* the session is over */
 	bool ended_polled;         /* SESSION_ENDED was taken by the driver */
 	bool out_of_memory;        /* an event was lost; the session fails */
-	uint32_t closes_owed;      /* streams with MR_STREAM_CLOSE_OWED */
 	bool credit_stalled;       /* buffered reached the limit: WNDINC held
 				      back until it falls below 3/4 of it */
 	uint64_t buffer_limit;     /* cap on buffered bytes now, 0: none */
@@ -283,12 +283,11 @@ struct mr_session {
 	/* Freed writes kept for reuse (linked through next): a write per
 	 * message would otherwise cost a malloc and a free. */
 	struct mr_write *write_cache;
-	uint32_t write_cache_count;
 	/* Batch blocks of MR_BATCH_MIN bytes kept for reuse (linked through
 	 * their first bytes), for the same reason: a small message would
 	 * otherwise cost a malloc and a free of its block. */
 	struct mr_buf *block_cache;
-	uint32_t block_cache_count;
+	uint32_t write_cache_count, block_cache_count;
 
 	struct mr_session_stats stats;
 };

@@ -37,7 +37,7 @@
 
 static const struct muxring_filter_ops *ops(const struct muxring_session *s)
 {
-	return s->filter->ops;
+	return s->fio->filter->ops;
 }
 
 /* A copy of text from the loop's allocator (NULL when it has no memory:
@@ -56,15 +56,15 @@ static char *copy_text(const struct muxring_mem *mem, const char *text)
  * when it has some). */
 static void fio_fail(struct muxring_session *s, int err, const char *text)
 {
-	const char *why = s->fstate && ops(s)->error ? ops(s)->error(s->fstate)
+	const char *why = s->fio->state && ops(s)->error ? ops(s)->error(s->fio->state)
 						     : NULL;
 
 	if (s->flags & MR_SIO_FILTER_FAILED)
 		return;
 	s->flags |= MR_SIO_FILTER_FAILED;
 	s->flags &= ~(uint32_t)MR_SIO_HANDSHAKING;
-	if (!s->end_text)
-		s->end_text = copy_text(s->loop->mem,
+	if (!s->fio->end_text)
+		s->fio->end_text = copy_text(s->loop->mem,
 					text ? text : why ? why
 					     : "transport filter failed");
 	if (!(s->flags & MR_SIO_READY_POSTED))
@@ -76,10 +76,10 @@ static void fio_fail(struct muxring_session *s, int err, const char *text)
 int mr_fio_open(struct muxring_session *s, enum muxring_role role,
 		const char *host)
 {
-	int err = ops(s)->open(s->filter->arg, s, role, host, &s->fstate);
+	int err = ops(s)->open(s->fio->filter->arg, s, role, host, &s->fio->state);
 
 	if (err) {
-		s->fstate = NULL;
+		s->fio->state = NULL;
 		fio_fail(s, err, "the transport filter could not start");
 	}
 	return err;
@@ -87,34 +87,34 @@ int mr_fio_open(struct muxring_session *s, enum muxring_role role,
 
 static size_t fio_pending(const struct muxring_session *s)
 {
-	return s->fstate ? ops(s)->pending(s->fstate) : 0;
+	return s->fio->state ? ops(s)->pending(s->fio->state) : 0;
 }
 
 void mr_fio_start(struct muxring_session *s)
 {
-	uint64_t t = s->filter->handshake_timeout_ns;
+	uint64_t t = s->fio->filter->handshake_timeout_ns;
 
 	if (s->flags & MR_SIO_FILTER_FAILED || !t)
 		return;
 	s->flags |= MR_SIO_HANDSHAKING;
-	s->handshake_deadline = muxring_now_ns() + t;
-	if (!s->deadline || s->handshake_deadline < s->deadline)
-		(void)mr_timers_set(&s->loop->timers, s, s->handshake_deadline);
+	s->fio->handshake_deadline = muxring_now_ns() + t;
+	if (!s->deadline || s->fio->handshake_deadline < s->deadline)
+		(void)mr_timers_set(&s->loop->timers, s, s->fio->handshake_deadline);
 }
 
 bool mr_fio_active(const struct muxring_session *s)
 {
-	return s->filter != NULL;
+	return s->fio != NULL;
 }
 
 bool mr_fio_decrypts(const struct muxring_session *s)
 {
-	return s->filter && !(s->flags & MR_SIO_RX_PASS);
+	return s->fio && !(s->flags & MR_SIO_RX_PASS);
 }
 
 bool mr_fio_sends(const struct muxring_session *s)
 {
-	return s->filter && !(s->flags & MR_SIO_FILTER_PASS);
+	return s->fio && !(s->flags & MR_SIO_FILTER_PASS);
 }
 
 bool mr_fio_ready(const struct muxring_session *s)
@@ -126,24 +126,24 @@ bool mr_fio_ready(const struct muxring_session *s)
 /* The handshake just completed: stop its clock. */
 static void note_established(struct muxring_session *s)
 {
-	if (s->flags & MR_SIO_FILTER_UP || !ops(s)->established(s->fstate))
+	if (s->flags & MR_SIO_FILTER_UP || !ops(s)->established(s->fio->state))
 		return;
 	s->flags |= MR_SIO_FILTER_UP;
 	s->flags &= ~(uint32_t)MR_SIO_HANDSHAKING;
-	s->handshake_deadline = 0;
+	s->fio->handshake_deadline = 0;
 	mr_loop_mark_dirty(s);
 }
 
 /* A block with room for a record, or NULL (out of memory). */
 static struct mr_buf *plain_block(struct muxring_session *s)
 {
-	if (s->plain && s->plain->cap - s->plain_off >= MR_PLAIN_ROOM)
-		return s->plain;
-	if (s->plain)
-		mr_buf_unref(s->plain); /* its views keep it */
-	s->plain = mr_copy_cache_get(s->loop->copies, MR_PLAIN_BLOCK);
-	s->plain_off = 0;
-	return s->plain;
+	if (s->fio->plain && s->fio->plain->cap - s->fio->plain_off >= MR_PLAIN_ROOM)
+		return s->fio->plain;
+	if (s->fio->plain)
+		mr_buf_unref(s->fio->plain); /* its views keep it */
+	s->fio->plain = mr_copy_cache_get(s->loop->copies, MR_PLAIN_BLOCK);
+	s->fio->plain_off = 0;
+	return s->fio->plain;
 }
 
 /* Reads every byte the filter can give and feeds the engine with it. */
@@ -157,8 +157,8 @@ static void pump_plain(struct muxring_session *s)
 			fio_fail(s, -ENOMEM, "out of memory for decrypted data");
 			return;
 		}
-		n = ops(s)->read(s->fstate, b->data + s->plain_off,
-				 b->cap - s->plain_off);
+		n = ops(s)->read(s->fio->state, b->data + s->fio->plain_off,
+				 b->cap - s->fio->plain_off);
 		note_established(s);
 		if (n < 0)
 			fio_fail(s, (int)n, NULL);
@@ -167,10 +167,10 @@ static void pump_plain(struct muxring_session *s)
 		if (!muxring_engine_ended(s->engine)) {
 			muxring_engine_set_now(s->engine, s->loop->now);
 			muxring_engine_feed_buf(s->engine, mr_engine_buf_of(b),
-						b->data + s->plain_off,
+						b->data + s->fio->plain_off,
 						(size_t)n);
 		}
-		s->plain_off += (size_t)n;
+		s->fio->plain_off += (size_t)n;
 	}
 }
 
@@ -179,9 +179,9 @@ static void pump_plain(struct muxring_session *s)
  * this one, still warm). */
 static void drop_idle_block(struct muxring_session *s)
 {
-	if (s->plain && s->plain->refs == 1) {
-		mr_buf_unref(s->plain);
-		s->plain = NULL;
+	if (s->fio->plain && s->fio->plain->refs == 1) {
+		mr_buf_unref(s->fio->plain);
+		s->fio->plain = NULL;
 	}
 }
 
@@ -191,7 +191,7 @@ void mr_fio_input(struct muxring_session *s, const uint8_t *data, size_t len)
 
 	if (s->flags & MR_SIO_FILTER_FAILED)
 		return;
-	err = ops(s)->feed(s->fstate, data, len);
+	err = ops(s)->feed(s->fio->state, data, len);
 	if (err) {
 		fio_fail(s, err, NULL);
 	} else if (len) {
@@ -201,8 +201,8 @@ void mr_fio_input(struct muxring_session *s, const uint8_t *data, size_t len)
 		mr_sio_transport_end(s, 0);
 	}
 	/* data is a ring buffer about to go back to the ring. */
-	if (ops(s)->feed_end && s->fstate)
-		ops(s)->feed_end(s->fstate);
+	if (ops(s)->feed_end && s->fio->state)
+		ops(s)->feed_end(s->fio->state);
 }
 
 void mr_fio_step(struct muxring_session *s)
@@ -229,18 +229,18 @@ static int encrypt_frames(struct muxring_session *s, struct mr_send_slot *slot,
 			used += v->iov_len;
 			continue;
 		}
-		if (used && (r = ops(s)->write(s->fstate, slot->bounce, used)) < 0)
+		if (used && (r = ops(s)->write(s->fio->state, slot->bounce, used)) < 0)
 			break;
 		used = 0;
 		if (v->iov_len <= MR_SEND_SMALL) {
 			memcpy(slot->bounce, v->iov_base, v->iov_len);
 			used = v->iov_len;
 		} else {
-			r = ops(s)->write(s->fstate, v->iov_base, v->iov_len);
+			r = ops(s)->write(s->fio->state, v->iov_base, v->iov_len);
 		}
 	}
 	if (r >= 0 && used)
-		r = ops(s)->write(s->fstate, slot->bounce, used);
+		r = ops(s)->write(s->fio->state, slot->bounce, used);
 	if (r < 0)
 		return (int)r;
 	for (i = 0; i < n; i++)
@@ -283,36 +283,36 @@ static bool fill_cipher(struct muxring_session *s)
 	}
 	spill = fio_pending(s);
 	cap = spill + (n ? cipher_room(plain, n) : 0);
-	s->cipher = cap ? mr_copy_cache_get(s->loop->copies, cap) : NULL;
-	if (!s->cipher) {
+	s->fio->cipher = cap ? mr_copy_cache_get(s->loop->copies, cap) : NULL;
+	if (!s->fio->cipher) {
 		if (slot)
 			mr_loop_slot_put(s->loop, slot);
 		if (cap)
 			mr_loop_mark_dirty(s); /* out of memory: next turn */
 		return false;
 	}
-	used = spill ? ops(s)->drain(s->fstate, s->cipher->data, spill) : 0;
+	used = spill ? ops(s)->drain(s->fio->state, s->fio->cipher->data, spill) : 0;
 	if (n) {
 		if (ops(s)->set_output)
-			ops(s)->set_output(s->fstate, s->cipher->data + used,
+			ops(s)->set_output(s->fio->state, s->fio->cipher->data + used,
 					   cap - used);
 		err = encrypt_frames(s, slot, n);
 		if (ops(s)->set_output)
-			used += ops(s)->output_done(s->fstate);
+			used += ops(s)->output_done(s->fio->state);
 		/* Without set_output (or past the room): from pending. */
-		used += ops(s)->drain(s->fstate, s->cipher->data + used,
+		used += ops(s)->drain(s->fio->state, s->fio->cipher->data + used,
 				      cap - used);
 		mr_loop_slot_put(s->loop, slot);
 	}
 	if (err)
 		fio_fail(s, err, NULL);
 	if (!used) {
-		mr_buf_unref(s->cipher);
-		s->cipher = NULL;
+		mr_buf_unref(s->fio->cipher);
+		s->fio->cipher = NULL;
 		return false;
 	}
-	s->cipher_len = used;
-	s->cipher_off = 0;
+	s->fio->cipher_len = used;
+	s->fio->cipher_off = 0;
 	return true;
 }
 
@@ -327,10 +327,10 @@ static void ask_passthrough(struct muxring_session *s)
 		s->flags |= MR_SIO_PASS_ASKED; /* nothing to wait for */
 		return;
 	}
-	if (s->cipher || fio_pending(s))
+	if (s->fio->cipher || fio_pending(s))
 		return;
 	s->flags |= MR_SIO_PASS_ASKED;
-	if (!ops(s)->passthrough(s->fstate))
+	if (!ops(s)->passthrough(s->fio->state))
 		return;
 	s->flags |= MR_SIO_FILTER_PASS;
 	if (ops(s)->receive_handover)
@@ -362,16 +362,16 @@ static bool read_exact(struct muxring_session *s, size_t n)
 {
 	struct io_uring_sqe *sqe;
 
-	s->rx_exact = mr_copy_cache_get(s->loop->copies, n);
-	if (!s->rx_exact)
+	s->fio->rx_exact = mr_copy_cache_get(s->loop->copies, n);
+	if (!s->fio->rx_exact)
 		return false;
 	if (!(sqe = mr_loop_sqe(s->loop))) {
-		mr_buf_unref(s->rx_exact);
-		s->rx_exact = NULL;
+		mr_buf_unref(s->fio->rx_exact);
+		s->fio->rx_exact = NULL;
 		mr_loop_mark_dirty(s);
 		return true;
 	}
-	io_uring_prep_recv(sqe, s->fd, s->rx_exact->data, n, MSG_WAITALL);
+	io_uring_prep_recv(sqe, s->fd, s->fio->rx_exact->data, n, MSG_WAITALL);
 	mr_sqe_use_file(sqe, s->file_slot);
 	mr_sio_submit(s, sqe, MR_OP_RECV);
 	s->flags |= MR_SIO_RECV_ARMED;
@@ -384,9 +384,9 @@ bool mr_fio_rx_hold(struct muxring_session *s)
 
 	if (!(s->flags & MR_SIO_RX_SWITCH))
 		return false;
-	if (s->flags & MR_SIO_RX_STOPPING || s->rx_exact)
+	if (s->flags & MR_SIO_RX_STOPPING || s->fio->rx_exact)
 		return true;
-	if (s->state != MR_SIO_OPEN || !s->fstate ||
+	if (s->state != MR_SIO_OPEN || !s->fio->state ||
 	    s->flags & (MR_SIO_RECV_DONE | MR_SIO_FILTER_FAILED) ||
 	    muxring_engine_ended(s->engine)) {
 		s->flags &= ~(uint32_t)MR_SIO_RX_SWITCH;
@@ -396,7 +396,7 @@ bool mr_fio_rx_hold(struct muxring_session *s)
 		stop_multishot(s);
 		return true;
 	}
-	n = ops(s)->receive_handover(s->fstate);
+	n = ops(s)->receive_handover(s->fio->state);
 	if (n > 0 && read_exact(s, (size_t)n))
 		return true;
 	s->flags &= ~(uint32_t)MR_SIO_RX_SWITCH;
@@ -416,11 +416,11 @@ bool mr_fio_rx_failed(struct muxring_session *s, int err)
 
 	/* Once the session is ending, whatever stops the receive just
 	 * ends the reading (a close_notify answering ours, typically). */
-	if (!(s->flags & MR_SIO_RX_PASS) || !s->fstate ||
+	if (!(s->flags & MR_SIO_RX_PASS) || !s->fio->state ||
 	    !ops(s)->receive_failed || s->state != MR_SIO_OPEN ||
 	    muxring_engine_ended(s->engine))
 		return false;
-	r = ops(s)->receive_failed(s->fstate, err);
+	r = ops(s)->receive_failed(s->fio->state, err);
 	if (r == err)
 		return false;
 	if (r == 0)
@@ -440,11 +440,11 @@ bool mr_fio_start_send(struct muxring_session *s)
 	ask_passthrough(s);
 	if (!mr_fio_sends(s))
 		return false;
-	if (!s->cipher && (!s->fstate || !fill_cipher(s)))
+	if (!s->fio->cipher && (!s->fio->state || !fill_cipher(s)))
 		return false;
 	sqe = mr_loop_sqe(s->loop);
-	io_uring_prep_send(sqe, s->fd, s->cipher->data + s->cipher_off,
-			   s->cipher_len - s->cipher_off, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, s->fd, s->fio->cipher->data + s->fio->cipher_off,
+			   s->fio->cipher_len - s->fio->cipher_off, MSG_NOSIGNAL);
 	mr_sio_submit(s, sqe, MR_OP_SEND);
 	s->flags |= MR_SIO_SEND_ARMED;
 	s->sends++;
@@ -455,59 +455,60 @@ bool mr_fio_start_send(struct muxring_session *s)
 void mr_fio_send_done(struct muxring_session *s, int res)
 {
 	if (res > 0)
-		s->cipher_off += (size_t)res;
+		s->fio->cipher_off += (size_t)res;
 	if (res < 0 && res != -EINTR && res != -EAGAIN) {
 		s->flags |= MR_SIO_TX_DEAD;
 		mr_sio_transport_end(s, res);
 	}
-	if (s->cipher_off >= s->cipher_len || s->flags & MR_SIO_TX_DEAD) {
-		mr_buf_unref(s->cipher);
-		s->cipher = NULL;
+	if (s->fio->cipher_off >= s->fio->cipher_len || s->flags & MR_SIO_TX_DEAD) {
+		mr_buf_unref(s->fio->cipher);
+		s->fio->cipher = NULL;
 	}
 }
 
 bool mr_fio_finish(struct muxring_session *s)
 {
 	if (!(s->flags & (MR_SIO_FILTER_SHUT | MR_SIO_FILTER_FAILED)) &&
-	    s->flags & MR_SIO_FILTER_UP && s->fstate) {
+	    s->flags & MR_SIO_FILTER_UP && s->fio->state) {
 		s->flags |= MR_SIO_FILTER_SHUT;
 		if (ops(s)->shutdown)
-			ops(s)->shutdown(s->fstate);
+			ops(s)->shutdown(s->fio->state);
 	}
 	if (s->flags & MR_SIO_TX_DEAD || !mr_fio_sends(s))
 		return true;
-	return !s->cipher && !fio_pending(s);
+	return !s->fio->cipher && !fio_pending(s);
 }
 
 uint64_t mr_fio_deadline(const struct muxring_session *s)
 {
-	return s->flags & MR_SIO_HANDSHAKING ? s->handshake_deadline : 0;
+	return s->flags & MR_SIO_HANDSHAKING ? s->fio->handshake_deadline : 0;
 }
 
 void mr_fio_expire(struct muxring_session *s, uint64_t now)
 {
 	char text[96];
 
-	if (!(s->flags & MR_SIO_HANDSHAKING) || now < s->handshake_deadline)
+	if (!(s->flags & MR_SIO_HANDSHAKING) || now < s->fio->handshake_deadline)
 		return;
 	snprintf(text, sizeof(text),
 		 "the handshake did not complete within %llu ms",
-		 (unsigned long long)(s->filter->handshake_timeout_ns / 1000000));
+		 (unsigned long long)(s->fio->filter->handshake_timeout_ns / 1000000));
 	fio_fail(s, -ETIMEDOUT, text);
 }
 
 void mr_fio_free(struct muxring_session *s)
 {
-	if (s->fstate)
-		ops(s)->close(s->fstate);
-	s->fstate = NULL;
-	if (s->plain)
-		mr_buf_unref(s->plain);
-	if (s->cipher)
-		mr_buf_unref(s->cipher);
-	if (s->rx_exact)
-		mr_buf_unref(s->rx_exact);
-	s->plain = s->cipher = s->rx_exact = NULL;
-	mr_free(s->loop->mem, s->end_text);
-	s->end_text = NULL;
+	struct mr_fio *fio = s->fio;
+
+	if (fio->state)
+		ops(s)->close(fio->state);
+	if (fio->plain)
+		mr_buf_unref(fio->plain);
+	if (fio->cipher)
+		mr_buf_unref(fio->cipher);
+	if (fio->rx_exact)
+		mr_buf_unref(fio->rx_exact);
+	mr_free(s->loop->mem, fio->end_text);
+	mr_free(s->loop->mem, fio);
+	s->fio = NULL;
 }

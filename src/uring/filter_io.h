@@ -26,6 +26,21 @@
  * cache's 1 MiB class. */
 #define MR_FILTER_SEND_MAX_BYTES ((256u << 10) - (8u << 10))
 
+/* A filtered session's transport state, allocated with the session: the
+ * sessions without a filter, most of them, carry only a NULL pointer. */
+struct mr_fio {
+	const struct muxring_filter *filter;
+	void *state;                  /* its ops->open state */
+	struct mr_buf *plain;         /* block decrypted bytes go into */
+	size_t plain_off;             /* bytes of it used */
+	struct mr_buf *cipher;        /* ciphertext of the send in flight */
+	size_t cipher_off, cipher_len; /* sent so far, total */
+	uint64_t handshake_deadline;  /* ns, 0: none */
+	char *end_text;               /* why the filter failed, or NULL */
+	struct mr_buf *rx_exact;      /* the exact read of a record's rest in
+					 flight (receive hand-over), or NULL */
+};
+
 /* Opens the filter's state for session s (host: the name dialled, or
  * NULL). Returns 0, or the negative error of ops->open: the session has
  * then failed with it. */
@@ -93,7 +108,7 @@ bool mr_fio_finish(struct muxring_session *s);
 uint64_t mr_fio_deadline(const struct muxring_session *s);
 void mr_fio_expire(struct muxring_session *s, uint64_t now);
 
-/* Frees what the filter holds (its state, the blocks). */
+/* Frees what the filter holds (its state, the blocks) and s->fio. */
 void mr_fio_free(struct muxring_session *s);
 
 #endif

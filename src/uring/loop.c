@@ -877,7 +877,8 @@ int muxring_loop_create(struct muxring_loop **loopp,
 		return -ENOMEM;
 	}
 	loop->mem = mem;
-	loop->linger_ms = o.linger_ms;
+	loop->linger_ts.tv_sec = o.linger_ms / 1000;
+	loop->linger_ts.tv_nsec = (long long)(o.linger_ms % 1000) * 1000000;
 	loop->busy_poll_ns = (uint64_t)o.busy_poll_us * 1000u;
 	loop->max_buffered = o.max_buffered == SIZE_MAX ? 0 : o.max_buffered;
 	mr_timers_init(&loop->timers, mem);

@@ -141,7 +141,10 @@ struct muxring_loop {
 	unsigned features;           /* MUXRING_FEAT_* in use */
 	int enter_fd;                /* ring fd, or its registered index */
 	unsigned enter_flags;        /* IORING_ENTER_REGISTERED_RING or 0 */
-	unsigned linger_ms;
+	/* muxring_loop_opts.linger_ms, as every session's linger timeout
+	 * reads it (the kernel reads it when the timeout is submitted, and
+	 * it never changes: so one serves them all). */
+	struct __kernel_timespec linger_ts;
 	uint64_t busy_poll_ns;       /* muxring_loop_opts.busy_poll_us */
 	struct mr_bufring *bufring;  /* receive buffers (group MR_BGID) */
 	struct mr_send_arena *arena; /* muxring_buf_get() buffers, and small

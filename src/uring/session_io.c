@@ -61,26 +61,50 @@ static bool filter_valid(const struct muxring_filter *f)
 	       o->drain && o->established && o->close;
 }
 
+/* The session's memory: the struct, its filter's state when it has a
+ * filter, the engine. Returns 0, -ENOMEM or -EINVAL (options). */
+static int sio_alloc(struct muxring_loop *loop, enum muxring_role role,
+		     const struct muxring_session_opts *opts,
+		     struct muxring_session **out)
+{
+	struct muxring_session *s;
+	int err = 0;
+
+	/* Its place in the deadline heap is made now, so that setting a
+	 * deadline later never needs memory. */
+	if (mr_timers_reserve(&loop->timers, loop->nsessions + 1) ||
+	    !(s = mr_calloc(loop->mem, 1, sizeof(*s))))
+		return -ENOMEM;
+	if (opts && opts->filter) {
+		s->fio = mr_calloc(loop->mem, 1, sizeof(*s->fio));
+		if (s->fio)
+			s->fio->filter = opts->filter;
+		else
+			err = -ENOMEM;
+	}
+	if (!err)
+		err = muxring_engine_create_with_mem(&s->engine, role, opts,
+						     loop->mem);
+	if (err) {
+		mr_free(loop->mem, s->fio);
+		mr_free(loop->mem, s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
 int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 		  const struct muxring_session_opts *opts, const char *host,
 		  uint64_t user_data, enum mr_sio_state state,
 		  struct muxring_session **out)
 {
 	struct muxring_session *s = NULL;
-	int err = -EINVAL;
+	int err = opts && opts->filter && !filter_valid(opts->filter)
+			  ? -EINVAL
+			  : sio_alloc(loop, role, opts, &s);
 
-	if (!opts || !opts->filter || filter_valid(opts->filter)) {
-		/* Its place in the deadline heap is made now, so that setting
-		 * a deadline later never needs memory. */
-		s = mr_timers_reserve(&loop->timers, loop->nsessions + 1)
-			    ? NULL
-			    : mr_calloc(loop->mem, 1, sizeof(*s));
-		err = s ? muxring_engine_create_with_mem(&s->engine, role,
-							 opts, loop->mem)
-			: -ENOMEM;
-	}
 	if (err) {
-		mr_free(loop->mem, s);
 		if (fd >= 0)
 			close(fd);
 		return err;
@@ -102,13 +126,10 @@ int mr_sio_create(struct muxring_loop *loop, int fd, enum muxring_role role,
 						 loop->stats.sessions);
 	mr_loop_mark_dirty(s);
 	*out = s;
-	if (opts && opts->filter) {
-		/* A filter that cannot open fails the session, which still
-		 * gets its READY and ENDED entries. */
-		s->filter = opts->filter;
-		if (mr_fio_open(s, role, host) == 0 && state == MR_SIO_OPEN)
-			mr_fio_start(s);
-	}
+	/* A filter that cannot open fails the session, which still gets its
+	 * READY and ENDED entries. */
+	if (s->fio && mr_fio_open(s, role, host) == 0 && state == MR_SIO_OPEN)
+		mr_fio_start(s);
 	return 0;
 }
 
@@ -184,7 +205,7 @@ static void sio_arm_recv(struct muxring_session *s)
 	struct muxring_loop *loop = s->loop;
 	struct io_uring_sqe *sqe;
 
-	if (s->filter && mr_fio_rx_hold(s))
+	if (s->fio && mr_fio_rx_hold(s))
 		return;
 	if (s->flags & (MR_SIO_RECV_ARMED | MR_SIO_RECV_DONE) || s->fd < 0)
 		return;
@@ -207,7 +228,7 @@ static void sio_arm_recv(struct muxring_session *s)
 	 * go cold in the cache before their turn: TLS bulk was 13% slower
 	 * with bundles (muxbench bulk 32 MiB --tls, medians of 8 interleaved
 	 * runs, 2026-12-05). */
-	if (loop->features & MUXRING_FEAT_RECV_BUNDLE && !s->filter)
+	if (loop->features & MUXRING_FEAT_RECV_BUNDLE && !s->fio)
 		sqe->ioprio |= IORING_RECVSEND_BUNDLE;
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = MR_BGID;
@@ -434,9 +455,9 @@ static bool post_ended(struct muxring_session *s)
 	*cqe = s->ended;
 	/* The application may have changed it since the engine ended. */
 	cqe->user_data = s->user_data;
-	if (!(cqe->flags & MUXRING_CQE_F_REMOTE) && s->end_text) {
-		cqe->view.data = (const uint8_t *)s->end_text;
-		cqe->view.len = strlen(s->end_text);
+	if (!(cqe->flags & MUXRING_CQE_F_REMOTE) && s->fio && s->fio->end_text) {
+		cqe->view.data = (const uint8_t *)s->fio->end_text;
+		cqe->view.len = strlen(s->fio->end_text);
 	}
 	return true;
 }
@@ -488,14 +509,12 @@ static void arm_linger(struct muxring_session *s)
 	if (s->flags & (MR_SIO_LINGER_ARMED | MR_SIO_LINGER_FIRED) ||
 	    s->fd < 0)
 		return;
-	s->linger_ts.tv_sec = loop->linger_ms / 1000;
-	s->linger_ts.tv_nsec = (long long)(loop->linger_ms % 1000) * 1000000;
 	sqe = mr_loop_sqe(loop);
 	if (!sqe) {
 		s->flags |= MR_SIO_LINGER_FIRED;
 		return;
 	}
-	io_uring_prep_timeout(sqe, &s->linger_ts, 0, 0);
+	io_uring_prep_timeout(sqe, &loop->linger_ts, 0, 0);
 	mr_sio_submit(s, sqe, MR_OP_LINGER);
 	s->flags |= MR_SIO_LINGER_ARMED;
 }
@@ -590,7 +609,7 @@ static bool sio_tx_finished(struct muxring_session *s)
 	if (s->flags & MR_SIO_TX_DEAD)
 		return true;
 	if (!mr_fio_sends(s))
-		return muxring_engine_done(s->engine) && (!s->filter || mr_fio_finish(s));
+		return muxring_engine_done(s->engine) && (!s->fio || mr_fio_finish(s));
 	/* Before the handshake, or after a failure, the engine's bytes can
 	 * never leave; only the filter's own (an alert) still do. */
 	if (s->flags & MR_SIO_FILTER_UP && !(s->flags & MR_SIO_FILTER_FAILED) &&
@@ -624,7 +643,7 @@ void mr_sio_step(struct muxring_session *s)
 	/* A filtered session is ready once its handshake is done (or it
 	 * failed); its engine's events wait until then. */
 	if (!(s->flags & MR_SIO_READY_POSTED) &&
-	    (!s->filter || mr_fio_ready(s))) {
+	    (!s->fio || mr_fio_ready(s))) {
 		post_ready(s);
 		if (!(s->flags & MR_SIO_READY_POSTED)) {
 			mr_loop_mark_dirty(s); /* out of memory: retried */
@@ -787,9 +806,9 @@ static bool take_from_ring(struct muxring_session *s, uint32_t bid,
  * go to the filter. True when there were any. */
 static bool take_exact(struct muxring_session *s, int res)
 {
-	struct mr_buf *buf = s->rx_exact;
+	struct mr_buf *buf = s->fio->rx_exact;
 
-	s->rx_exact = NULL;
+	s->fio->rx_exact = NULL;
 	if (res > 0) {
 		mr_kernel_wrote(buf->data, (size_t)res);
 		count_completion(s);
@@ -807,7 +826,7 @@ static void recv_complete(struct muxring_session *s,
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		s->flags &= ~MR_SIO_RECV_ARMED;
-	if (s->rx_exact) {
+	if (s->fio && s->fio->rx_exact) {
 		if (take_exact(s, res))
 			return;
 	} else if (cqe->flags & IORING_CQE_F_BUFFER) {
@@ -847,7 +866,7 @@ static void recv_complete(struct muxring_session *s,
 	case -EAGAIN:
 		return;
 	default:
-		if (s->filter && mr_fio_rx_failed(s, res))
+		if (s->fio && mr_fio_rx_failed(s, res))
 			return;
 		s->flags |= MR_SIO_RECV_DONE | MR_SIO_TX_DEAD;
 		mr_sio_transport_end(s, res);
@@ -931,7 +950,7 @@ static void send_complete(struct muxring_session *s,
 {
 	int res = cqe->res;
 
-	if (s->cipher) {
+	if (s->fio && s->fio->cipher) {
 		s->flags &= ~MR_SIO_SEND_ARMED;
 		mr_fio_send_done(s, res);
 		return;
@@ -970,7 +989,7 @@ static void connect_complete(struct muxring_session *s, int res)
 		freeaddrinfo(s->ai_list);
 		s->ai_list = s->ai_cur = NULL;
 		s->state = MR_SIO_OPEN;
-		if (s->filter)
+		if (s->fio)
 			mr_fio_start(s);
 		return;
 	}
@@ -1032,14 +1051,14 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 uint64_t mr_sio_next_deadline(const struct muxring_session *s)
 {
 	return earliest(muxring_engine_next_deadline(s->engine),
-			s->filter ? mr_fio_deadline(s) : 0);
+			s->fio ? mr_fio_deadline(s) : 0);
 }
 
 uint64_t mr_sio_expire(struct muxring_session *s, uint64_t now)
 {
 	uint64_t next = muxring_engine_expire(s->engine, now);
 
-	if (!s->filter)
+	if (!s->fio)
 		return next;
 	mr_fio_expire(s, now);
 	return earliest(next, mr_fio_deadline(s));
@@ -1088,7 +1107,7 @@ void mr_sio_free(struct muxring_session *s)
 		mr_loop_slot_put(loop, s->send);
 	if (s->ai_list)
 		freeaddrinfo(s->ai_list);
-	if (s->filter)
+	if (s->fio)
 		mr_fio_free(s);
 	muxring_engine_destroy(s->engine);
 	mr_free(loop->mem, s->trace);

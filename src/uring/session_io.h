@@ -82,19 +82,21 @@ struct muxring_session {
 					 -1: none (SQEs then name fd) */
 	uint8_t state;                /* enum mr_sio_state */
 	uint8_t on_lists;             /* bit per enum mr_slist_kind */
+	bool held_to_share;           /* its buffering limit is the loop's
+					 equal share (mr_sio_account) */
 	uint32_t flags;               /* enum mr_sio_flag */
 	uint32_t inflight;            /* SQEs of this session not finished */
 	int ready_res;                /* res of SESSION_READY (connect error) */
 	uint64_t user_data;           /* of the session's entries */
 	struct muxring_listener *listener; /* that accepted it, for READY */
 	struct mr_send_slot *send;    /* the in-flight sendmsg's memory */
-	int zc_res;                   /* SENDMSG_ZC: its result, kept until
-					 the notification says the kernel
-					 let go of the memory */
 	struct muxring_session *quiet_next; /* on loop->quiet */
 	uint32_t quiet_sq_end;        /* the SQ position just past the quiet
 					 send's SQE: consumed once the
 					 kernel's SQ head reaches it */
+	int zc_res;                   /* SENDMSG_ZC: its result, kept until
+					 the notification says the kernel
+					 let go of the memory */
 
 	/* Links of the loop's lists (enum mr_slist_kind). */
 	struct muxring_session *prev[3], *next[3];
@@ -106,8 +108,6 @@ struct muxring_session {
 	/* Dialling: the addresses left to try. */
 	struct addrinfo *ai_list, *ai_cur;
 
-	struct __kernel_timespec linger_ts; /* read by the kernel at submit */
-
 	struct mr_trace_session *trace; /* frame tracing state, NULL when the
 					   loop does not trace */
 
@@ -115,17 +115,8 @@ struct muxring_session {
 	 * closed (valid with MR_SIO_ENDED_SEEN). */
 	struct muxring_cqe ended;
 
-	/* Transport filter (filter_io.c); filter NULL: none. */
-	const struct muxring_filter *filter;
-	void *fstate;                 /* its ops->open state */
-	struct mr_buf *plain;         /* block decrypted bytes go into */
-	size_t plain_off;             /* bytes of it used */
-	struct mr_buf *cipher;        /* ciphertext of the send in flight */
-	size_t cipher_off, cipher_len; /* sent so far, total */
-	uint64_t handshake_deadline;  /* ns, 0: none */
-	char *end_text;               /* why the filter failed, or NULL */
-	struct mr_buf *rx_exact;      /* the exact read of a record's rest in
-					 flight (receive hand-over), or NULL */
+	struct mr_fio *fio;           /* its transport filter's state
+					 (filter_io.c), NULL: none */
 
 	/* Driver counters (the engine keeps frames and bytes). */
 	uint64_t sends, recv_completions, recv_enobufs, recv_copied;
@@ -135,7 +126,6 @@ struct muxring_session {
 	/* The loop's memory budget (mr_sio_account). */
 	uint64_t max_buffered;        /* the session's own cap, 0: none */
 	uint64_t buffered_seen;       /* its buffered bytes in loop->buffered */
-	bool held_to_share;           /* its limit is the loop's equal share */
 };
 
 /*

@@ -154,6 +154,8 @@ struct bench_result {
 	double p50_us;		/* median latency, microseconds */
 	double p99_us;		/* 99th percentile latency, microseconds */
 	double bytes_per_stream; /* BENCH_IDLE: memory per idle stream */
+	double kernel_bytes_per_stream; /* the kernel slab's part of it (the
+					   rest is the process's) */
 	double elapsed_s;	/* measured window actually run, seconds */
 	uint64_t ops;		/* requests (streams, payloads, pings) done;
 				 * idle: streams measured over */
@@ -325,5 +327,9 @@ int bench_mem_sample(struct bench_mem *m);
 /* ((after - before) rss + slab) / n, in bytes; may be negative noise. */
 double bench_mem_per_stream(const struct bench_mem *before,
 			    const struct bench_mem *after, unsigned long n);
+/* The kernel slab's part of it: (after - before) slab / n. */
+double bench_mem_kernel_per_stream(const struct bench_mem *before,
+				   const struct bench_mem *after,
+				   unsigned long n);
 
 #endif /* MUXBENCH_BENCH_H */

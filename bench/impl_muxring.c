@@ -110,7 +110,7 @@ struct mx_shared {
 	/* Client results. */
 	uint64_t t_start, t_end;
 	uint64_t ops, bytes;
-	double bytes_per_stream;
+	double bytes_per_stream, kernel_bytes_per_stream;
 	struct bench_latency lat;
 };
 
@@ -956,6 +956,8 @@ static int run_idle(struct mx_client *c)
 	if (bench_mem_sample(&after))
 		return bench_error(NAME, "memory sample failed");
 	c->sh->bytes_per_stream = bench_mem_per_stream(&before, &after, c->nw);
+	c->sh->kernel_bytes_per_stream =
+		bench_mem_kernel_per_stream(&before, &after, c->nw);
 	c->sh->ops = c->nw;
 	return 0;
 }
@@ -998,6 +1000,8 @@ static int run_sessions(struct mx_client *c)
 	if (bench_mem_sample(&after))
 		return bench_error(NAME, "memory sample failed");
 	c->sh->bytes_per_stream = bench_mem_per_stream(&before, &after, c->nw);
+	c->sh->kernel_bytes_per_stream =
+		bench_mem_kernel_per_stream(&before, &after, c->nw);
 	return 0;
 }
 
@@ -1232,6 +1236,8 @@ static int mx_run(const struct bench_cell *cell, struct bench_result *out)
 		switch (cell->workload) {
 		case BENCH_IDLE:
 			out->bytes_per_stream = sh->bytes_per_stream;
+			out->kernel_bytes_per_stream =
+				sh->kernel_bytes_per_stream;
 			break;
 		case BENCH_HEARTBEAT:
 			if (getenv("MUXBENCH_STATS"))
@@ -1254,6 +1260,8 @@ static int mx_run(const struct bench_cell *cell, struct bench_result *out)
 			break;
 		case BENCH_SESSIONS:
 			out->bytes_per_stream = sh->bytes_per_stream;
+			out->kernel_bytes_per_stream =
+				sh->kernel_bytes_per_stream;
 			/* fall through */
 		default:
 			out->elapsed_s = secs;

@@ -39,7 +39,7 @@ void bench_result_init(struct bench_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->ops_per_s = r->mb_per_s = r->p50_us = r->p99_us = NAN;
-	r->bytes_per_stream = r->elapsed_s = NAN;
+	r->bytes_per_stream = r->kernel_bytes_per_stream = r->elapsed_s = NAN;
 }
 
 int bench_error(const char *who, const char *fmt, ...)

@@ -107,7 +107,7 @@ static double sum_or_nan(double acc, double v)
 static void merge(const struct lane *lanes, unsigned n, struct bench_result *out)
 {
 	struct bench_latency *all = malloc(sizeof(*all));
-	double mem_bytes = NAN;
+	double mem_bytes = NAN, kernel_bytes = NAN;
 	uint64_t mem_over = 0;
 
 	bench_result_init(out);
@@ -127,13 +127,18 @@ static void merge(const struct lane *lanes, unsigned n, struct bench_result *out
 			/* per stream over the copy's own streams */
 			mem_bytes = sum_or_nan(mem_bytes, r->bytes_per_stream *
 							  lanes[i].cell.streams);
+			kernel_bytes = sum_or_nan(kernel_bytes,
+						  r->kernel_bytes_per_stream *
+							  lanes[i].cell.streams);
 			mem_over += lanes[i].cell.streams;
 		}
 		if (all)
 			bench_latency_merge(all, &lanes[i].lat);
 	}
-	if (mem_over)
+	if (mem_over) {
 		out->bytes_per_stream = mem_bytes / (double)mem_over;
+		out->kernel_bytes_per_stream = kernel_bytes / (double)mem_over;
+	}
 	if (all && all->count)
 		bench_latency_report(all, out);
 	free(all);

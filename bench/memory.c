@@ -114,3 +114,12 @@ double bench_mem_per_stream(const struct bench_mem *before,
 
 	return n ? d / (double)n : 0;
 }
+
+double bench_mem_kernel_per_stream(const struct bench_mem *before,
+				   const struct bench_mem *after,
+				   unsigned long n)
+{
+	double d = (double)after->slab_bytes - (double)before->slab_bytes;
+
+	return n ? d / (double)n : 0;
+}

@@ -200,6 +200,8 @@ int pool_idle_measure(struct pool *p)
 		return bench_error(p->name, "cannot read /proc memory figures");
 	p->bytes_per_stream =
 		bench_mem_per_stream(&p->mem_before, &after, p->nconns);
+	p->kernel_bytes_per_stream =
+		bench_mem_kernel_per_stream(&p->mem_before, &after, p->nconns);
 	return 0;
 }
 
@@ -211,6 +213,8 @@ int pool_sessions_measure(struct pool *p)
 		return bench_error(p->name, "cannot read /proc memory figures");
 	p->bytes_per_stream =
 		bench_mem_per_stream(&p->mem_before, &after, p->nconns);
+	p->kernel_bytes_per_stream =
+		bench_mem_kernel_per_stream(&p->mem_before, &after, p->nconns);
 	return 0;
 }
 
@@ -236,6 +240,7 @@ static void fill_result(const struct pool *p, struct bench_result *out)
 
 	if (p->cell->workload == BENCH_IDLE) {
 		out->bytes_per_stream = p->bytes_per_stream;
+		out->kernel_bytes_per_stream = p->kernel_bytes_per_stream;
 		out->ops = p->nconns;	/* connections actually opened */
 		return;
 	}
@@ -248,6 +253,7 @@ static void fill_result(const struct pool *p, struct bench_result *out)
 	switch (p->cell->workload) {
 	case BENCH_SESSIONS:
 		out->bytes_per_stream = p->bytes_per_stream;
+		out->kernel_bytes_per_stream = p->kernel_bytes_per_stream;
 		/* fall through */
 	case BENCH_RPC:
 	case BENCH_OPEN:

@@ -71,6 +71,7 @@ struct pool {
 	uint64_t bytes;			/* payload bytes written */
 	struct bench_mem mem_before;	/* idle: before the first connect */
 	double bytes_per_stream;	/* idle, sessions */
+	double kernel_bytes_per_stream;	/* its kernel slab part */
 	struct bench_latency lat;
 };
 

@@ -122,7 +122,8 @@ void report_format_run(const struct bench_run *run, char *buf, size_t len)
 	}
 	switch (w) {
 	case BENCH_IDLE:
-		snprintf(buf, len, "%.0f bytes per idle stream", r->bytes_per_stream);
+		snprintf(buf, len, "%.0f bytes per idle stream (kernel %.0f)",
+			 r->bytes_per_stream, r->kernel_bytes_per_stream);
 		if (r->ops && r->ops != run->cell.streams) {
 			size_t n = strlen(buf);
 
@@ -132,8 +133,9 @@ void report_format_run(const struct bench_run *run, char *buf, size_t len)
 		return;
 	case BENCH_SESSIONS:
 		report_si(r->ops_per_s, a, sizeof(a));
-		snprintf(buf, len, "%s req/s  p50 %.1f us  p99 %.1f us  %.0f bytes per session",
-			 a, r->p50_us, r->p99_us, r->bytes_per_stream);
+		snprintf(buf, len, "%s req/s  p50 %.1f us  p99 %.1f us  %.0f bytes per session (kernel %.0f)",
+			 a, r->p50_us, r->p99_us, r->bytes_per_stream,
+			 r->kernel_bytes_per_stream);
 		return;
 	case BENCH_HEARTBEAT:
 		fmt_value(M_MB, r->mb_per_s, a, sizeof(a));
@@ -221,6 +223,8 @@ static void json_run_fields(FILE *f, const struct bench_run *run)
 		fprintf(f, ",\"%s\":", keys[m]);
 		json_num(f, run->failed ? NAN : report_metric(r, m));
 	}
+	fputs(",\"kernel_bytes_per_stream\":", f);
+	json_num(f, run->failed ? NAN : r->kernel_bytes_per_stream);
 	if (run->failed)
 		fputs(",\"failed\":true", f);
 }

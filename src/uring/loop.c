@@ -362,6 +362,26 @@ static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
 	return ret;
 }
 
+/* Whether the completion queue holds, not yet reaped, a completion of a
+ * quiet send: its failure (a session waiting for it is alive: its send is
+ * still counted in flight). */
+static bool quiet_failure_waiting(struct muxring_loop *loop)
+{
+	struct io_uring_cq *cq = &loop->ring.cq;
+	unsigned head = *cq->khead;
+	unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+
+	for (; head != tail; head++) {
+		uint64_t data = cq->cqes[head & cq->ring_mask].user_data;
+		const struct muxring_session *s = mr_op_obj(data);
+
+		if (mr_op_tag_of(data) == MR_OP_SEND &&
+		    s->flags & MR_SIO_SEND_QUIET)
+			return true;
+	}
+	return false;
+}
+
 struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop)
 {
 	struct io_uring_sqe *sqe;
@@ -374,8 +394,14 @@ struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop)
 	sqe = io_uring_get_sqe(&loop->ring);
 	if (!sqe) {
 		/* A full submission queue: submit what is queued (one extra
-		 * enter; the completions are reaped by the turn as usual). */
+		 * enter; the completions are reaped by the turn as usual).
+		 * The quiet sends it took are done unless one's failure waits
+		 * unreaped: then their slots serve the sends still to come in
+		 * this turn, and ten thousand sessions answering at once hold
+		 * a queue's worth of slots, not ten thousand. */
 		loop_enter(loop, 0, NULL);
+		if (!quiet_failure_waiting(loop))
+			mr_sio_quiet_confirm(loop);
 		sqe = io_uring_get_sqe(&loop->ring);
 	}
 	if (!sqe) {

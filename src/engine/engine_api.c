@@ -287,6 +287,15 @@ bool muxring_engine_poll(struct muxring_engine *engine,
 	return true;
 }
 
+void mr_engine_ended_entry(struct muxring_engine *engine,
+			   struct muxring_cqe *cqe)
+{
+	struct mr_event ev = {.type = MR_EV_SESSION_ENDED};
+
+	memset(cqe, 0, sizeof(*cqe));
+	fill_entry(sess_of(engine), &ev, cqe);
+}
+
 void muxring_engine_cqe_done(struct muxring_engine *engine,
 			     struct muxring_cqe *cqe)
 {

@@ -163,6 +163,14 @@ static inline struct mr_session *mr_session_of_engine(struct muxring_engine *e)
 	return (struct mr_session *)e;
 }
 
+/* The SESSION_ENDED entry of an engine that has ended, as
+ * muxring_engine_poll() gave it (engine_api.c): the io_uring driver polls
+ * it when the engine ends but posts it once the transport is closed, and
+ * makes it again then instead of keeping a copy in every session. */
+struct muxring_cqe;
+void mr_engine_ended_entry(struct muxring_engine *engine,
+			   struct muxring_cqe *cqe);
+
 /* And its reference-counted buffers are struct mr_buf. */
 struct muxring_engine_buf;
 static inline struct muxring_engine_buf *mr_engine_buf_of(struct mr_buf *b)

@@ -452,9 +452,8 @@ static bool post_ended(struct muxring_session *s)
 
 	if (!cqe)
 		return false;
-	*cqe = s->ended;
-	/* The application may have changed it since the engine ended. */
-	cqe->user_data = s->user_data;
+	mr_engine_ended_entry(s->engine, cqe);
+	adopt_entry(s, cqe);
 	if (!(cqe->flags & MUXRING_CQE_F_REMOTE) && s->fio && s->fio->end_text) {
 		cqe->view.data = (const uint8_t *)s->fio->end_text;
 		cqe->view.len = strlen(s->fio->end_text);
@@ -484,11 +483,12 @@ static void gather_events(struct muxring_session *s)
 		cqe = &cq->slots[cq->tail & cq->mask];
 		if (!muxring_engine_poll(s->engine, cqe))
 			return;
-		adopt_entry(s, cqe);
+		/* SESSION_ENDED is made again when it is posted (the slot
+		 * is left free now). */
 		if (cqe->type == MUXRING_CQE_SESSION_ENDED) {
-			s->ended = *cqe;
 			s->flags |= MR_SIO_ENDED_SEEN;
 		} else {
+			adopt_entry(s, cqe);
 			cq->tail++;
 		}
 	}

@@ -111,10 +111,6 @@ struct muxring_session {
 	struct mr_trace_session *trace; /* frame tracing state, NULL when the
 					   loop does not trace */
 
-	/* The engine's SESSION_ENDED entry, posted once the transport is
-	 * closed (valid with MR_SIO_ENDED_SEEN). */
-	struct muxring_cqe ended;
-
 	struct mr_fio *fio;           /* its transport filter's state
 					 (filter_io.c), NULL: none */
 

@@ -56,17 +56,19 @@ static char *copy_text(const struct muxring_mem *mem, const char *text)
  * when it has some). */
 static void fio_fail(struct muxring_session *s, int err, const char *text)
 {
-	const char *why = s->fio->state && ops(s)->error ? ops(s)->error(s->fio->state)
-						     : NULL;
+	struct mr_fio *fio = s->fio;
+	const char *why = fio->state && ops(s)->error
+				  ? ops(s)->error(fio->state)
+				  : NULL;
 
 	if (s->flags & MR_SIO_FILTER_FAILED)
 		return;
 	s->flags |= MR_SIO_FILTER_FAILED;
 	s->flags &= ~(uint32_t)MR_SIO_HANDSHAKING;
-	if (!s->fio->end_text)
-		s->fio->end_text = copy_text(s->loop->mem,
-					text ? text : why ? why
-					     : "transport filter failed");
+	if (!fio->end_text)
+		fio->end_text = copy_text(s->loop->mem,
+					  text ? text : why ? why
+					  : "transport filter failed");
 	if (!(s->flags & MR_SIO_READY_POSTED))
 		s->ready_res = err;
 	mr_sio_transport_end(s, err);
@@ -76,10 +78,11 @@ static void fio_fail(struct muxring_session *s, int err, const char *text)
 int mr_fio_open(struct muxring_session *s, enum muxring_role role,
 		const char *host)
 {
-	int err = ops(s)->open(s->fio->filter->arg, s, role, host, &s->fio->state);
+	struct mr_fio *fio = s->fio;
+	int err = ops(s)->open(fio->filter->arg, s, role, host, &fio->state);
 
 	if (err) {
-		s->fio->state = NULL;
+		fio->state = NULL;
 		fio_fail(s, err, "the transport filter could not start");
 	}
 	return err;
@@ -92,14 +95,16 @@ static size_t fio_pending(const struct muxring_session *s)
 
 void mr_fio_start(struct muxring_session *s)
 {
-	uint64_t t = s->fio->filter->handshake_timeout_ns;
+	struct mr_fio *fio = s->fio;
+	uint64_t t = fio->filter->handshake_timeout_ns;
 
 	if (s->flags & MR_SIO_FILTER_FAILED || !t)
 		return;
 	s->flags |= MR_SIO_HANDSHAKING;
-	s->fio->handshake_deadline = muxring_now_ns() + t;
-	if (!s->deadline || s->fio->handshake_deadline < s->deadline)
-		(void)mr_timers_set(&s->loop->timers, s, s->fio->handshake_deadline);
+	fio->handshake_deadline = muxring_now_ns() + t;
+	if (!s->deadline || fio->handshake_deadline < s->deadline)
+		(void)mr_timers_set(&s->loop->timers, s,
+				    fio->handshake_deadline);
 }
 
 bool mr_fio_active(const struct muxring_session *s)
@@ -137,18 +142,21 @@ static void note_established(struct muxring_session *s)
 /* A block with room for a record, or NULL (out of memory). */
 static struct mr_buf *plain_block(struct muxring_session *s)
 {
-	if (s->fio->plain && s->fio->plain->cap - s->fio->plain_off >= MR_PLAIN_ROOM)
-		return s->fio->plain;
-	if (s->fio->plain)
-		mr_buf_unref(s->fio->plain); /* its views keep it */
-	s->fio->plain = mr_copy_cache_get(s->loop->copies, MR_PLAIN_BLOCK);
-	s->fio->plain_off = 0;
-	return s->fio->plain;
+	struct mr_fio *fio = s->fio;
+
+	if (fio->plain && fio->plain->cap - fio->plain_off >= MR_PLAIN_ROOM)
+		return fio->plain;
+	if (fio->plain)
+		mr_buf_unref(fio->plain); /* its views keep it */
+	fio->plain = mr_copy_cache_get(s->loop->copies, MR_PLAIN_BLOCK);
+	fio->plain_off = 0;
+	return fio->plain;
 }
 
 /* Reads every byte the filter can give and feeds the engine with it. */
 static void pump_plain(struct muxring_session *s)
 {
+	struct mr_fio *fio = s->fio;
 	struct mr_buf *b;
 	long n;
 
@@ -157,8 +165,8 @@ static void pump_plain(struct muxring_session *s)
 			fio_fail(s, -ENOMEM, "out of memory for decrypted data");
 			return;
 		}
-		n = ops(s)->read(s->fio->state, b->data + s->fio->plain_off,
-				 b->cap - s->fio->plain_off);
+		n = ops(s)->read(fio->state, b->data + fio->plain_off,
+				 b->cap - fio->plain_off);
 		note_established(s);
 		if (n < 0)
 			fio_fail(s, (int)n, NULL);
@@ -167,10 +175,10 @@ static void pump_plain(struct muxring_session *s)
 		if (!muxring_engine_ended(s->engine)) {
 			muxring_engine_set_now(s->engine, s->loop->now);
 			muxring_engine_feed_buf(s->engine, mr_engine_buf_of(b),
-						b->data + s->fio->plain_off,
+						b->data + fio->plain_off,
 						(size_t)n);
 		}
-		s->fio->plain_off += (size_t)n;
+		fio->plain_off += (size_t)n;
 	}
 }
 
@@ -179,9 +187,11 @@ static void pump_plain(struct muxring_session *s)
  * this one, still warm). */
 static void drop_idle_block(struct muxring_session *s)
 {
-	if (s->fio->plain && s->fio->plain->refs == 1) {
-		mr_buf_unref(s->fio->plain);
-		s->fio->plain = NULL;
+	struct mr_fio *fio = s->fio;
+
+	if (fio->plain && fio->plain->refs == 1) {
+		mr_buf_unref(fio->plain);
+		fio->plain = NULL;
 	}
 }
 
@@ -217,6 +227,7 @@ void mr_fio_step(struct muxring_session *s)
 static int encrypt_frames(struct muxring_session *s, struct mr_send_slot *slot,
 			  size_t n)
 {
+	void *state = s->fio->state;
 	size_t i, used = 0, taken = 0;
 	long r = 0;
 
@@ -229,18 +240,18 @@ static int encrypt_frames(struct muxring_session *s, struct mr_send_slot *slot,
 			used += v->iov_len;
 			continue;
 		}
-		if (used && (r = ops(s)->write(s->fio->state, slot->bounce, used)) < 0)
+		if (used && (r = ops(s)->write(state, slot->bounce, used)) < 0)
 			break;
 		used = 0;
 		if (v->iov_len <= MR_SEND_SMALL) {
 			memcpy(slot->bounce, v->iov_base, v->iov_len);
 			used = v->iov_len;
 		} else {
-			r = ops(s)->write(s->fio->state, v->iov_base, v->iov_len);
+			r = ops(s)->write(state, v->iov_base, v->iov_len);
 		}
 	}
 	if (r >= 0 && used)
-		r = ops(s)->write(s->fio->state, slot->bounce, used);
+		r = ops(s)->write(state, slot->bounce, used);
 	if (r < 0)
 		return (int)r;
 	for (i = 0; i < n; i++)
@@ -266,6 +277,7 @@ static size_t cipher_room(size_t plain, size_t n)
  * nothing to send (or no memory: retried next turn). */
 static bool fill_cipher(struct muxring_session *s)
 {
+	struct mr_fio *fio = s->fio;
 	struct mr_send_slot *slot = NULL;
 	size_t n = 0, plain = 0, spill, cap, used;
 	int err = 0;
@@ -283,36 +295,36 @@ static bool fill_cipher(struct muxring_session *s)
 	}
 	spill = fio_pending(s);
 	cap = spill + (n ? cipher_room(plain, n) : 0);
-	s->fio->cipher = cap ? mr_copy_cache_get(s->loop->copies, cap) : NULL;
-	if (!s->fio->cipher) {
+	fio->cipher = cap ? mr_copy_cache_get(s->loop->copies, cap) : NULL;
+	if (!fio->cipher) {
 		if (slot)
 			mr_loop_slot_put(s->loop, slot);
 		if (cap)
 			mr_loop_mark_dirty(s); /* out of memory: next turn */
 		return false;
 	}
-	used = spill ? ops(s)->drain(s->fio->state, s->fio->cipher->data, spill) : 0;
+	used = spill ? ops(s)->drain(fio->state, fio->cipher->data, spill) : 0;
 	if (n) {
 		if (ops(s)->set_output)
-			ops(s)->set_output(s->fio->state, s->fio->cipher->data + used,
+			ops(s)->set_output(fio->state, fio->cipher->data + used,
 					   cap - used);
 		err = encrypt_frames(s, slot, n);
 		if (ops(s)->set_output)
-			used += ops(s)->output_done(s->fio->state);
+			used += ops(s)->output_done(fio->state);
 		/* Without set_output (or past the room): from pending. */
-		used += ops(s)->drain(s->fio->state, s->fio->cipher->data + used,
+		used += ops(s)->drain(fio->state, fio->cipher->data + used,
 				      cap - used);
 		mr_loop_slot_put(s->loop, slot);
 	}
 	if (err)
 		fio_fail(s, err, NULL);
 	if (!used) {
-		mr_buf_unref(s->fio->cipher);
-		s->fio->cipher = NULL;
+		mr_buf_unref(fio->cipher);
+		fio->cipher = NULL;
 		return false;
 	}
-	s->fio->cipher_len = used;
-	s->fio->cipher_off = 0;
+	fio->cipher_len = used;
+	fio->cipher_off = 0;
 	return true;
 }
 
@@ -360,18 +372,19 @@ static void stop_multishot(struct muxring_session *s)
  * when there is no memory for them (receiving stays with the filter). */
 static bool read_exact(struct muxring_session *s, size_t n)
 {
+	struct mr_fio *fio = s->fio;
 	struct io_uring_sqe *sqe;
 
-	s->fio->rx_exact = mr_copy_cache_get(s->loop->copies, n);
-	if (!s->fio->rx_exact)
+	fio->rx_exact = mr_copy_cache_get(s->loop->copies, n);
+	if (!fio->rx_exact)
 		return false;
 	if (!(sqe = mr_loop_sqe(s->loop))) {
-		mr_buf_unref(s->fio->rx_exact);
-		s->fio->rx_exact = NULL;
+		mr_buf_unref(fio->rx_exact);
+		fio->rx_exact = NULL;
 		mr_loop_mark_dirty(s);
 		return true;
 	}
-	io_uring_prep_recv(sqe, s->fd, s->fio->rx_exact->data, n, MSG_WAITALL);
+	io_uring_prep_recv(sqe, s->fd, fio->rx_exact->data, n, MSG_WAITALL);
 	mr_sqe_use_file(sqe, s->file_slot);
 	mr_sio_submit(s, sqe, MR_OP_RECV);
 	s->flags |= MR_SIO_RECV_ARMED;
@@ -380,13 +393,14 @@ static bool read_exact(struct muxring_session *s, size_t n)
 
 bool mr_fio_rx_hold(struct muxring_session *s)
 {
+	struct mr_fio *fio = s->fio;
 	long n;
 
 	if (!(s->flags & MR_SIO_RX_SWITCH))
 		return false;
-	if (s->flags & MR_SIO_RX_STOPPING || s->fio->rx_exact)
+	if (s->flags & MR_SIO_RX_STOPPING || fio->rx_exact)
 		return true;
-	if (s->state != MR_SIO_OPEN || !s->fio->state ||
+	if (s->state != MR_SIO_OPEN || !fio->state ||
 	    s->flags & (MR_SIO_RECV_DONE | MR_SIO_FILTER_FAILED) ||
 	    muxring_engine_ended(s->engine)) {
 		s->flags &= ~(uint32_t)MR_SIO_RX_SWITCH;
@@ -396,7 +410,7 @@ bool mr_fio_rx_hold(struct muxring_session *s)
 		stop_multishot(s);
 		return true;
 	}
-	n = ops(s)->receive_handover(s->fio->state);
+	n = ops(s)->receive_handover(fio->state);
 	if (n > 0 && read_exact(s, (size_t)n))
 		return true;
 	s->flags &= ~(uint32_t)MR_SIO_RX_SWITCH;
@@ -412,15 +426,16 @@ void mr_fio_rx_stopped(struct muxring_session *s)
 
 bool mr_fio_rx_failed(struct muxring_session *s, int err)
 {
+	struct mr_fio *fio = s->fio;
 	int r;
 
 	/* Once the session is ending, whatever stops the receive just
 	 * ends the reading (a close_notify answering ours, typically). */
-	if (!(s->flags & MR_SIO_RX_PASS) || !s->fio->state ||
+	if (!(s->flags & MR_SIO_RX_PASS) || !fio->state ||
 	    !ops(s)->receive_failed || s->state != MR_SIO_OPEN ||
 	    muxring_engine_ended(s->engine))
 		return false;
-	r = ops(s)->receive_failed(s->fio->state, err);
+	r = ops(s)->receive_failed(fio->state, err);
 	if (r == err)
 		return false;
 	if (r == 0)
@@ -435,16 +450,17 @@ bool mr_fio_rx_failed(struct muxring_session *s, int err)
 
 bool mr_fio_start_send(struct muxring_session *s)
 {
+	struct mr_fio *fio = s->fio;
 	struct io_uring_sqe *sqe;
 
 	ask_passthrough(s);
 	if (!mr_fio_sends(s))
 		return false;
-	if (!s->fio->cipher && (!s->fio->state || !fill_cipher(s)))
+	if (!fio->cipher && (!fio->state || !fill_cipher(s)))
 		return false;
 	sqe = mr_loop_sqe(s->loop);
-	io_uring_prep_send(sqe, s->fd, s->fio->cipher->data + s->fio->cipher_off,
-			   s->fio->cipher_len - s->fio->cipher_off, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, s->fd, fio->cipher->data + fio->cipher_off,
+			   fio->cipher_len - fio->cipher_off, MSG_NOSIGNAL);
 	mr_sio_submit(s, sqe, MR_OP_SEND);
 	s->flags |= MR_SIO_SEND_ARMED;
 	s->sends++;
@@ -454,29 +470,33 @@ bool mr_fio_start_send(struct muxring_session *s)
 
 void mr_fio_send_done(struct muxring_session *s, int res)
 {
+	struct mr_fio *fio = s->fio;
+
 	if (res > 0)
-		s->fio->cipher_off += (size_t)res;
+		fio->cipher_off += (size_t)res;
 	if (res < 0 && res != -EINTR && res != -EAGAIN) {
 		s->flags |= MR_SIO_TX_DEAD;
 		mr_sio_transport_end(s, res);
 	}
-	if (s->fio->cipher_off >= s->fio->cipher_len || s->flags & MR_SIO_TX_DEAD) {
-		mr_buf_unref(s->fio->cipher);
-		s->fio->cipher = NULL;
+	if (fio->cipher_off >= fio->cipher_len || s->flags & MR_SIO_TX_DEAD) {
+		mr_buf_unref(fio->cipher);
+		fio->cipher = NULL;
 	}
 }
 
 bool mr_fio_finish(struct muxring_session *s)
 {
+	struct mr_fio *fio = s->fio;
+
 	if (!(s->flags & (MR_SIO_FILTER_SHUT | MR_SIO_FILTER_FAILED)) &&
-	    s->flags & MR_SIO_FILTER_UP && s->fio->state) {
+	    s->flags & MR_SIO_FILTER_UP && fio->state) {
 		s->flags |= MR_SIO_FILTER_SHUT;
 		if (ops(s)->shutdown)
-			ops(s)->shutdown(s->fio->state);
+			ops(s)->shutdown(fio->state);
 	}
 	if (s->flags & MR_SIO_TX_DEAD || !mr_fio_sends(s))
 		return true;
-	return !s->fio->cipher && !fio_pending(s);
+	return !fio->cipher && !fio_pending(s);
 }
 
 uint64_t mr_fio_deadline(const struct muxring_session *s)
@@ -486,13 +506,15 @@ uint64_t mr_fio_deadline(const struct muxring_session *s)
 
 void mr_fio_expire(struct muxring_session *s, uint64_t now)
 {
+	struct mr_fio *fio = s->fio;
 	char text[96];
 
-	if (!(s->flags & MR_SIO_HANDSHAKING) || now < s->fio->handshake_deadline)
+	if (!(s->flags & MR_SIO_HANDSHAKING) || now < fio->handshake_deadline)
 		return;
 	snprintf(text, sizeof(text),
 		 "the handshake did not complete within %llu ms",
-		 (unsigned long long)(s->fio->filter->handshake_timeout_ns / 1000000));
+		 (unsigned long long)(fio->filter->handshake_timeout_ns /
+				      1000000));
 	fio_fail(s, -ETIMEDOUT, text);
 }
 

@@ -454,7 +454,8 @@ static bool post_ended(struct muxring_session *s)
 		return false;
 	mr_engine_ended_entry(s->engine, cqe);
 	adopt_entry(s, cqe);
-	if (!(cqe->flags & MUXRING_CQE_F_REMOTE) && s->fio && s->fio->end_text) {
+	if (!(cqe->flags & MUXRING_CQE_F_REMOTE) && s->fio &&
+	    s->fio->end_text) {
 		cqe->view.data = (const uint8_t *)s->fio->end_text;
 		cqe->view.len = strlen(s->fio->end_text);
 	}
@@ -609,7 +610,8 @@ static bool sio_tx_finished(struct muxring_session *s)
 	if (s->flags & MR_SIO_TX_DEAD)
 		return true;
 	if (!mr_fio_sends(s))
-		return muxring_engine_done(s->engine) && (!s->fio || mr_fio_finish(s));
+		return muxring_engine_done(s->engine) &&
+		       (!s->fio || mr_fio_finish(s));
 	/* Before the handshake, or after a failure, the engine's bytes can
 	 * never leave; only the filter's own (an alert) still do. */
 	if (s->flags & MR_SIO_FILTER_UP && !(s->flags & MR_SIO_FILTER_FAILED) &&

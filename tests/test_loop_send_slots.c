@@ -129,70 +129,6 @@ static void test_spare_slots_are_bounded(void **state)
 #define SENDERS 200u
 #define SMALL_SQ 8u
 
-/* SENDERS sessions each write a 64-byte message, sent in one turn through
- * an SQ of SMALL_SQ entries; returns the tiny slots the loop keeps once
- * every send is done, which is how many it needed (up to
- * MR_SEND_SMALL_SPARE). *quiet says whether the sends were quiet. */
-static unsigned tiny_slots_for_a_burst(unsigned disable, bool *quiet)
-{
-	static int peers[SENDERS];
-	struct muxring_loop_opts opts = {.sq_entries = SMALL_SQ,
-					 .disable = disable};
-	struct muxring_loop *loop;
-	uint8_t msg[64] = {0}, got[sizeof(msg) + 8];
-	unsigned kept;
-
-	assert_int_equal(muxring_loop_create(&loop, &opts), 0);
-	*quiet = muxring_loop_features(loop) & MUXRING_FEAT_SEND_QUIET;
-	for (unsigned i = 0; i < SENDERS; i++) {
-		struct muxring_session *s;
-		struct muxring_stream *st;
-		int fds[2];
-
-		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-		peers[i] = fds[1];
-		assert_int_equal(muxring_session_create(loop, fds[0],
-							MUXRING_CLIENT, NULL,
-							0, &s), 0);
-		assert_int_equal(muxring_stream_open(s, 0, &st), 0);
-		assert_int_equal(muxring_stream_write_quiet(st, msg,
-							    sizeof(msg)), 0);
-	}
-	assert_true(muxring_submit_and_wait(loop, 0, 0) >= 0);
-	/* Completions beyond the completion queue's 4 x SMALL_SQ entries wait
-	 * in the kernel until later turns reap them. */
-	for (unsigned turn = 0; turn < SENDERS / SMALL_SQ; turn++)
-		assert_true(muxring_submit_and_wait(loop, 0, 0) >= 0);
-	for (unsigned i = 0; i < SENDERS; i++) {
-		assert_int_equal(recv(peers[i], got, sizeof(got), MSG_DONTWAIT),
-				 sizeof(got));
-		close(peers[i]);
-	}
-	kept = loop->spare_slots[MR_SLOT_TINY].count;
-	muxring_loop_destroy(loop);
-	return kept;
-}
-
-static void test_a_full_queue_hands_its_quiet_slots_on(void **state)
-{
-	bool quiet;
-	unsigned kept;
-
-	(void)state;
-	/* Sends that must complete hold their slots until the turn reaps. */
-	kept = tiny_slots_for_a_burst(MUXRING_FEAT_SEND_QUIET, &quiet);
-	assert_false(quiet);
-	assert_int_equal(kept, SENDERS);
-	/* Quiet ones are done once submitted: a few slots go round. */
-	kept = tiny_slots_for_a_burst(0, &quiet);
-	print_message("%u quiet sends went through %u tiny slots\n", SENDERS,
-		      kept);
-	if (quiet)
-		assert_true(kept <= 2 * SMALL_SQ);
-	else
-		assert_int_equal(kept, SENDERS);
-}
-
 /* Fills the socket's send path until it takes no more; returns the bytes
  * written. */
 static size_t fill_socket(int fd)
@@ -231,6 +167,78 @@ static void read_all(struct muxring_loop *loop, int fd, uint8_t *out,
 	}
 }
 
+/* A client session on one end of a socketpair, with a stream on which it
+ * wrote msg (quietly, before any turn); returns the other end. With
+ * `filler`, the socket is filled first and *filler says with how much. */
+static int quiet_sender(struct muxring_loop *loop, const uint8_t *msg,
+			size_t len, size_t *filler)
+{
+	struct muxring_session *s;
+	struct muxring_stream *st;
+	int fds[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	if (filler)
+		*filler = fill_socket(fds[0]);
+	assert_int_equal(muxring_session_create(loop, fds[0], MUXRING_CLIENT,
+						NULL, 0, &s), 0);
+	assert_int_equal(muxring_stream_open(s, 0, &st), 0);
+	assert_int_equal(muxring_stream_write_quiet(st, msg, len), 0);
+	return fds[1];
+}
+
+/* SENDERS sessions each write a 64-byte message, sent in one turn through
+ * an SQ of SMALL_SQ entries; returns the tiny slots the loop keeps once
+ * every send is done, which is how many it needed (up to
+ * MR_SEND_SMALL_SPARE). *quiet says whether the sends were quiet. */
+static unsigned tiny_slots_for_a_burst(unsigned disable, bool *quiet)
+{
+	static int peers[SENDERS];
+	struct muxring_loop_opts opts = {.sq_entries = SMALL_SQ,
+					 .disable = disable};
+	struct muxring_loop *loop;
+	uint8_t msg[64] = {0}, got[sizeof(msg) + 8];
+	unsigned kept;
+
+	assert_int_equal(muxring_loop_create(&loop, &opts), 0);
+	*quiet = muxring_loop_features(loop) & MUXRING_FEAT_SEND_QUIET;
+	for (unsigned i = 0; i < SENDERS; i++)
+		peers[i] = quiet_sender(loop, msg, sizeof(msg), NULL);
+	assert_true(muxring_submit_and_wait(loop, 0, 0) >= 0);
+	/* Completions beyond the completion queue's 4 x SMALL_SQ entries wait
+	 * in the kernel until later turns reap them. */
+	for (unsigned turn = 0; turn < SENDERS / SMALL_SQ; turn++)
+		assert_true(muxring_submit_and_wait(loop, 0, 0) >= 0);
+	for (unsigned i = 0; i < SENDERS; i++) {
+		assert_int_equal(recv(peers[i], got, sizeof(got), MSG_DONTWAIT),
+				 sizeof(got));
+		close(peers[i]);
+	}
+	kept = loop->spare_slots[MR_SLOT_TINY].count;
+	muxring_loop_destroy(loop);
+	return kept;
+}
+
+static void test_a_full_queue_hands_its_quiet_slots_on(void **state)
+{
+	bool quiet;
+	unsigned kept;
+
+	(void)state;
+	/* Sends that must complete hold their slots until the turn reaps. */
+	kept = tiny_slots_for_a_burst(MUXRING_FEAT_SEND_QUIET, &quiet);
+	assert_false(quiet);
+	assert_int_equal(kept, SENDERS);
+	/* Quiet ones are done once submitted: a few slots go round. */
+	kept = tiny_slots_for_a_burst(0, &quiet);
+	print_message("%u quiet sends went through %u tiny slots\n", SENDERS,
+		      kept);
+	if (quiet)
+		assert_true(kept <= 2 * SMALL_SQ);
+	else
+		assert_int_equal(kept, SENDERS);
+}
+
 /* In the same burst, the first sessions find their sockets full: their
  * quiet sends fail (-EAGAIN), and the failures wait in the completion
  * queue while later sessions fill the submission queue. No quiet send may
@@ -248,21 +256,9 @@ static void test_quiet_failures_in_a_burst_are_sent_again(void **state)
 	(void)state;
 	memset(msg, 0x6d, sizeof(msg));
 	assert_int_equal(muxring_loop_create(&loop, &opts), 0);
-	for (unsigned i = 0; i < SESSIONS; i++) {
-		struct muxring_session *s;
-		struct muxring_stream *st;
-		int fds[2];
-
-		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-		peers[i] = fds[1];
-		filler[i] = i < FULL ? fill_socket(fds[0]) : 0;
-		assert_int_equal(muxring_session_create(loop, fds[0],
-							MUXRING_CLIENT, NULL,
-							0, &s), 0);
-		assert_int_equal(muxring_stream_open(s, 0, &st), 0);
-		assert_int_equal(muxring_stream_write_quiet(st, msg,
-							    sizeof(msg)), 0);
-	}
+	for (unsigned i = 0; i < SESSIONS; i++)
+		peers[i] = quiet_sender(loop, msg, sizeof(msg),
+					i < FULL ? &filler[i] : NULL);
 	assert_true(muxring_submit_and_wait(loop, 0, 0) >= 0);
 	for (unsigned i = 0; i < SESSIONS; i++) {
 		read_all(loop, peers[i], NULL, filler[i]);

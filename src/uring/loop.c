@@ -400,7 +400,7 @@ struct io_uring_sqe *mr_loop_sqe(struct muxring_loop *loop)
 		 * this turn, and ten thousand sessions answering at once hold
 		 * a queue's worth of slots, not ten thousand. */
 		loop_enter(loop, 0, NULL);
-		if (!quiet_failure_waiting(loop))
+		if (loop->quiet && !quiet_failure_waiting(loop))
 			mr_sio_quiet_confirm(loop);
 		sqe = io_uring_get_sqe(&loop->ring);
 	}

@@ -288,7 +288,10 @@ struct muxring_mem {
 struct muxring_loop_opts {
 	/* Submission queue entries (default 256, at most 32768). The
 	 * kernel's completion queue is made four times larger, since
-	 * multishot receives post many. */
+	 * multishot receives post many. A loop with thousands of sessions
+	 * wants more: when more sessions than that answer in one turn, the
+	 * completion queue overflows (nothing is lost, but the kernel then
+	 * allocates for every completion until the loop catches up). */
 	unsigned sq_entries;
 	/* Receive buffers in the provided-buffer ring shared by every
 	 * session of the loop (default 256; at least 2, rounded up to a

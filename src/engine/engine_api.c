@@ -210,10 +210,11 @@ static void put_goaway(const struct mr_session *sess, struct muxring_cqe *cqe)
 	cqe->view.len = r->remote_debug ? r->remote_debug_len : 0;
 }
 
-/* The entry of one engine event; fields not set stay 0. */
+/* The entry of one engine event; the fields its type does not use are 0. */
 static void fill_entry(const struct mr_session *sess, const struct mr_event *ev,
 		       struct muxring_cqe *cqe)
 {
+	memset(cqe, 0, sizeof(*cqe));
 	cqe->stream = (struct muxring_stream *)ev->stream;
 	if (ev->stream)
 		cqe->user_data = (uint64_t)(uintptr_t)mr_stream_user(ev->stream);
@@ -282,7 +283,6 @@ bool muxring_engine_poll(struct muxring_engine *engine,
 
 	if (!mr_session_poll_event(sess_of(engine), &ev))
 		return false;
-	memset(cqe, 0, sizeof(*cqe));
 	fill_entry(sess_of(engine), &ev, cqe);
 	return true;
 }
@@ -292,7 +292,6 @@ void mr_engine_ended_entry(struct muxring_engine *engine,
 {
 	struct mr_event ev = {.type = MR_EV_SESSION_ENDED};
 
-	memset(cqe, 0, sizeof(*cqe));
 	fill_entry(sess_of(engine), &ev, cqe);
 }
 

@@ -362,9 +362,10 @@ static int loop_enter(struct muxring_loop *loop, unsigned wait_nr,
 	return ret;
 }
 
-/* Whether the completion queue holds, not yet reaped, a completion of a
- * quiet send: its failure (a session waiting for it is alive: its send is
- * still counted in flight). */
+/* Whether a quiet send's failure waits in the completion queue, not yet
+ * reaped (a quiet send posts a completion only when it fails). Reading
+ * the session of a waiting send completion is safe: a session is freed
+ * only once nothing of it is in flight. */
 static bool quiet_failure_waiting(struct muxring_loop *loop)
 {
 	struct io_uring_cq *cq = &loop->ring.cq;

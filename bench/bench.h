@@ -64,7 +64,7 @@
  * N streams, both ends established and idle, and measure memory with
  * bench_mem_sample(): once after the loops and the session (or listener)
  * are up and before the first stream opens, once when all N are open on
- * both sides.  bytes_per_stream = bench_mem_per_stream(&before, &after, N)
+ * both sides.  bytes_per_stream = bench_mem_per_stream(&before, &after, N, ...)
  * (process RSS plus kernel slab, both sides of every stream, see
  * memory.c).  If fewer than N could be opened (descriptor limit), report
  * per stream over the number actually opened and say so on stderr.
@@ -324,12 +324,10 @@ struct bench_mem {
 };
 
 int bench_mem_sample(struct bench_mem *m);
-/* ((after - before) rss + slab) / n, in bytes; may be negative noise. */
+/* ((after - before) rss + slab) / n, in bytes, and in *kernel the slab's
+ * part of it; either may be negative noise. */
 double bench_mem_per_stream(const struct bench_mem *before,
-			    const struct bench_mem *after, unsigned long n);
-/* The kernel slab's part of it: (after - before) slab / n. */
-double bench_mem_kernel_per_stream(const struct bench_mem *before,
-				   const struct bench_mem *after,
-				   unsigned long n);
+			    const struct bench_mem *after, unsigned long n,
+			    double *kernel);
 
 #endif /* MUXBENCH_BENCH_H */

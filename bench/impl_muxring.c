@@ -955,9 +955,8 @@ static int run_idle(struct mx_client *c)
 	}
 	if (bench_mem_sample(&after))
 		return bench_error(NAME, "memory sample failed");
-	c->sh->bytes_per_stream = bench_mem_per_stream(&before, &after, c->nw);
-	c->sh->kernel_bytes_per_stream =
-		bench_mem_kernel_per_stream(&before, &after, c->nw);
+	c->sh->bytes_per_stream = bench_mem_per_stream(
+		&before, &after, c->nw, &c->sh->kernel_bytes_per_stream);
 	c->sh->ops = c->nw;
 	return 0;
 }
@@ -999,9 +998,8 @@ static int run_sessions(struct mx_client *c)
 		return -1;
 	if (bench_mem_sample(&after))
 		return bench_error(NAME, "memory sample failed");
-	c->sh->bytes_per_stream = bench_mem_per_stream(&before, &after, c->nw);
-	c->sh->kernel_bytes_per_stream =
-		bench_mem_kernel_per_stream(&before, &after, c->nw);
+	c->sh->bytes_per_stream = bench_mem_per_stream(
+		&before, &after, c->nw, &c->sh->kernel_bytes_per_stream);
 	return 0;
 }
 

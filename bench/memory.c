@@ -115,19 +115,12 @@ int bench_mem_sample(struct bench_mem *m)
 }
 
 double bench_mem_per_stream(const struct bench_mem *before,
-			    const struct bench_mem *after, unsigned long n)
+			    const struct bench_mem *after, unsigned long n,
+			    double *kernel)
 {
-	double d = ((double)after->rss_bytes - (double)before->rss_bytes) +
-		   ((double)after->slab_bytes - (double)before->slab_bytes);
+	double slab = (double)after->slab_bytes - (double)before->slab_bytes;
+	double rss = (double)after->rss_bytes - (double)before->rss_bytes;
 
-	return n ? d / (double)n : 0;
-}
-
-double bench_mem_kernel_per_stream(const struct bench_mem *before,
-				   const struct bench_mem *after,
-				   unsigned long n)
-{
-	double d = (double)after->slab_bytes - (double)before->slab_bytes;
-
-	return n ? d / (double)n : 0;
+	*kernel = n ? slab / (double)n : 0;
+	return n ? (rss + slab) / (double)n : 0;
 }

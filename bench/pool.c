@@ -199,9 +199,8 @@ int pool_idle_measure(struct pool *p)
 	if (bench_mem_sample(&after) < 0)
 		return bench_error(p->name, "cannot read /proc memory figures");
 	p->bytes_per_stream =
-		bench_mem_per_stream(&p->mem_before, &after, p->nconns);
-	p->kernel_bytes_per_stream =
-		bench_mem_kernel_per_stream(&p->mem_before, &after, p->nconns);
+		bench_mem_per_stream(&p->mem_before, &after, p->nconns,
+				     &p->kernel_bytes_per_stream);
 	return 0;
 }
 
@@ -212,9 +211,8 @@ int pool_sessions_measure(struct pool *p)
 	if (bench_mem_sample(&after) < 0)
 		return bench_error(p->name, "cannot read /proc memory figures");
 	p->bytes_per_stream =
-		bench_mem_per_stream(&p->mem_before, &after, p->nconns);
-	p->kernel_bytes_per_stream =
-		bench_mem_kernel_per_stream(&p->mem_before, &after, p->nconns);
+		bench_mem_per_stream(&p->mem_before, &after, p->nconns,
+				     &p->kernel_bytes_per_stream);
 	return 0;
 }
 
